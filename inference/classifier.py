@@ -136,7 +136,7 @@ class NewsClassifier:
         return self.encoder.encode(texts, None if pair_column is None else pairs[pair_column])
 
     @torch.inference_mode()
-    def _logits(self, encoded: list[EncodedArticle], tasks: list[str]) -> dict[str, np.ndarray]:
+    def logits_from_encoded(self, encoded: list[EncodedArticle], tasks: list[str]) -> dict[str, np.ndarray]:
         # Sort by length so each batch pads to similar lengths, then restore the caller's order.
         order = np.argsort([-sum(len(w) for w in a.input_ids) for a in encoded], kind="stable")
         out = {name: np.zeros((len(encoded), len(self.config.task(name).labels)), np.float32) for name in tasks}
@@ -149,7 +149,7 @@ class NewsClassifier:
                 out[name][idx] = logits[name].float().cpu().numpy()
         return out
 
-    def _probabilities(self, name: str, logits: np.ndarray) -> np.ndarray:
+    def probabilities(self, name: str, logits: np.ndarray) -> np.ndarray:
         t = torch.from_numpy(logits)
         if self.config.task(name).problem_type == "multi_label":
             return torch.sigmoid(t).numpy()
@@ -180,8 +180,8 @@ class NewsClassifier:
             if not texts:
                 logits = {n: np.zeros((0, len(self.config.task(n).labels)), np.float32) for n in group}
             else:
-                logits = self._logits(encoded, group)
-            probs.update({n: self._probabilities(n, logits[n]) for n in group})
+                logits = self.logits_from_encoded(encoded, group)
+            probs.update({n: self.probabilities(n, logits[n]) for n in group})
         return probs, first
 
     @overload

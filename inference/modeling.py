@@ -182,7 +182,10 @@ def _encoder_from_dict(encoder: dict[str, Any]) -> nn.Module:
     encoder = dict(encoder)
     model_type = encoder.pop("model_type")
     config = AutoConfig.for_model(model_type, **encoder)
-    return AutoModel.from_config(config)
+    try:  # mirror from_encoder: no pooler where the architecture allows leaving it out
+        return AutoModel.from_config(config, add_pooling_layer=False)
+    except TypeError:
+        return AutoModel.from_config(config)
 
 
 class MultiTaskClassifier(nn.Module):
@@ -215,7 +218,10 @@ class MultiTaskClassifier(nn.Module):
         """
         from transformers import AutoModel
 
-        encoder = AutoModel.from_pretrained(name_or_path, trust_remote_code=False)
+        try:  # the pooler is unused (heads read the CLS or mean token state); skip it where supported
+            encoder = AutoModel.from_pretrained(name_or_path, trust_remote_code=False, add_pooling_layer=False)
+        except TypeError:
+            encoder = AutoModel.from_pretrained(name_or_path, trust_remote_code=False)
         config = ClassifierConfig(
             tasks=tasks, encoder=encoder.config.to_dict(), base_model=name_or_path, **config_kwargs
         )

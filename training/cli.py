@@ -1,0 +1,245 @@
+"""The ``aranews`` command line: one subcommand per job.
+
+    aranews build-backbone --texts data/sample/train.jsonl --out runs/tiny-backbone
+    aranews train configs/default.yaml --set training.epochs=5
+    aranews evaluate --model runs/x/model --data dev.jsonl
+    aranews predict --model runs/x/model "نص الخبر ..."
+    aranews demo --out runs/demo
+
+Logging and progress-bar settings are configured here, never at library import.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = ["main"]
+
+logger = logging.getLogger("aranews")
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _parse_set(values: Sequence[str]) -> dict[str, Any]:
+    out = {}
+    for item in values:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--set expects key=value (e.g. training.epochs=3), got {item!r}")
+        out[key] = yaml.safe_load(raw)
+    return out
+
+
+def _read_texts(paths: Sequence[str], column: str = "text") -> list[str]:
+    texts: list[str] = []
+    for path in paths:
+        p = Path(path)
+        if p.suffix == ".jsonl":
+            with p.open(encoding="utf-8") as handle:
+                for line_number, line in enumerate(handle, 1):
+                    if line.strip():
+                        try:
+                            texts.append(json.loads(line)[column])
+                        except (ValueError, KeyError) as exc:
+                            raise SystemExit(f"{p}:{line_number}: cannot read column {column!r}: {exc}") from None
+        else:
+            texts.append(p.read_text(encoding="utf-8"))
+    return texts
+
+
+def cmd_build_backbone(args: argparse.Namespace) -> int:
+    from .backbone import build_tiny_backbone
+
+    texts = _read_texts(args.texts)
+    build_tiny_backbone(
+        texts, args.out, vocab_size=args.vocab_size, hidden_size=args.hidden_size, num_layers=args.layers,
+        num_heads=args.heads, intermediate_size=args.hidden_size * 2, max_position_embeddings=args.max_positions,
+    )
+    print(f"backbone written to {args.out}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .config import load_config
+    from .trainer import Trainer
+
+    overrides = _parse_set(args.set)
+    if args.out:
+        overrides["training.output_dir"] = args.out
+    config = load_config(args.config, overrides)
+    result = Trainer(config).train()
+    _print_summary(result.metrics)
+    print(f"model: {result.model_dir}\nmetrics: {result.output_dir / 'metrics.json'}")
+    return 0
+
+
+def _print_summary(metrics: dict[str, Any]) -> None:
+    print(f"best epoch {metrics['best_epoch']} ({metrics['selection_metric']} {metrics['best_dev_score']:.4f})")
+    for split in ("dev", "test"):
+        for task, report in metrics.get(split, {}).items():
+            if report.get("n"):
+                print(f"  {split:4s} {task:10s} n={report['n']:5d}  accuracy {report['accuracy']:.4f}  "
+                      f"macro-F1 {report['macro_f1']:.4f}")
+    for split, stats in metrics.get("data", {}).items():
+        print(f"  {split}: {stats['articles']} articles, {stats['truncated']} truncated "
+              f"({stats['dropped_tokens']} tokens not seen)")
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from inference import load_classifier
+
+    from .config import DataConfig, TaskConfig
+    from .data import DataValidationError, load_split, validate_splits
+    from .trainer import encode_split, evaluate_split
+
+    classifier = load_classifier(args.model, device=args.device, batch_size=args.batch_size)
+    tasks = [TaskConfig(t.name, list(t.labels), t.problem_type, None, t.pair_column) for t in classifier.tasks]
+    data_config = DataConfig(train=args.data, dev=args.data, id_column=args.id_column, text_column=args.text_column)
+    split, problems = load_split("eval", args.data, data_config, tasks)
+    labels = {t.name: list(t.labels) for t in tasks}
+    problems += [p for p in validate_splits(split, [], tasks, labels) if "fewer than two distinct" not in p]
+    if problems:
+        raise DataValidationError(problems)
+    data = encode_split(classifier.encoder, split, classifier.tasks)
+    reports = evaluate_split(classifier, data)
+    out = {"model": str(args.model), "data": str(args.data), "truncation": data.truncation(), "tasks": reports}
+    text = json.dumps(out, ensure_ascii=False, indent=2)
+    if args.out:
+        Path(args.out).write_text(text + "\n", encoding="utf-8")
+    print(text)
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from inference import load_classifier
+
+    texts = list(args.texts)
+    if args.input:
+        texts += _read_texts([args.input], args.text_column)
+    if not texts:
+        raise SystemExit("predict: give texts as arguments or --input FILE")
+    classifier = load_classifier(args.model, device=args.device, batch_size=args.batch_size)
+    pairs = {args.pair_column: [args.pair] * len(texts)} if args.pair else None
+    for prediction in classifier.predict(texts, pairs=pairs):
+        print(json.dumps(prediction, ensure_ascii=False))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Build the tiny backbone on the embedded sample corpus, train, evaluate and predict."""
+    from inference import load_classifier
+
+    from .backbone import build_tiny_backbone
+    from .config import load_config
+    from .trainer import Trainer
+
+    out = Path(args.out)
+    config_path = Path(args.config)
+    sample = REPO_ROOT / "data" / "sample"
+    backbone = out / "tiny-backbone"
+    if not (backbone / "config.json").is_file():
+        texts = _read_texts([str(sample / "train.jsonl")])
+        print(f"[1/3] building a tiny BERT backbone from {len(texts)} sample articles -> {backbone}")
+        build_tiny_backbone(texts, backbone, vocab_size=3000, hidden_size=128, num_layers=2, num_heads=2,
+                            intermediate_size=256, max_position_embeddings=256)
+    overrides = {"model.encoder": str(backbone), "training.output_dir": str(out / "run"), **_parse_set(args.set)}
+    config = load_config(config_path, overrides)
+    print(f"[2/3] training on {config.data.train} (config {config_path})")
+    result = Trainer(config).train()
+    _print_summary(result.metrics)
+    print(f"[3/3] predicting with {result.model_dir}")
+    classifier = load_classifier(result.model_dir)
+    examples = [
+        "وقعت أنقرة وموسكو اتفاقا لتوسيع إمدادات الغاز الطبيعي عبر خط السيل التركي وزيادة التبادل التجاري.",
+        "انتقدت موسكو بشدة بيع تركيا طائرات مسيرة إلى كييف واعتبرت الخطوة تهديدا للعلاقات الثنائية.",
+    ]
+    for text, prediction in zip(examples, classifier.predict(examples)):
+        print(f"  {text[:60]}... -> {json.dumps(prediction, ensure_ascii=False)}")
+    print(f"demo done: model in {result.model_dir}, metrics in {result.output_dir / 'metrics.json'}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="aranews", description=__doc__.split("\n")[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("-q", "--quiet", action="store_true", help="warnings only, no progress bars")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("build-backbone", help="build a tiny random BERT + WordPiece tokenizer offline")
+    p.add_argument("--texts", nargs="+", required=True, help=".jsonl files (column 'text') or .txt files")
+    p.add_argument("--out", required=True)
+    p.add_argument("--vocab-size", type=int, default=4000)
+    p.add_argument("--hidden-size", type=int, default=64)
+    p.add_argument("--layers", type=int, default=2)
+    p.add_argument("--heads", type=int, default=2)
+    p.add_argument("--max-positions", type=int, default=512)
+    p.set_defaults(func=cmd_build_backbone)
+
+    p = sub.add_parser("train", help="fine-tune from a YAML config")
+    p.add_argument("config")
+    p.add_argument("--out", help="run directory (overrides training.output_dir)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="evaluate a saved model on a labelled file")
+    p.add_argument("--model", required=True)
+    p.add_argument("--data", required=True)
+    p.add_argument("--out", help="write the report JSON here")
+    p.add_argument("--id-column", default="id")
+    p.add_argument("--text-column", default="text")
+    p.add_argument("--device")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("predict", help="predict topic and stance for texts")
+    p.add_argument("--model", required=True)
+    p.add_argument("texts", nargs="*")
+    p.add_argument("--input", help="a .jsonl file (column --text-column) or a .txt file")
+    p.add_argument("--text-column", default="text")
+    p.add_argument("--pair", help="target or claim for target-conditioned tasks")
+    p.add_argument("--pair-column", default="target")
+    p.add_argument("--device")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("demo", help="the main job on the embedded sample corpus, offline")
+    p.add_argument("--out", default="runs/demo")
+    p.add_argument("--config", default=str(REPO_ROOT / "configs" / "demo.yaml"))
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    import datasets
+    import transformers
+
+    datasets.disable_progress_bars()
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    if args.quiet:
+        import os
+
+        os.environ["TQDM_DISABLE"] = "1"
+    from .config import ConfigError
+    from .data import DataValidationError
+
+    try:
+        return args.func(args)
+    except (ConfigError, DataValidationError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,240 @@
+"""Reading labelled articles and validating them before any model is built.
+
+Files are JSON Lines, CSV or Parquet, read with ``datasets``. Every problem is collected, then reported
+together, each with its file, row (1-based data row; for JSON Lines the line number), id, column and
+value, so a user fixes a file in one pass.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .config import DataConfig, TaskConfig
+
+__all__ = ["DataValidationError", "LabelledSplit", "load_split", "resolve_labels", "validate_splits"]
+
+logger = logging.getLogger(__name__)
+
+_FORMATS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+MAX_REPORTED = 50
+
+
+class DataValidationError(ValueError):
+    """The labelled data has problems; ``problems`` lists every one."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        shown = problems[:MAX_REPORTED]
+        more = f"\n  ... and {len(problems) - MAX_REPORTED} more" if len(problems) > MAX_REPORTED else ""
+        super().__init__(f"{len(problems)} problem(s) in the data:\n  " + "\n  ".join(shown) + more)
+
+
+@dataclass
+class LabelledSplit:
+    """One file of labelled articles.
+
+    Attributes:
+        name: ``train``, ``dev`` or ``test``.
+        path: the file.
+        ids, texts: one per row (title prepended to the text where present).
+        labels: per task, one value per row: a label, a list of labels (multi-label) or ``None``.
+        pairs: per pair column (``target``, ``claim``), one string per row.
+    """
+
+    name: str
+    path: str
+    ids: list[str]
+    texts: list[str]
+    labels: dict[str, list[Any]] = field(default_factory=dict)
+    pairs: dict[str, list[str]] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def _read_rows(path: Path) -> list[dict[str, Any]]:
+    import datasets
+
+    fmt = _FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise DataValidationError([f"{path}: unsupported file type {path.suffix!r}; use .jsonl, .csv or .parquet"])
+    if not path.is_file():
+        raise FileNotFoundError(f"data file not found: {path}")
+    # Keep every value as written (no type inference of ids or labels) where the reader allows it.
+    kwargs: dict[str, Any] = {"keep_default_na": False, "dtype": str} if fmt == "csv" else {}
+    try:
+        dataset = datasets.load_dataset(fmt, data_files=str(path), split="train", **kwargs)
+    except Exception as exc:  # the readers raise many types; the user needs the file and the cause
+        raise DataValidationError([f"{path}: could not be read as {fmt}: {type(exc).__name__}: {exc}"]) from exc
+    return dataset.to_list()
+
+
+def _is_missing(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip()) or value == []
+
+
+def load_split(
+    name: str, path: str | Path, data: DataConfig, tasks: Sequence[TaskConfig], require_labels: bool = True
+) -> tuple[LabelledSplit, list[str]]:
+    """Read one split and check each row on its own.
+
+    Returns:
+        The split and the list of problems found (empty when the file is clean).
+    """
+    path = Path(path)
+    rows = _read_rows(path)
+    problems: list[str] = []
+    if not rows:
+        return LabelledSplit(name, str(path), [], []), [f"{path}: no rows"]
+    columns = set(rows[0])
+    required = [data.id_column, data.text_column]
+    if require_labels:
+        required += [t.column for t in tasks]
+    required += sorted({t.pair_column for t in tasks if t.pair_column})
+    missing = [c for c in required if c not in columns]
+    if missing:
+        return LabelledSplit(name, str(path), [], []), [
+            f"{path}: missing column(s) {missing}; found {sorted(columns)}"
+        ]
+    split = LabelledSplit(name, str(path), [], [])
+    seen: dict[str, int] = {}
+    for row_number, row in enumerate(rows, start=1):
+        where = f"{path}:{row_number}"
+        raw_id = row.get(data.id_column)
+        if _is_missing(raw_id):
+            problems.append(f"{where}: column {data.id_column!r} is empty")
+            row_id = f"<row {row_number}>"
+        else:
+            row_id = str(raw_id)
+            if row_id in seen:
+                problems.append(f"{where} (id {row_id!r}): duplicate id, first seen on row {seen[row_id]}")
+            seen.setdefault(row_id, row_number)
+        where = f"{where} (id {row_id!r})"
+        text = row.get(data.text_column)
+        if not isinstance(text, str):
+            problems.append(f"{where}: column {data.text_column!r} must be a string, got {type(text).__name__} {text!r}")
+            text = ""
+        elif not text.strip():
+            problems.append(f"{where}: column {data.text_column!r} is empty")
+        title = row.get(data.title_column) if data.title_column else None
+        if isinstance(title, str) and title.strip():
+            text = f"{title.strip()}\n{text}"
+        split.ids.append(row_id)
+        split.texts.append(text)
+        for column in sorted({t.pair_column for t in tasks if t.pair_column}):
+            value = row.get(column)
+            if not isinstance(value, str) or not value.strip():
+                problems.append(f"{where}: column {column!r} must be a non-empty string, got {value!r}")
+                value = ""
+            split.pairs.setdefault(column, []).append(value)
+        for task in tasks:
+            value = row.get(task.column)
+            if _is_missing(value):
+                value = None
+            elif task.problem_type == "multi_label":
+                if isinstance(value, str):  # CSV: labels separated by '|'
+                    value = [v.strip() for v in value.split("|") if v.strip()]
+                if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                    problems.append(f"{where}: column {task.column!r} must be a list of labels, got {value!r}")
+                    value = None
+            elif not isinstance(value, str):
+                problems.append(f"{where}: column {task.column!r} must be a label string, got {value!r}")
+                value = None
+            split.labels.setdefault(task.name, []).append(value)
+    return split, problems
+
+
+def _label_values(values: list[Any]) -> list[str]:
+    out: list[str] = []
+    for v in values:
+        if isinstance(v, list):
+            out.extend(v)
+        elif v is not None:
+            out.append(v)
+    return out
+
+
+def resolve_labels(task: TaskConfig, train: LabelledSplit) -> list[str]:
+    """The task's label list: as configured, or the sorted labels seen in training."""
+    if task.labels is not None:
+        return list(task.labels)
+    return sorted(set(_label_values(train.labels.get(task.name, []))))
+
+
+def validate_splits(
+    train: LabelledSplit, evals: Sequence[LabelledSplit], tasks: Sequence[TaskConfig], labels: dict[str, list[str]]
+) -> list[str]:
+    """Checks across rows and splits: label sets, label counts, leakage. Returns the problems."""
+    problems: list[str] = []
+    for task in tasks:
+        allowed = set(labels[task.name])
+        if len(allowed) < 2:
+            problems.append(
+                f"task {task.name!r}: needs at least two labels, found {sorted(allowed)} in {train.path} "
+                f"column {task.column!r}"
+            )
+        for split in (train, *evals):
+            for row_number, (row_id, value) in enumerate(zip(split.ids, split.labels.get(task.name, [])), 1):
+                values = value if isinstance(value, list) else [value] if value is not None else []
+                for v in values:
+                    if v not in allowed:
+                        problems.append(
+                            f"{split.path}:{row_number} (id {row_id!r}): column {task.column!r} has label {v!r}, "
+                            f"not in the label set {sorted(allowed)} of task {task.name!r}"
+                        )
+        observed = Counter(_label_values(train.labels.get(task.name, [])))
+        if len(observed) < 2:
+            problems.append(
+                f"task {task.name!r}: the training data {train.path} has fewer than two distinct labels "
+                f"({dict(observed)}); a classifier cannot be trained"
+            )
+        labelled = sum(v is not None for v in train.labels.get(task.name, []))
+        if labelled == 0:
+            problems.append(f"task {task.name!r}: no row of {train.path} has a {task.column!r} label")
+    # Leakage: the same article text in train and in an evaluation split inflates every figure.
+    train_texts = {" ".join(t.split()): (i, row_id) for i, (t, row_id) in enumerate(zip(train.texts, train.ids), 1)}
+    for split in evals:
+        for row_number, (text, row_id) in enumerate(zip(split.texts, split.ids), 1):
+            hit = train_texts.get(" ".join(text.split()))
+            if hit is not None and text.strip():
+                problems.append(
+                    f"{split.path}:{row_number} (id {row_id!r}): same text as {train.path}:{hit[0]} "
+                    f"(id {hit[1]!r}) (leakage between train and {split.name})"
+                )
+    return problems
+
+
+def load_and_validate(
+    data: DataConfig, tasks: Sequence[TaskConfig]
+) -> tuple[LabelledSplit, dict[str, LabelledSplit], dict[str, list[str]]]:
+    """Read train, dev (and test), validate everything, and resolve each task's labels.
+
+    Returns:
+        ``(train, {"dev": ..., "test": ...}, {task: labels})``.
+
+    Raises:
+        DataValidationError: listing every problem found, with file, row, id, column and value.
+    """
+    problems: list[str] = []
+    train, found = load_split("train", data.train, data, tasks)
+    problems += found
+    evals: dict[str, LabelledSplit] = {}
+    for name in ("dev", "test"):
+        path = getattr(data, name)
+        if path:
+            split, found = load_split(name, path, data, tasks)
+            evals[name] = split
+            problems += found
+    labels = {t.name: resolve_labels(t, train) for t in tasks}
+    problems += validate_splits(train, list(evals.values()), tasks, labels)
+    if problems:
+        raise DataValidationError(problems)
+    for split in (train, *evals.values()):
+        counts = {t.name: sum(v is not None for v in split.labels[t.name]) for t in tasks}
+        logger.info("%s: %d articles from %s; labelled per task: %s", split.name, len(split), split.path, counts)
+    return train, evals, labels
