@@ -185,9 +185,13 @@ class NewsClassifier:
         return probs, first
 
     @overload
-    def predict_proba(self, texts: str, pairs: dict[str, str] | None = ..., tasks: Sequence[str] | None = ...) -> dict[str, np.ndarray]: ...
+    def predict_proba(
+        self, texts: str, pairs: dict[str, str] | None = ..., tasks: Sequence[str] | None = ...
+    ) -> dict[str, np.ndarray]: ...
     @overload
-    def predict_proba(self, texts: Sequence[str], pairs: dict[str, Sequence[str]] | None = ..., tasks: Sequence[str] | None = ...) -> dict[str, np.ndarray]: ...
+    def predict_proba(
+        self, texts: Sequence[str], pairs: dict[str, Sequence[str]] | None = ..., tasks: Sequence[str] | None = ...
+    ) -> dict[str, np.ndarray]: ...
 
     def predict_proba(self, texts, pairs=None, tasks=None):
         """Per task, the probability of each label, columns in :attr:`labels` order.
@@ -212,7 +216,9 @@ class NewsClassifier:
         probs, _ = self.predict_proba_batch(list(texts), pairs, tasks)
         return {k: v[0] for k, v in probs.items()} if single else probs
 
-    def decide(self, probs: dict[str, np.ndarray], thresholds: dict[str, Sequence[float]] | None = None) -> list[Prediction]:
+    def decide(
+        self, probs: dict[str, np.ndarray], thresholds: dict[str, Sequence[float]] | None = None
+    ) -> list[Prediction]:
         """Turn probability rows into per-article predictions (labels and scores)."""
         n = len(next(iter(probs.values()))) if probs else 0
         results: list[Prediction] = [{} for _ in range(n)]
@@ -246,8 +252,9 @@ class NewsClassifier:
             ``{"labels", "scores"}``: every label at or above its threshold); for a list, a list of them.
         """
         single = isinstance(texts, str)
-        probs = self.predict_proba([texts] if single else list(texts),
-                                   {k: [v] for k, v in (pairs or {}).items()} if single else pairs, tasks)
+        probs = self.predict_proba(
+            [texts] if single else list(texts), {k: [v] for k, v in (pairs or {}).items()} if single else pairs, tasks
+        )
         results = self.decide(probs, thresholds)
         return results[0] if single else results
 

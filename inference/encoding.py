@@ -132,19 +132,16 @@ class ArticleEncoder:
         self.template = _detect_template(tokenizer)
         self.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         self._single_budget = max_length - len(self.template.single_prefix) - len(self.template.single_suffix)
-        pair_specials = (
-            len(self.template.pair_prefix) + len(self.template.pair_middle) + len(self.template.pair_suffix)
-        )
+        pair_specials = len(self.template.pair_prefix) + len(self.template.pair_middle) + len(self.template.pair_suffix)
         self._pair_budget = max_length - pair_specials
-        if self._single_budget < 8 or self._pair_budget - pair_max_length < 8:
-            raise ValueError(
-                f"max_length={max_length} leaves too few tokens for text once special tokens and "
-                f"pair_max_length={pair_max_length} are taken; raise max_length or lower pair_max_length"
-            )
+        if self._single_budget < 8:
+            raise ValueError(f"max_length={max_length} leaves too few tokens for text; raise it")
         if strategy == "chunks" and not 0 <= stride < self._single_budget // 2:
             raise ValueError(f"long_document.stride={stride} must be in [0, {self._single_budget // 2})")
 
     def _tokenize(self, texts: Sequence[str]) -> list[list[int]]:
+        if not texts:  # transformers 5 tokenizers fail on an empty batch
+            return []
         cleaned = [self.preprocess(t) for t in texts]
         # No truncation here: every token is counted, and the strategy decides what is kept.
         return self.tokenizer(cleaned, add_special_tokens=False, verbose=False)["input_ids"]
@@ -187,15 +184,18 @@ class ArticleEncoder:
             return articles
         if len(pairs) != len(texts):
             raise ValueError(f"got {len(texts)} texts but {len(pairs)} pair texts")
+        if self._pair_budget - self.pair_max_length < 8:
+            raise ValueError(
+                f"max_length={self.max_length} leaves too few tokens for text once special tokens and "
+                f"pair_max_length={self.pair_max_length} are taken; raise max_length or lower pair_max_length"
+            )
         pair_ids = self._tokenize(pairs)
         for ids, p_ids in zip(text_ids, pair_ids, strict=True):
             kept_pair = p_ids[: self.pair_max_length]
             windows, dropped = self._windows(ids, self._pair_budget - len(kept_pair))
             first = t.pair_prefix + tuple(kept_pair) + t.pair_middle
             input_ids = tuple(first + tuple(w) + t.pair_suffix for w in windows)
-            types = tuple(
-                (t.first_type,) * len(first) + (t.second_type,) * (len(w) - len(first)) for w in input_ids
-            )
+            types = tuple((t.first_type,) * len(first) + (t.second_type,) * (len(w) - len(first)) for w in input_ids)
             n = len(ids) + len(p_ids)
             articles.append(EncodedArticle(input_ids, types, n, dropped + len(p_ids) - len(kept_pair)))
         return articles

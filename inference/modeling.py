@@ -76,7 +76,9 @@ class TaskSpec:
 
     def __post_init__(self) -> None:
         if self.problem_type not in ("single_label", "multi_label"):
-            raise ValueError(f"task {self.name!r}: problem_type={self.problem_type!r}; expected single_label or multi_label")
+            raise ValueError(
+                f"task {self.name!r}: problem_type={self.problem_type!r}; expected single_label or multi_label"
+            )
         if len(self.labels) < 2:
             raise ValueError(f"task {self.name!r}: needs at least two labels, got {self.labels!r}")
         if len(set(self.labels)) != len(self.labels):
@@ -141,7 +143,9 @@ class ClassifierConfig:
         data.pop("architecture", None)
         version = data.get("format_version", FORMAT_VERSION)
         if version > FORMAT_VERSION:
-            raise ValueError(f"checkpoint format_version={version} is newer than this library's ({FORMAT_VERSION}); upgrade it")
+            raise ValueError(
+                f"checkpoint format_version={version} is newer than this library's ({FORMAT_VERSION}); upgrade it"
+            )
         data["tasks"] = [TaskSpec(**t) for t in data["tasks"]]
         data["long_document"] = LongDocumentConfig(**data.get("long_document", {}))
         return cls(**data)
@@ -209,9 +213,7 @@ class MultiTaskClassifier(nn.Module):
         self.class_weights: dict[str, torch.Tensor] = {}
 
     @classmethod
-    def from_encoder(
-        cls, name_or_path: str, tasks: list[TaskSpec], **config_kwargs: Any
-    ) -> MultiTaskClassifier:
+    def from_encoder(cls, name_or_path: str, tasks: list[TaskSpec], **config_kwargs: Any) -> MultiTaskClassifier:
         """A new classifier on a pretrained encoder (``aubmindlab/bert-base-arabertv02`` or a local dir).
 
         Remote code is never trusted: the encoder must be an architecture transformers ships.
@@ -292,9 +294,7 @@ class MultiTaskClassifier(nn.Module):
         if article_index is None:
             article_index = torch.arange(input_ids.shape[0], device=input_ids.device)
         n_articles = int(article_index.max().item()) + 1 if article_index.numel() else 0
-        logits = {
-            name: self._pool_windows(self.heads[name](pooled), article_index, n_articles) for name in tasks
-        }
+        logits = {name: self._pool_windows(self.heads[name](pooled), article_index, n_articles) for name in tasks}
         output = MultiTaskOutput(logits=logits)
         if labels is not None:
             for name in tasks:
@@ -315,6 +315,4 @@ class MultiTaskClassifier(nn.Module):
         present = (labels != -100).all(dim=-1)
         if not present.any():
             return logits.sum() * 0.0
-        return F.binary_cross_entropy_with_logits(
-            logits[present].float(), labels[present].float(), pos_weight=weight
-        )
+        return F.binary_cross_entropy_with_logits(logits[present].float(), labels[present].float(), pos_weight=weight)

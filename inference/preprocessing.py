@@ -178,9 +178,7 @@ def build_preprocessor(steps: Sequence[str]) -> Callable[[str], str]:
     """
     unknown = [s for s in steps if s not in PREPROCESSORS]
     if unknown:
-        raise ValueError(
-            f"preprocessing: unknown step(s) {unknown!r}; known steps are {sorted(PREPROCESSORS)}"
-        )
+        raise ValueError(f"preprocessing: unknown step(s) {unknown!r}; known steps are {sorted(PREPROCESSORS)}")
     functions = [PREPROCESSORS[s] for s in steps]
 
     def preprocess(text: str) -> str:

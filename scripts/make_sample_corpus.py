@@ -8,7 +8,8 @@ follow / read-more lines) so that the boilerplate cleaner has something to do.
 
 Leads are split between train and dev (the last two leads of every topic go to dev only), and so are
 most details and framing sentences (the last two of each pool are dev-only; dev also reuses the first),
-so dev articles describe events, and frame them in words, that the model mostly never saw in training. The composition is seeded and deterministic:
+so dev articles describe events, and frame them in words, that the model mostly never saw in training.
+The composition is seeded and deterministic:
 ``python scripts/make_sample_corpus.py`` rewrites the same files.
 
 The corpus exists so the demo and the tests run offline in minutes. Figures measured on it say that
@@ -30,11 +31,23 @@ DEV_SENTENCES = 2  # the last details of each topic and framing sentences of eac
 # Leads: (sentence, forced stance or None). A lead whose event itself signals a stance forces it.
 LEADS: dict[str, list[tuple[str, str | None]]] = {
     "security": [
-        ("بحث وزير الخارجية التركي مع رئيس جهاز الاستخبارات الروسي في موسكو سبل تعزيز التنسيق في مكافحة الإرهاب.", None),
-        ("عقد مسؤولون أمنيون من روسيا وتركيا اجتماعا مغلقا في أنقرة لمناقشة تبادل المعلومات حول الجماعات المتطرفة.", None),
+        (
+            "بحث وزير الخارجية التركي مع رئيس جهاز الاستخبارات الروسي في موسكو سبل تعزيز التنسيق في مكافحة الإرهاب.",
+            None,
+        ),
+        (
+            "عقد مسؤولون أمنيون من روسيا وتركيا اجتماعا مغلقا في أنقرة لمناقشة تبادل المعلومات حول الجماعات المتطرفة.",
+            None,
+        ),
         ("أعلنت السلطات التركية توقيف خلية مرتبطة بتنظيم داعش كانت تخطط لاستهداف القنصلية الروسية في إسطنبول.", None),
-        ("اتفقت موسكو وأنقرة على تشكيل لجنة أمنية مشتركة لمتابعة أمن الحدود ومكافحة تهريب المقاتلين الأجانب.", "cooperation"),
-        ("قال مصدر في جهاز الأمن الفيدرالي الروسي إن معلومات من الاستخبارات التركية ساعدت في إحباط هجوم في القوقاز.", "cooperation"),
+        (
+            "اتفقت موسكو وأنقرة على تشكيل لجنة أمنية مشتركة لمتابعة أمن الحدود ومكافحة تهريب المقاتلين الأجانب.",
+            "cooperation",
+        ),
+        (
+            "قال مصدر في جهاز الأمن الفيدرالي الروسي إن معلومات من الاستخبارات التركية ساعدت في إحباط هجوم في القوقاز.",
+            "cooperation",
+        ),
         ("ناقش مستشارا الأمن القومي في البلدين خلال اتصال هاتفي ملف المقاتلين العائدين من مناطق النزاع.", None),
         ("سلمت تركيا إلى روسيا مطلوبين متهمين بالانتماء إلى شبكات إرهابية تنشط في شمال القوقاز.", None),
         ("كشفت وزارة الداخلية التركية عن تفكيك شبكة تجسس يشتبه في عملها لصالح جهاز استخبارات أجنبي.", None),
@@ -42,7 +55,10 @@ LEADS: dict[str, list[tuple[str, str | None]]] = {
         ("أجرى رئيس الاستخبارات التركية زيارة غير معلنة إلى موسكو التقى خلالها نظيره الروسي.", None),
     ],
     "diplomacy": [
-        ("أجرى الرئيس التركي رجب طيب أردوغان اتصالا هاتفيا بنظيره الروسي فلاديمير بوتين تناول العلاقات الثنائية.", None),
+        (
+            "أجرى الرئيس التركي رجب طيب أردوغان اتصالا هاتفيا بنظيره الروسي فلاديمير بوتين تناول العلاقات الثنائية.",
+            None,
+        ),
         ("وصل وزير الخارجية الروسي سيرغي لافروف إلى أنقرة في زيارة رسمية تستمر يومين.", None),
         ("التقى بوتين وأردوغان على هامش قمة إقليمية في العاصمة الكازاخستانية أستانا.", None),
         ("أعلن الكرملين أن الرئيس الروسي سيزور تركيا في موعد يحدد لاحقا عبر القنوات الدبلوماسية.", None),

@@ -1,4 +1,4 @@
-"""A small, randomly initialised BERT with a WordPiece vocabulary trained on given texts.
+"""A small, randomly initialised BERT with a WordPiece vocabulary learned from given texts.
 
 Nothing here downloads anything: tests, CI and the demo use this backbone where no hub is reachable.
 The result is an ordinary transformers directory (``config.json``, ``model.safetensors``,
@@ -10,6 +10,7 @@ will use, so the vocabulary matches what the model will see.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -20,6 +21,36 @@ logger = logging.getLogger(__name__)
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 # AraBERT's placeholders for replaced URLs, e-mails and mentions stay whole.
 PLACEHOLDER_TOKENS = ["[رابط]", "[بريد]", "[مستخدم]"]
+
+
+def learn_wordpiece_vocab(texts: Iterable[str], vocab_size: int) -> dict[str, int]:
+    """A WordPiece vocabulary from piece frequencies, deterministic for the same texts.
+
+    (``tokenizers``' WordPiece trainer breaks ties in hash order, so its vocabulary changes from run to
+    run; a reproducible demo and reproducible tests need the same vocabulary every time.)
+
+    Every character seen, as a word start and as a continuation (``##c``), is kept so that no word is
+    ``[UNK]``; the remaining room goes to the most frequent whole words, word starts (2–5 characters)
+    and word endings (``##`` + 2–6 characters), ties broken alphabetically.
+    """
+    from tokenizers.pre_tokenizers import BertPreTokenizer
+
+    pre = BertPreTokenizer()
+    words: Counter[str] = Counter()
+    for text in texts:
+        words.update(w for w, _ in pre.pre_tokenize_str(text))
+    chars = sorted({c for w in words for c in w})
+    base = SPECIAL_TOKENS + chars + [f"##{c}" for c in chars]
+    pieces: Counter[str] = Counter()
+    for word, count in words.items():
+        pieces[word] += count
+        for n in range(2, min(5, len(word) - 1) + 1):
+            pieces[word[:n]] += count
+        for n in range(2, min(6, len(word) - 1) + 1):
+            pieces[f"##{word[-n:]}"] += count
+    room = max(0, vocab_size - len(base))
+    chosen = [p for p, _ in sorted(pieces.items(), key=lambda kv: (-kv[1], kv[0])) if p not in set(base)][:room]
+    return {token: i for i, token in enumerate(base + chosen)}
 
 
 def build_tiny_backbone(
@@ -48,7 +79,6 @@ def build_tiny_backbone(
         ``output_dir``.
     """
     import torch
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
     from transformers import BertConfig, BertModel, BertTokenizer
 
     from inference.preprocessing import build_preprocessor
@@ -59,16 +89,7 @@ def build_tiny_backbone(
     cleaned = [preprocess(t) for t in texts]
     if not any(cleaned):
         raise ValueError("build_tiny_backbone: no text to learn a vocabulary from")
-    tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tokenizer.normalizer = normalizers.BertNormalizer(
-        clean_text=True, handle_chinese_chars=True, strip_accents=False, lowercase=False
-    )
-    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    trainer = trainers.WordPieceTrainer(
-        vocab_size=vocab_size, min_frequency=1, special_tokens=SPECIAL_TOKENS, show_progress=False
-    )
-    tokenizer.train_from_iterator(cleaned, trainer)
-    vocab = tokenizer.get_vocab()
+    vocab = learn_wordpiece_vocab(cleaned, vocab_size)
     hf_tokenizer = BertTokenizer(
         vocab=vocab, do_lower_case=False, strip_accents=False, model_max_length=max_position_embeddings
     )
@@ -91,6 +112,10 @@ def build_tiny_backbone(
     hf_tokenizer.save_pretrained(str(output_dir))
     logger.info(
         "tiny backbone: %d-piece vocabulary, %d layers x %d hidden, %.2fM parameters -> %s",
-        len(hf_tokenizer), num_layers, hidden_size, sum(p.numel() for p in model.parameters()) / 1e6, output_dir,
+        len(hf_tokenizer),
+        num_layers,
+        hidden_size,
+        sum(p.numel() for p in model.parameters()) / 1e6,
+        output_dir,
     )
     return output_dir

@@ -95,7 +95,10 @@ def load_training_state(output_dir: str | Path, model: torch.nn.Module, optimize
     state = json.loads((path / "state.json").read_text(encoding="utf-8"))
     load_model(model, str(path / "model.safetensors"), strict=True)
     device = next(model.parameters()).device
-    tensors = {k: v.to(device) if not k.endswith(".step") else v for k, v in load_file(str(path / "optimizer.safetensors")).items()}
+    tensors = {
+        k: v.to(device) if not k.endswith(".step") else v
+        for k, v in load_file(str(path / "optimizer.safetensors")).items()
+    }
     optimizer.load_state_dict(_optimizer_from_flat(tensors, state["optimizer"]))
     scheduler.load_state_dict(state["scheduler"])
     rng = load_file(str(path / "rng.safetensors"))

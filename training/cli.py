@@ -4,6 +4,7 @@
     aranews train configs/default.yaml --set training.epochs=5
     aranews evaluate --model runs/x/model --data dev.jsonl
     aranews predict --model runs/x/model "نص الخبر ..."
+    aranews model-card --run runs/demo/run --out model_card.md
     aranews demo --out runs/demo
 
 Logging and progress-bar settings are configured here, never at library import.
@@ -59,8 +60,14 @@ def cmd_build_backbone(args: argparse.Namespace) -> int:
 
     texts = _read_texts(args.texts)
     build_tiny_backbone(
-        texts, args.out, vocab_size=args.vocab_size, hidden_size=args.hidden_size, num_layers=args.layers,
-        num_heads=args.heads, intermediate_size=args.hidden_size * 2, max_position_embeddings=args.max_positions,
+        texts,
+        args.out,
+        vocab_size=args.vocab_size,
+        hidden_size=args.hidden_size,
+        num_layers=args.layers,
+        num_heads=args.heads,
+        intermediate_size=args.hidden_size * 2,
+        max_position_embeddings=args.max_positions,
     )
     print(f"backbone written to {args.out}")
     return 0
@@ -85,11 +92,15 @@ def _print_summary(metrics: dict[str, Any]) -> None:
     for split in ("dev", "test"):
         for task, report in metrics.get(split, {}).items():
             if report.get("n"):
-                print(f"  {split:4s} {task:10s} n={report['n']:5d}  accuracy {report['accuracy']:.4f}  "
-                      f"macro-F1 {report['macro_f1']:.4f}")
+                print(
+                    f"  {split:4s} {task:10s} n={report['n']:5d}  accuracy {report['accuracy']:.4f}  "
+                    f"macro-F1 {report['macro_f1']:.4f}"
+                )
     for split, stats in metrics.get("data", {}).items():
-        print(f"  {split}: {stats['articles']} articles, {stats['truncated']} truncated "
-              f"({stats['dropped_tokens']} tokens not seen)")
+        print(
+            f"  {split}: {stats['articles']} articles, {stats['truncated']} truncated "
+            f"({stats['dropped_tokens']} tokens not seen)"
+        )
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -138,6 +149,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     from .backbone import build_tiny_backbone
     from .config import load_config
+    from .model_card import render_model_card
     from .trainer import Trainer
 
     out = Path(args.out)
@@ -147,8 +159,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if not (backbone / "config.json").is_file():
         texts = _read_texts([str(sample / "train.jsonl")])
         print(f"[1/3] building a tiny BERT backbone from {len(texts)} sample articles -> {backbone}")
-        build_tiny_backbone(texts, backbone, vocab_size=3000, hidden_size=128, num_layers=2, num_heads=2,
-                            intermediate_size=256, max_position_embeddings=256)
+        build_tiny_backbone(
+            texts,
+            backbone,
+            vocab_size=3000,
+            hidden_size=128,
+            num_layers=2,
+            num_heads=2,
+            intermediate_size=256,
+            max_position_embeddings=256,
+        )
     overrides = {"model.encoder": str(backbone), "training.output_dir": str(out / "run"), **_parse_set(args.set)}
     config = load_config(config_path, overrides)
     print(f"[2/3] training on {config.data.train} (config {config_path})")
@@ -162,7 +182,21 @@ def cmd_demo(args: argparse.Namespace) -> int:
     ]
     for text, prediction in zip(examples, classifier.predict(examples)):
         print(f"  {text[:60]}... -> {json.dumps(prediction, ensure_ascii=False)}")
-    print(f"demo done: model in {result.model_dir}, metrics in {result.output_dir / 'metrics.json'}")
+    card = out / "model_card.md"
+    card.write_text(
+        render_model_card(load_config(REPO_ROOT / "configs" / "default.yaml"), result.output_dir), encoding="utf-8"
+    )
+    print(f"demo done: model in {result.model_dir}, metrics in {result.output_dir / 'metrics.json'}, card {card}")
+    return 0
+
+
+def cmd_model_card(args: argparse.Namespace) -> int:
+    from .config import load_config
+    from .model_card import render_model_card
+
+    text = render_model_card(load_config(args.config), args.run, model_name=args.name)
+    Path(args.out).write_text(text, encoding="utf-8")
+    print(f"model card written to {args.out}")
     return 0
 
 
@@ -208,6 +242,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device")
     p.add_argument("--batch-size", type=int, default=16)
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("model-card", help="generate a model card from a config and a finished run")
+    p.add_argument("--config", default=str(REPO_ROOT / "configs" / "default.yaml"))
+    p.add_argument("--run", required=True, help="run directory with metrics.json")
+    p.add_argument("--out", default="model_card.md")
+    p.add_argument("--name", default="aranews-topic-stance")
+    p.set_defaults(func=cmd_model_card)
 
     p = sub.add_parser("demo", help="the main job on the embedded sample corpus, offline")
     p.add_argument("--out", default="runs/demo")

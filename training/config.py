@@ -130,16 +130,16 @@ class ModelConfig:
         _check(not unknown, "model.preprocessing", self.preprocessing, f"steps among {sorted(PREPROCESSORS)}")
         _check(16 <= self.max_length <= 8192, "model.max_length", self.max_length, "an integer in [16, 8192]")
         _check(
-            0 <= self.pair_max_length <= self.max_length // 2,
-            "model.pair_max_length", self.pair_max_length, f"an integer in [0, {self.max_length // 2}]",
-        )
-        _check(
             0 <= self.head_tokens < self.max_length,
-            "model.head_tokens", self.head_tokens, f"an integer in [0, {self.max_length})",
+            "model.head_tokens",
+            self.head_tokens,
+            f"an integer in [0, {self.max_length})",
         )
         _check(
             0 <= self.stride < self.max_length // 2,
-            "model.stride", self.stride, f"an integer in [0, {self.max_length // 2})",
+            "model.stride",
+            self.stride,
+            f"an integer in [0, {self.max_length // 2})",
         )
         _check(1 <= self.max_chunks <= 64, "model.max_chunks", self.max_chunks, "an integer in [1, 64]")
         _check(0.0 <= self.dropout < 1.0, "model.dropout", self.dropout, "a value in [0, 1)")
@@ -194,15 +194,27 @@ class TrainingConfig:
         _check(self.eval_batch_size >= 1, "training.eval_batch_size", self.eval_batch_size, "an integer >= 1")
         _check(0.0 < self.learning_rate < 1.0, "training.learning_rate", self.learning_rate, "a value in (0, 1)")
         if self.head_learning_rate is not None:
-            _check(0.0 < self.head_learning_rate < 1.0, "training.head_learning_rate",
-                   self.head_learning_rate, "a value in (0, 1)")
+            _check(
+                0.0 < self.head_learning_rate < 1.0,
+                "training.head_learning_rate",
+                self.head_learning_rate,
+                "a value in (0, 1)",
+            )
         _check(0.0 <= self.weight_decay < 1.0, "training.weight_decay", self.weight_decay, "a value in [0, 1)")
         _check(0.0 <= self.warmup_ratio < 1.0, "training.warmup_ratio", self.warmup_ratio, "a value in [0, 1)")
         _check(self.max_grad_norm > 0, "training.max_grad_norm", self.max_grad_norm, "a value > 0")
-        _check(self.gradient_accumulation_steps >= 1, "training.gradient_accumulation_steps",
-               self.gradient_accumulation_steps, "an integer >= 1")
-        _check(self.early_stopping_patience >= 0, "training.early_stopping_patience",
-               self.early_stopping_patience, "an integer >= 0")
+        _check(
+            self.gradient_accumulation_steps >= 1,
+            "training.gradient_accumulation_steps",
+            self.gradient_accumulation_steps,
+            "an integer >= 1",
+        )
+        _check(
+            self.early_stopping_patience >= 0,
+            "training.early_stopping_patience",
+            self.early_stopping_patience,
+            "an integer >= 0",
+        )
 
 
 @dataclass
@@ -219,10 +231,23 @@ class ExperimentConfig:
         names = [t.name for t in self.tasks]
         dupes = sorted({n for n in names if names.count(n) > 1})
         _check(not dupes, "tasks", names, f"unique task names (repeated: {dupes})")
-        if self.model.long_document == "head_tail":
-            _check(self.model.head_tokens < self.model.max_length - self.model.pair_max_length - 4,
-                   "model.head_tokens", self.model.head_tokens,
-                   "fewer than max_length - pair_max_length - 4 so that a tail is kept")
+        m = self.model
+        paired = any(t.pair_column for t in self.tasks)
+        if paired:  # the target / claim shares each window with the article
+            _check(
+                0 <= m.pair_max_length <= m.max_length // 2,
+                "model.pair_max_length",
+                m.pair_max_length,
+                f"an integer in [0, {m.max_length // 2}] (half of max_length)",
+            )
+        if m.long_document == "head_tail":
+            room = m.max_length - (m.pair_max_length if paired else 0) - 4
+            _check(
+                m.head_tokens < room,
+                "model.head_tokens",
+                m.head_tokens,
+                f"fewer than {room} (max_length minus special tokens and pair text) so that a tail is kept",
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -279,9 +304,7 @@ def _build(cls: type, mapping: Any, where: str) -> Any:
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(mapping) - set(fields))
     if unknown:
-        raise ConfigError(
-            f"{where or 'config'}: unknown key(s) {unknown}; allowed keys are {sorted(fields)}"
-        )
+        raise ConfigError(f"{where or 'config'}: unknown key(s) {unknown}; allowed keys are {sorted(fields)}")
     kwargs = {}
     for name, f in fields.items():
         sub = f"{where}.{name}" if where else name

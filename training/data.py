@@ -7,6 +7,7 @@ value, so a user fixes a file in one pass.
 
 from __future__ import annotations
 
+import csv
 import logging
 from collections import Counter
 from collections.abc import Sequence
@@ -65,8 +66,14 @@ def _read_rows(path: Path) -> list[dict[str, Any]]:
         raise DataValidationError([f"{path}: unsupported file type {path.suffix!r}; use .jsonl, .csv or .parquet"])
     if not path.is_file():
         raise FileNotFoundError(f"data file not found: {path}")
-    # Keep every value as written (no type inference of ids or labels) where the reader allows it.
-    kwargs: dict[str, Any] = {"keep_default_na": False, "dtype": str} if fmt == "csv" else {}
+    kwargs: dict[str, Any] = {}
+    if fmt == "csv":  # every column as written: no number inference for ids or labels, no "NA" -> null
+        with path.open(encoding="utf-8", newline="") as handle:
+            header = next(csv.reader(handle), [])
+        kwargs = {
+            "features": datasets.Features({c: datasets.Value("string") for c in header}),
+            "keep_default_na": False,
+        }
     try:
         dataset = datasets.load_dataset(fmt, data_files=str(path), split="train", **kwargs)
     except Exception as exc:  # the readers raise many types; the user needs the file and the cause
@@ -98,9 +105,7 @@ def load_split(
     required += sorted({t.pair_column for t in tasks if t.pair_column})
     missing = [c for c in required if c not in columns]
     if missing:
-        return LabelledSplit(name, str(path), [], []), [
-            f"{path}: missing column(s) {missing}; found {sorted(columns)}"
-        ]
+        return LabelledSplit(name, str(path), [], []), [f"{path}: missing column(s) {missing}; found {sorted(columns)}"]
     split = LabelledSplit(name, str(path), [], [])
     seen: dict[str, int] = {}
     for row_number, row in enumerate(rows, start=1):
@@ -117,7 +122,9 @@ def load_split(
         where = f"{where} (id {row_id!r})"
         text = row.get(data.text_column)
         if not isinstance(text, str):
-            problems.append(f"{where}: column {data.text_column!r} must be a string, got {type(text).__name__} {text!r}")
+            problems.append(
+                f"{where}: column {data.text_column!r} must be a string, got {type(text).__name__} {text!r}"
+            )
             text = ""
         elif not text.strip():
             problems.append(f"{where}: column {data.text_column!r} is empty")

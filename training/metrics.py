@@ -17,8 +17,9 @@ from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_su
 
 __all__ = ["ClassificationReport", "MultiLabelReport", "task_report"]
 
-_CITATION = """@article{scikit-learn, title={Scikit-learn: Machine Learning in Python}, author={Pedregosa, F. and others},
-journal={Journal of Machine Learning Research}, volume={12}, pages={2825--2830}, year={2011}}"""
+_CITATION = """@article{scikit-learn, title={Scikit-learn: Machine Learning in Python},
+author={Pedregosa, F. and others}, journal={Journal of Machine Learning Research},
+volume={12}, pages={2825--2830}, year={2011}}"""
 
 
 def _per_class(references, predictions, label_names: Sequence[str]) -> dict[str, dict[str, float]]:
@@ -43,9 +44,7 @@ class ClassificationReport(evaluate.Metric):
             description="Single-label classification report (scikit-learn figures).",
             citation=_CITATION,
             inputs_description="predictions, references: class ids; label_names: the name of each id",
-            features=datasets.Features(
-                {"predictions": datasets.Value("int64"), "references": datasets.Value("int64")}
-            ),
+            features=datasets.Features({"predictions": datasets.Value("int64"), "references": datasets.Value("int64")}),
         )
 
     def _compute(self, predictions, references, label_names: Sequence[str]) -> dict[str, Any]:

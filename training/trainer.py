@@ -30,7 +30,7 @@ from inference.encoding import EncodedArticle, collate_articles
 from inference.modeling import ClassifierConfig, LongDocumentConfig, MultiTaskClassifier, TaskSpec, library_versions
 
 from .checkpoint import load_training_state, save_training_state
-from .config import ExperimentConfig, TaskConfig
+from .config import ExperimentConfig
 from .data import LabelledSplit, load_and_validate
 from .metrics import task_report
 
@@ -145,8 +145,12 @@ def encode_split(encoder, split: LabelledSplit, specs: Sequence[TaskSpec]) -> En
     if stats["truncated"]:
         logger.warning(
             "%s: %d of %d articles exceed max_length=%d; %d tokens not seen by the model (long_document=%s)",
-            split.name, stats["truncated"], stats["articles"], encoder.max_length,
-            stats["dropped_tokens"], encoder.strategy,
+            split.name,
+            stats["truncated"],
+            stats["articles"],
+            encoder.max_length,
+            stats["dropped_tokens"],
+            encoder.strategy,
         )
     return data
 
@@ -216,7 +220,11 @@ class Trainer:
                 changes[task.name] = diff
                 logger.info(
                     "task %r labels vs %s: added %s, removed %s, kept %d",
-                    task.name, self.config.training.init_from, diff["added"], diff["removed"], len(diff["kept"]),
+                    task.name,
+                    self.config.training.init_from,
+                    diff["added"],
+                    diff["removed"],
+                    len(diff["kept"]),
                 )
             thresholds = [task.threshold] * len(names) if task.problem_type == "multi_label" else None
             specs.append(TaskSpec(task.name, names, task.problem_type, task.pair_column, thresholds))
@@ -231,7 +239,9 @@ class Trainer:
             "pooling": m.pooling,
             "dropout": m.dropout,
         }
-        kwargs["long_document"] = LongDocumentConfig(m.long_document, m.head_tokens, m.stride, m.max_chunks, m.chunk_pooling)
+        kwargs["long_document"] = LongDocumentConfig(
+            m.long_document, m.head_tokens, m.stride, m.max_chunks, m.chunk_pooling
+        )
         if not self.config.training.init_from:
             return MultiTaskClassifier.from_encoder(m.encoder, specs, **kwargs)
         old = MultiTaskClassifier.from_pretrained(self.config.training.init_from)
@@ -251,8 +261,12 @@ class Trainer:
         return model
 
     # ---------------------------------------------------------------------------------------------
-    def train(self) -> TrainResult:
+    def train(self, stop_after_epochs: int | None = None) -> TrainResult:
         """Run training to the end (or early stop) and return the run's figures.
+
+        Args:
+            stop_after_epochs: end the run after this many epochs in total, as an interruption would
+                (the schedule still spans ``training.epochs``); a later run with ``resume`` continues.
 
         Raises:
             DataValidationError: before any model is built, if the data has problems.
@@ -289,16 +303,24 @@ class Trainer:
 
         sampler = _EpochSampler(len(train_split), tcfg.seed)
         loader = DataLoader(
-            list(range(len(train_split))), batch_size=tcfg.batch_size, sampler=sampler,
+            list(range(len(train_split))),
+            batch_size=tcfg.batch_size,
+            sampler=sampler,
             collate_fn=_Collator(train_data, encoder.pad_token_id),
         )
         head_lr = tcfg.head_learning_rate or tcfg.learning_rate
         no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
         groups = [
-            {"params": [p for n, p in model.encoder.named_parameters() if not n.endswith(no_decay)],
-             "weight_decay": tcfg.weight_decay, "lr": tcfg.learning_rate},
-            {"params": [p for n, p in model.encoder.named_parameters() if n.endswith(no_decay)],
-             "weight_decay": 0.0, "lr": tcfg.learning_rate},
+            {
+                "params": [p for n, p in model.encoder.named_parameters() if not n.endswith(no_decay)],
+                "weight_decay": tcfg.weight_decay,
+                "lr": tcfg.learning_rate,
+            },
+            {
+                "params": [p for n, p in model.encoder.named_parameters() if n.endswith(no_decay)],
+                "weight_decay": 0.0,
+                "lr": tcfg.learning_rate,
+            },
             {"params": list(model.heads.parameters()), "weight_decay": 0.0, "lr": head_lr},
         ]
         optimizer = torch.optim.AdamW(groups, lr=tcfg.learning_rate)
@@ -324,8 +346,12 @@ class Trainer:
             if best["bad_epochs"] > 0 and best["bad_epochs"] >= tcfg.early_stopping_patience > 0:
                 stopped_early = True
                 break
+            if stop_after_epochs is not None and epoch >= stop_after_epochs:
+                break
             epoch_start = time.perf_counter()
-            sampler.set_epoch(epoch)
+            # accelerate's loader re-sets its sampler's epoch from its own counter, which restarts at 0
+            # on resume: set the epoch there, so a resumed run shuffles exactly as an uninterrupted one.
+            loader.set_epoch(epoch)
             model.train()
             losses = []
             progress_bar = _progress(loader, tcfg.progress and accelerator.is_local_main_process, f"epoch {epoch + 1}")
@@ -353,8 +379,12 @@ class Trainer:
             }
             history.append(record)
             logger.info(
-                "epoch %d: train loss %.4f, dev %s %.4f (%s)", epoch + 1, record["train_loss"], tcfg.selection_metric,
-                score, ", ".join(f"{k} {v.get(tcfg.selection_metric, 0):.3f}" for k, v in reports.items()),
+                "epoch %d: train loss %.4f, dev %s %.4f (%s)",
+                epoch + 1,
+                record["train_loss"],
+                tcfg.selection_metric,
+                score,
+                ", ".join(f"{k} {v.get(tcfg.selection_metric, 0):.3f}" for k, v in reports.items()),
             )
             if accelerator.is_main_process:
                 if score > best["score"]:
@@ -363,13 +393,18 @@ class Trainer:
                 else:
                     best["bad_epochs"] += 1
                 save_training_state(
-                    self.output_dir, unwrapped, optimizer, scheduler,
+                    self.output_dir,
+                    unwrapped,
+                    optimizer,
+                    scheduler,
                     {"epoch": epoch + 1, "history": history, "best": best},
                 )
             accelerator.wait_for_everyone()
 
         # Final figures come from the saved best model, exactly as a user will load it.
-        final = NewsClassifier.from_pretrained(self.model_dir, device=accelerator.device, batch_size=tcfg.eval_batch_size)
+        final = NewsClassifier.from_pretrained(
+            self.model_dir, device=accelerator.device, batch_size=tcfg.eval_batch_size
+        )
         final_reports = {name: evaluate_split(final, data) for name, data in eval_data.items()}
         metrics = {
             "best_epoch": best["epoch"],
@@ -382,7 +417,10 @@ class Trainer:
             "label_changes": changes,
             "data": {
                 "train": {"path": train_split.path, **train_data.truncation(), "labelled": _labelled(train_data)},
-                **{name: {"path": d.split.path, **d.truncation(), "labelled": _labelled(d)} for name, d in eval_data.items()},
+                **{
+                    name: {"path": d.split.path, **d.truncation(), "labelled": _labelled(d)}
+                    for name, d in eval_data.items()
+                },
             },
             "device": str(accelerator.device),
             "mixed_precision": precision,

@@ -1,0 +1,56 @@
+"""Shared fixtures: a tiny BERT and WordPiece tokenizer built locally once per session, and small
+labelled files. Nothing here touches the network."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from .helpers import SAMPLE, experiment, read_jsonl
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def sample_rows() -> dict[str, list[dict]]:
+    return {name: read_jsonl(SAMPLE / f"{name}.jsonl") for name in ("train", "dev")}
+
+
+@pytest.fixture(scope="session")
+def tiny_backbone(tmp_path_factory, sample_rows) -> Path:
+    from training.backbone import build_tiny_backbone
+
+    out = tmp_path_factory.mktemp("backbone")
+    texts = [r["text"] for r in sample_rows["train"]]
+    return build_tiny_backbone(
+        texts,
+        out,
+        vocab_size=600,
+        hidden_size=32,
+        num_layers=1,
+        num_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer(tiny_backbone):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(tiny_backbone))
+
+
+@pytest.fixture(scope="session")
+def trained_model(tmp_path_factory, tiny_backbone) -> Path:
+    """A topic + stance model trained for two epochs on the sample corpus."""
+    from training.config import config_from_dict
+    from training.trainer import Trainer
+
+    tmp = tmp_path_factory.mktemp("trained")
+    result = Trainer(config_from_dict(experiment(tmp, tiny_backbone))).train()
+    return result.output_dir

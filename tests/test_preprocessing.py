@@ -1,0 +1,152 @@
+"""The AraBERT v0.2 normalisation equals the `arabert` package's, and the boilerplate cleaner keeps
+article text while dropping page furniture."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from inference.preprocessing import arabert_v02, build_preprocessor, has_arabic, strip_boilerplate
+
+from .helpers import REPO, read_jsonl
+
+SHARED = Path(os.environ.get("ARANEWS_SHARED_DIR", REPO.parent / "shared"))
+
+EDGE_CASES = [
+    "",
+    "الْعَرَبِيَّةُ لُغَةٌ جَمِيلَةٌ",  # diacritics
+    "العـــــربية والتطويـل",  # tatweel
+    "زوروا https://www.example.com/path?x=1 أو www.site.org الآن",
+    "راسلونا على info@example.com أو عبر @user_name",
+    "<p>فقرة</p><br />سطر &amp; رمز &quot;اقتباس&quot;",
+    "في عام ١٩٩٥ و2024م ارتفع ٣٠٪ من الإنتاج",
+    "رااااائع!!!! جدااا؟؟؟",
+    "التاريخ 12/06/2024 والنسبة 3/4",
+    "بوتين: “نرحب باهتمام تركيا” — قال (المتحدث) [مصدر] {نص} «اقتباس»",
+    "😀 نص مع رموز تعبيرية 👍🏽 و️ محدد",
+    "English text only, no Arabic at all.",
+    "سعر الغاز 250دولارا في 2023م",
+    "\u200fنص\u200e مع علامات اتجاه\u200b",
+    "ﻻ ﺍﻟﺤﺮﻭﻑ ﺍﻟﻤﺘﺼﻠﺔ",  # presentation forms
+]
+
+
+def _reference():
+    preprocess = pytest.importorskip("arabert.preprocess", reason="the arabert package is a dev extra")
+    return preprocess.ArabertPreprocessor("aubmindlab/bert-base-arabertv02")
+
+
+def _assert_same(texts: list[str]) -> None:
+    reference = _reference()
+    mismatches = [
+        (t, reference.preprocess(t), arabert_v02(t)) for t in texts if reference.preprocess(t) != arabert_v02(t)
+    ]
+    assert not mismatches, f"{len(mismatches)} of {len(texts)} differ; first: {mismatches[0]!r}"
+
+
+def test_arabert_v02_matches_reference_on_edge_cases():
+    _assert_same(EDGE_CASES)
+
+
+def test_arabert_v02_matches_reference_on_sample_corpus(sample_rows):
+    _assert_same([r["text"] for rows in sample_rows.values() for r in rows])
+
+
+def test_arabert_v02_matches_reference_on_1000_real_texts():
+    """Real, human-written Arabic from the public data sets beside the project (CI has them)."""
+    files = sorted(SHARED.glob("data/*/train.jsonl"))
+    if not files:
+        pytest.skip(f"no public data sets at {SHARED}/data (set ARANEWS_SHARED_DIR)")
+    texts: list[str] = []
+    for path in files:
+        with path.open(encoding="utf-8") as handle:
+            for i, line in enumerate(handle):
+                if i >= 300:
+                    break
+                row = json.loads(line)
+                texts += [row[k] for k in ("text", "claim", "target") if isinstance(row.get(k), str)]
+    texts += [p.read_text(encoding="utf-8") for p in sorted(SHARED.glob("seeds/*.txt"))]
+    assert len(texts) >= 1000
+    _assert_same(texts)
+
+
+def test_arabert_v02_examples():
+    assert arabert_v02("الْعَرَبِيَّةُ") == "العربية"
+    assert arabert_v02("١٩٩٥") == "1995"
+    assert arabert_v02("زوروا https://x.com/a") == "زوروا [رابط]"
+    assert arabert_v02("قال:نعم") == "قال : نعم"
+    assert arabert_v02("12/06") == "12 - 06"
+
+
+FURNITURE = """حول العالم 12 يونيو 2024 0
++ = -
+Ru En
+أنقرة تستضيف محادثات جديدة مع موسكو حول الطاقة.
+
+شارك
+تابعونا على الفيسبوك
+  • أتبعني على تويتر
+تابع الرئيس حديثه قائلا إن المحادثات كانت صريحة.
+اقرأ أيضاً:
+الأكثر قراءة
+آخر التحديثات
+تصنيفات
+وأضاف أن الزيارة ستتم الشهر المقبل."""
+
+
+def test_strip_boilerplate_drops_furniture_keeps_text():
+    cleaned = strip_boilerplate(FURNITURE)
+    lines = cleaned.splitlines()
+    assert "أنقرة تستضيف محادثات جديدة مع موسكو حول الطاقة." in lines
+    assert "تابع الرئيس حديثه قائلا إن المحادثات كانت صريحة." in lines  # "تابع" opening real text stays
+    assert "وأضاف أن الزيارة ستتم الشهر المقبل." in lines
+    assert "حول العالم 12 يونيو 2024 0" in lines  # datelines are content, not furniture
+    for gone in (
+        "+ = -",
+        "Ru En",
+        "شارك",
+        "تابعونا على الفيسبوك",
+        "أتبعني على تويتر",
+        "اقرأ أيضاً:",
+        "الأكثر قراءة",
+        "آخر التحديثات",
+        "تصنيفات",
+    ):
+        assert all(gone not in line for line in lines), gone
+
+
+def test_strip_boilerplate_keeps_long_lines_that_start_like_furniture():
+    line = "تابعونا على تويتر قال المتحدث في مؤتمر صحفي طويل إن الحكومة ستعلن خطة جديدة للطاقة والنقل"
+    assert strip_boilerplate(line) == line
+
+
+def test_strip_boilerplate_on_sample_corpus_never_empties_an_article(sample_rows):
+    for row in sample_rows["train"]:
+        assert has_arabic(strip_boilerplate(row["text"]))
+
+
+def test_build_preprocessor_composes_and_rejects_unknown():
+    preprocess = build_preprocessor(["strip_boilerplate", "arabert_v02"])
+    assert preprocess("شارك\nالْعَرَبِيَّةُ") == "العربية"
+    with pytest.raises(ValueError, match="unknown step.*'nope'"):
+        build_preprocessor(["nope"])
+
+
+def test_has_arabic():
+    assert has_arabic("abc ب")
+    assert not has_arabic("only latin 123")
+
+
+def test_sample_corpus_is_not_copied_from_shared():
+    """The embedded corpus is original text: no line of the seed articles appears in it."""
+    seeds = sorted(SHARED.glob("seeds/*.txt"))
+    if not seeds:
+        pytest.skip("no seed articles beside the project")
+    probes = {ln.strip() for p in seeds for ln in p.read_text(encoding="utf-8").splitlines() if len(ln.strip()) > 60}
+    corpus = " ".join(
+        r["text"] for name in ("train", "dev") for r in read_jsonl(REPO / "data" / "sample" / f"{name}.jsonl")
+    )
+    assert not [p for p in probes if p in corpus]

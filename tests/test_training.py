@@ -1,0 +1,161 @@
+"""End-to-end training on the tiny backbone: metrics file, loadable model, resume, retraining, CLI."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from inference import load_classifier
+from training.cli import main
+from training.config import config_from_dict
+from training.data import DataValidationError
+from training.trainer import Trainer
+
+from .helpers import SAMPLE, experiment, read_jsonl, write_jsonl
+
+
+def test_end_to_end_run_writes_metrics_and_a_loadable_model(trained_model, sample_rows):
+    metrics = json.loads((trained_model / "metrics.json").read_text(encoding="utf-8"))
+    assert metrics["best_epoch"] in (1, 2) and len(metrics["epochs"]) == 2
+    for task, n_labels in (("topic", 6), ("stance", 3)):
+        report = metrics["dev"][task]
+        assert report["n"] == len(sample_rows["dev"])
+        assert set(report) >= {"accuracy", "macro_f1", "micro_f1", "weighted_f1", "per_class"}
+        assert len(report["per_class"]) == n_labels
+        assert 0.0 <= report["macro_f1"] <= 1.0
+    best = metrics["epochs"][metrics["best_epoch"] - 1]
+    assert best["dev"] == metrics["dev"]  # the saved model reproduces the in-loop figures exactly
+    assert metrics["data"]["train"]["articles"] == len(sample_rows["train"])
+    assert {"truncated", "dropped_tokens"} <= set(metrics["data"]["dev"])
+    clf = load_classifier(trained_model / "model")
+    assert len(clf.predict([r["text"] for r in sample_rows["dev"][:3]])) == 3
+    assert (trained_model / "config.yaml").is_file()
+
+
+def test_invalid_data_fails_before_any_model_is_built(tmp_path, tiny_backbone):
+    rows = read_jsonl(SAMPLE / "train.jsonl")[:10]
+    rows[3]["topic"] = "sports"
+    bad = write_jsonl(tmp_path / "bad.jsonl", rows)
+    topics = ["security", "diplomacy", "economy_energy", "military", "regional_conflicts", "blocs_alliances"]
+    cfg = experiment(
+        tmp_path,
+        tiny_backbone,
+        data={"train": str(bad)},
+        model={"encoder": str(tmp_path / "does-not-exist")},
+        tasks=[{"name": "topic", "labels": topics}, {"name": "stance"}],
+    )
+    with pytest.raises(DataValidationError, match=r"bad.jsonl:4 .*label 'sports'"):
+        Trainer(config_from_dict(cfg)).train()
+
+
+def _final_weights(output_dir):
+    return load_file(str(output_dir / "last_checkpoint" / "model.safetensors"))
+
+
+def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path, tiny_backbone):
+    straight = experiment(tmp_path / "a", tiny_backbone, training={"epochs": 3, "output_dir": str(tmp_path / "a")})
+    Trainer(config_from_dict(straight)).train()
+    # "interrupted" after epoch 1, then resumed to epoch 3 with the same config
+    first = experiment(tmp_path / "b", tiny_backbone, training={"epochs": 3, "output_dir": str(tmp_path / "b")})
+    Trainer(config_from_dict(first)).train(stop_after_epochs=1)
+    resumed = experiment(
+        tmp_path / "b", tiny_backbone, training={"epochs": 3, "output_dir": str(tmp_path / "b"), "resume": True}
+    )
+    metrics = Trainer(config_from_dict(resumed)).train().metrics
+    assert [e["epoch"] for e in metrics["epochs"]] == [1, 2, 3]
+    a, b = _final_weights(tmp_path / "a"), _final_weights(tmp_path / "b")
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
+
+
+def test_retraining_with_new_labels_keeps_kept_labels(tmp_path, trained_model, sample_rows):
+    old = load_classifier(trained_model / "model")
+    rows = [dict(r) for r in sample_rows["train"]]
+    for r in rows:  # merge two topics into a new label and drop the stance task's "neutral"
+        if r["topic"] in ("military", "security"):
+            r["topic"] = "defence"
+        if r["stance"] == "neutral":
+            r["stance"] = None
+    train = write_jsonl(tmp_path / "train.jsonl", rows)
+    dev_rows = [
+        {
+            **r,
+            "topic": "defence" if r["topic"] in ("military", "security") else r["topic"],
+            "stance": None if r["stance"] == "neutral" else r["stance"],
+        }
+        for r in sample_rows["dev"]
+    ]
+    dev = write_jsonl(tmp_path / "dev.jsonl", dev_rows)
+    cfg = experiment(
+        tmp_path,
+        trained_model / "model",
+        data={"train": str(train), "dev": str(dev)},
+        training={"epochs": 1, "init_from": str(trained_model / "model"), "output_dir": str(tmp_path / "re")},
+    )
+    metrics = Trainer(config_from_dict(cfg)).train().metrics
+    diff = metrics["label_changes"]["topic"]
+    assert diff["added"] == ["defence"] and diff["removed"] == ["military", "security"]
+    assert diff["kept"] == ["blocs_alliances", "diplomacy", "economy_energy", "regional_conflicts"]
+    new = load_classifier(tmp_path / "re" / "model")
+    assert new.labels["topic"] == [*diff["kept"], "defence"]
+    assert new.labels["stance"] == ["cooperation", "tension"]
+    assert old.labels["stance"] == ["cooperation", "neutral", "tension"]
+
+
+def test_cli_train_and_predict(tmp_path, tiny_backbone, capsys):
+    import yaml
+
+    cfg = experiment(tmp_path, tiny_backbone, training={"epochs": 1})
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
+    assert main(["-q", "train", str(path), "--out", str(tmp_path / "cli")]) == 0
+    assert (tmp_path / "cli" / "metrics.json").is_file()
+    capsys.readouterr()
+    assert main(["-q", "predict", "--model", str(tmp_path / "cli" / "model"), "نص أول", "نص ثان"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 2 and set(json.loads(lines[0])) == {"topic", "stance"}
+    assert (
+        main(["-q", "evaluate", "--model", str(tmp_path / "cli" / "model"), "--data", str(SAMPLE / "dev.jsonl")]) == 0
+    )
+    report = json.loads(capsys.readouterr().out)
+    assert report["tasks"]["topic"]["n"] == 36
+
+
+def test_cli_reports_bad_config_without_traceback(tmp_path, capsys):
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "data: {train: a.jsonl, dev: b.jsonl}\ntasks: [{name: topic}]\ntraining: {epochz: 1}\n", encoding="utf-8"
+    )
+    assert main(["-q", "train", str(path)]) == 2
+    assert "training: unknown key(s) ['epochz']" in capsys.readouterr().err
+
+
+def test_model_card_figures_come_from_the_run(trained_model):
+    from training.config import load_config
+    from training.model_card import render_model_card
+
+    from .helpers import REPO
+
+    metrics = json.loads((trained_model / "metrics.json").read_text(encoding="utf-8"))
+    card = render_model_card(load_config(REPO / "configs" / "default.yaml"), trained_model)
+    assert card.startswith("---\nlanguage:\n- ar\n")
+    assert "base_model: aubmindlab/bert-base-arabertv02" in card
+    assert "model-index" not in card  # the run's encoder is not AraBERT: no claim about AraBERT
+    assert "not a measure of the default model's quality" in card
+    for task in ("topic", "stance"):
+        r = metrics["dev"][task]
+        assert (
+            f"| dev | {task} | {r['n']} | {r['accuracy']:.3f} | {r['macro_f1']:.3f} | {r['weighted_f1']:.3f} |" in card
+        )
+    for section in (
+        "## Intended use",
+        "## Label schema",
+        "## Preprocessing",
+        "## Long documents",
+        "## Results",
+        "## Limitations and risks",
+    ):
+        assert section in card

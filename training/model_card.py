@@ -1,0 +1,237 @@
+"""Generate a Hugging Face style model card from a training config and a finished run.
+
+Every figure in the card is read from the run's ``metrics.json`` (and ``report.json`` where an
+evaluation report exists); nothing is typed by hand. Regenerate the repository's card with::
+
+    aranews model-card --config configs/default.yaml --run runs/demo/run --out model_card.md
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .config import ExperimentConfig
+
+__all__ = ["render_model_card"]
+
+TOPIC_MEANINGS = {
+    "security": "security and intelligence cooperation, counter-terrorism, arrests, border security",
+    "diplomacy": "visits, calls, meetings, summits, ambassadors and diplomatic protests",
+    "economy_energy": "gas, oil and nuclear energy, trade, tourism, payments and sanctions' effect on trade",
+    "military": "arms deals (S-400, drones), forces, patrols, straits, military incidents",
+    "regional_conflicts": "Syria, Libya, Karabakh and the war in Ukraine: ceasefires, mediation, fighting",
+    "blocs_alliances": "BRICS, NATO, the SCO, the EU and the Eurasian Economic Union",
+}
+STANCE_MEANINGS = {
+    "cooperation": "the article presents Russian–Turkish relations as cooperative, warm or improving",
+    "tension": "the article presents friction: criticism, accusations, threats, cancelled visits",
+    "neutral": "the article reports without framing the relationship either way",
+}
+
+
+def _fmt(x: float | None) -> str:
+    return "–" if x is None else f"{x:.3f}"
+
+
+def _results_table(metrics: dict[str, Any], report: dict[str, Any] | None) -> list[str]:
+    lines = ["| split | task | n | accuracy | macro-F1 | weighted-F1 |", "| --- | --- | --- | --- | --- | --- |"]
+    for split in ("dev", "test"):
+        for task, r in metrics.get(split, {}).items():
+            if r.get("n"):
+                lines.append(
+                    f"| {split} | {task} | {r['n']} | {_fmt(r['accuracy'])} | {_fmt(r['macro_f1'])} "
+                    f"| {_fmt(r['weighted_f1'])} |"
+                )
+    if report and report.get("baseline"):
+        lines += ["", f"Baseline on the same split ({report['baseline'].get('name', 'TF-IDF + linear')}):", ""]
+        lines += ["| task | transformer macro-F1 | baseline macro-F1 | transformer accuracy | baseline accuracy |"]
+        lines += ["| --- | --- | --- | --- | --- |"]
+        for task, r in report["tasks"].items():
+            b = report["baseline"]["tasks"].get(task, {})
+            lines.append(
+                f"| {task} | {_fmt(r.get('macro_f1'))} | {_fmt(b.get('macro_f1'))} | {_fmt(r.get('accuracy'))} "
+                f"| {_fmt(b.get('accuracy'))} |"
+            )
+    return lines
+
+
+def _per_class(metrics: dict[str, Any]) -> list[str]:
+    lines: list[str] = []
+    for task, r in metrics.get("dev", {}).items():
+        if not r.get("per_class"):
+            continue
+        lines += [
+            f"**{task}** (dev)",
+            "",
+            "| label | precision | recall | F1 | support |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        for label, c in r["per_class"].items():
+            lines.append(
+                f"| {label} | {_fmt(c['precision'])} | {_fmt(c['recall'])} | {_fmt(c['f1'])} | {c['support']} |"
+            )
+        lines.append("")
+    return lines
+
+
+def render_model_card(config: ExperimentConfig, run_dir: str | Path, model_name: str = "aranews-topic-stance") -> str:
+    """The model card text for ``config`` with the figures of the run in ``run_dir``.
+
+    Args:
+        config: the configuration the card describes (schema, preprocessing, long documents).
+        run_dir: a finished run directory holding ``metrics.json`` (and ``report.json`` if evaluated).
+        model_name: the name in the card's metadata.
+
+    Raises:
+        FileNotFoundError: if ``run_dir`` has no ``metrics.json``.
+    """
+    run_dir = Path(run_dir)
+    metrics_path = run_dir / "metrics.json"
+    if not metrics_path.is_file():
+        raise FileNotFoundError(f"{metrics_path}: not found; train first (aranews train / aranews demo)")
+    metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
+    report_path = run_dir / "report.json"
+    report = json.loads(report_path.read_text(encoding="utf-8")) if report_path.is_file() else None
+    run_model = metrics["config"]["model"]
+    run_encoder = run_model["encoder"]
+    same_model = run_encoder == config.model.encoder
+    m = config.model
+
+    meta: dict[str, Any] = {
+        "language": ["ar"],
+        "license": "apache-2.0",
+        "library_name": "transformers",
+        "base_model": config.model.encoder,
+        "pipeline_tag": "text-classification",
+        "tags": ["arabic", "news", "topic-classification", "stance-detection", "multi-task", "arabert"],
+        "metrics": ["accuracy", "f1"],
+    }
+    if same_model:  # model-index only for figures measured with the model this card describes
+        meta["model-index"] = [
+            {
+                "name": model_name,
+                "results": [
+                    {
+                        "task": {"type": "text-classification", "name": f"{task} classification"},
+                        "dataset": {
+                            "name": Path(metrics["data"][split]["path"]).name,
+                            "type": "custom",
+                            "split": split,
+                        },
+                        "metrics": [
+                            {"type": "accuracy", "value": round(r["accuracy"], 4)},
+                            {"type": "f1", "name": "macro-F1", "value": round(r["macro_f1"], 4)},
+                        ],
+                    }
+                    for split in ("dev", "test")
+                    for task, r in metrics.get(split, {}).items()
+                    if r.get("n")
+                ],
+            }
+        ]
+
+    lines = ["---", yaml.safe_dump(meta, allow_unicode=True, sort_keys=False).strip(), "---", ""]
+    lines += [f"# {model_name}", ""]
+    lines += [
+        f"A multi-task classifier of Arabic news articles fine-tuned from `{config.model.encoder}`: one shared "
+        "encoder, one linear head per task, trained with `aranews train` (this repository).",
+        "",
+        "## Intended use",
+        "",
+        "Sorting and monitoring Arabic news coverage by topic and by how an article frames the relationship it "
+        "covers; batch scoring of news archives; a starting point for retraining on a new label schema.",
+        "Not intended for judging the truth of an article, for decisions about people, or for text that is not "
+        "news (social media, opinion forums) without retraining and re-evaluation.",
+        "",
+        "## Label schema",
+        "",
+    ]
+    for task in config.tasks:
+        kind = "multi-label, per-label thresholds" if task.problem_type == "multi_label" else "single-label"
+        pair = f"; conditioned on the `{task.pair_column}` column" if task.pair_column else ""
+        lines += [f"**{task.name}** ({kind}{pair})", "", "| label | meaning |", "| --- | --- |"]
+        meanings = TOPIC_MEANINGS if task.name == "topic" else STANCE_MEANINGS if task.name == "stance" else {}
+        for label in task.labels or metrics["labels"].get(task.name, []):
+            lines.append(f"| `{label}` | {meanings.get(label, '')} |")
+        lines.append("")
+    lines += [
+        "Replace the schema by editing `tasks:` in the config (see README); labels are stored, in order, in the "
+        "checkpoint's `config.json`, and probability columns follow that order.",
+        "",
+        "## Training data",
+        "",
+        "Labelled articles in JSON Lines, CSV or Parquet: `id`, `text`, optional `title`, one column per task; "
+        "rows may lack a task's label. "
+        f"The run reported below used `{Path(metrics['data']['train']['path']).name}` "
+        f"({metrics['data']['train']['articles']} articles) and `{Path(metrics['data']['dev']['path']).name}` "
+        f"({metrics['data']['dev']['articles']} articles).",
+        "",
+        "## Preprocessing",
+        "",
+        f"Steps, in order: {', '.join(f'`{s}`' for s in m.preprocessing)}. `strip_boilerplate` removes scraped page "
+        "furniture (share / follow / subscribe / read-more lines, language switchers, symbol-only lines). "
+        "`arabert_v02` is AraBERT v0.2's normalisation (diacritics and tatweel removed, URLs / e-mails / mentions "
+        "replaced by placeholders, punctuation spaced, Indic digits mapped, `/` to `-`), tested output-for-output "
+        "against the `arabert` package. The checkpoint names the steps; prediction applies the same ones.",
+        "",
+        "## Long documents",
+        "",
+        f"Windows of {m.max_length} tokens. Strategy `{m.long_document}`"
+        + (f" (the first {m.head_tokens} tokens and the end of the article)" if m.long_document == "head_tail" else "")
+        + (
+            f" (windows overlapping by {m.stride} tokens, at most {m.max_chunks}, logits {m.chunk_pooling}-pooled)"
+            if m.long_document == "chunks"
+            else ""
+        )
+        + ". Every truncated article is counted: in the run below ("
+        + f"{run_model['max_length']}-token windows, `{run_model['long_document']}`), "
+        + "; ".join(
+            f"{split}: {s['truncated']} of {s['articles']} articles truncated ({s['dropped_tokens']} tokens unseen)"
+            for split, s in metrics["data"].items()
+        )
+        + ".",
+        "",
+        "## Results",
+        "",
+    ]
+    if not same_model:
+        lines += [
+            f"> These figures come from the run in `{run_dir}`, whose encoder was `{run_encoder}`, not "
+            f"`{config.model.encoder}`. They show that training, saving and evaluation work end to end; they are "
+            "not a measure of the default model's quality. Replace them by training the default config and "
+            "regenerating this card.",
+            "",
+        ]
+    lines += _results_table(metrics, report)
+    lines += [
+        "",
+        f"Best epoch {metrics['best_epoch']} of {len(metrics['epochs'])} by dev {metrics['selection_metric']}.",
+        "",
+    ]
+    lines += _per_class(metrics)
+    lines += [
+        "## Limitations and risks",
+        "",
+        "- The stance labels describe how an article *frames* the relationship, not whether the relationship is "
+        "good, nor the outlet's or author's position; quoted criticism can make a balanced article read as "
+        "`tension`.",
+        "- Topic labels overlap in real news (an arms deal is both `military` and `economy_energy`); the single-label "
+        "head picks one. Use a multi-label task where that matters.",
+        "- Trained on Modern Standard Arabic news; dialectal text, transliterated Arabic and non-news genres are out "
+        "of distribution.",
+        "- Scores are softmax probabilities and are not guaranteed to be calibrated.",
+        "- Small or synthetic training sets (such as the embedded sample corpus) give figures that do not transfer "
+        "to real archives.",
+        "",
+        "## Versions",
+        "",
+        "| package | version |",
+        "| --- | --- |",
+        *[f"| {k} | {v} |" for k, v in metrics["versions"].items()],
+        "",
+    ]
+    return "\n".join(lines)
