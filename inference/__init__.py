@@ -8,7 +8,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .classifier import NewsClassifier, load_classifier, resolve_device
+from .classifier import NewsClassifier, load_classifier, predict_stance, predict_topic, resolve_device
 from .modeling import ClassifierConfig, LongDocumentConfig, MultiTaskClassifier, TaskSpec
 from .preprocessing import arabert_v02, build_preprocessor, strip_boilerplate
 
@@ -22,6 +22,8 @@ __all__ = [
     "arabert_v02",
     "build_preprocessor",
     "load_classifier",
+    "predict_stance",
+    "predict_topic",
     "resolve_device",
     "strip_boilerplate",
 ]

@@ -24,7 +24,7 @@ import torch
 from .encoding import ArticleEncoder, EncodedArticle, collate_articles
 from .modeling import ClassifierConfig, MultiTaskClassifier, TaskSpec
 
-__all__ = ["NewsClassifier", "Prediction", "load_classifier", "resolve_device"]
+__all__ = ["NewsClassifier", "Prediction", "load_classifier", "predict_stance", "predict_topic", "resolve_device"]
 
 logger = logging.getLogger(__name__)
 
@@ -273,3 +273,44 @@ def load_classifier(
         A :class:`NewsClassifier`.
     """
     return NewsClassifier.from_pretrained(path_or_name, device=device, batch_size=batch_size)
+
+
+def _as_classifier(model: NewsClassifier | str | Path) -> NewsClassifier:
+    return model if isinstance(model, NewsClassifier) else load_classifier(model)
+
+
+def predict_topic(texts, model: NewsClassifier | str | Path, task: str = "topic"):
+    """The topic of one article (``str``) or of each article in a list.
+
+    Args:
+        texts: an article or a list of articles.
+        model: a loaded classifier, or a model directory (loaded on every call: pass a loaded
+            classifier when calling repeatedly).
+        task: the task name, if the model calls it something else.
+
+    Returns:
+        ``{"label", "score"}`` for a ``str``; a list of them for a list.
+    """
+    clf = _as_classifier(model)
+    result = clf.predict(texts, tasks=[task])
+    return result[task] if isinstance(texts, str) else [r[task] for r in result]
+
+
+def predict_stance(texts, model: NewsClassifier | str | Path, targets=None, task: str = "stance"):
+    """The stance of one article or of each article in a list.
+
+    Args:
+        texts: an article or a list of articles.
+        model: a loaded classifier or a model directory.
+        targets: for a target- or claim-conditioned stance task, the target of each article (a ``str``
+            for a single article).
+        task: the task name, if the model calls it something else.
+
+    Returns:
+        ``{"label", "score"}`` for a ``str``; a list of them for a list.
+    """
+    clf = _as_classifier(model)
+    column = clf.config.task(task).pair_column
+    pairs = {column: targets} if column is not None and targets is not None else None
+    result = clf.predict(texts, pairs=pairs, tasks=[task])
+    return result[task] if isinstance(texts, str) else [r[task] for r in result]

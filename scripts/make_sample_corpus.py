@@ -241,6 +241,21 @@ def compose(rng: random.Random, topic: str, lead: str, stance: str, split: str) 
     return title, "\n\n".join(lines)
 
 
+def write_archive(dev: list[dict]) -> None:
+    """An unlabelled archive for the batch-scoring demo: the dev articles plus one row of each bad kind."""
+    lines = [json.dumps({"id": f"arc-{r['id']}", "title": r["title"], "text": r["text"]}, ensure_ascii=False) for r in dev]
+    lines += [
+        json.dumps({"id": f"arc-{dev[0]['id']}", "text": "نسخة مكررة من خبر سابق"}, ensure_ascii=False),  # duplicate id
+        json.dumps({"id": "arc-empty", "text": "   "}),  # empty text
+        json.dumps({"id": "arc-number", "text": 2024}),  # non-string text
+        json.dumps({"text": "خبر بلا معرف عن زيارة وزير الخارجية إلى موسكو"}, ensure_ascii=False),  # missing id
+        json.dumps({"id": "arc-english", "text": "Turkey and Russia signed a new gas deal."}),  # no Arabic
+        '{"id": "arc-broken", "text": "سطر غير مكتمل',  # invalid JSON
+    ]
+    (OUT / "archive.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print(f"archive: {len(lines)} rows ({len(dev)} articles + 6 bad rows) -> {OUT / 'archive.jsonl'}")
+
+
 def main() -> None:
     rng = random.Random(SEED)
     splits: dict[str, list[dict]] = {"train": [], "dev": []}
@@ -256,6 +271,7 @@ def main() -> None:
                     {"id": f"rt-{counter:04d}", "title": title, "text": text, "topic": topic, "stance": stance}
                 )
     OUT.mkdir(parents=True, exist_ok=True)
+    write_archive(splits["dev"])
     for name, rows in splits.items():
         rng.shuffle(rows)
         with (OUT / f"{name}.jsonl").open("w", encoding="utf-8") as handle:

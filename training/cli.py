@@ -158,7 +158,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     backbone = out / "tiny-backbone"
     if not (backbone / "config.json").is_file():
         texts = _read_texts([str(sample / "train.jsonl")])
-        print(f"[1/3] building a tiny BERT backbone from {len(texts)} sample articles -> {backbone}")
+        print(f"[1/4] building a tiny BERT backbone from {len(texts)} sample articles -> {backbone}")
         build_tiny_backbone(
             texts,
             backbone,
@@ -171,10 +171,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
         )
     overrides = {"model.encoder": str(backbone), "training.output_dir": str(out / "run"), **_parse_set(args.set)}
     config = load_config(config_path, overrides)
-    print(f"[2/3] training on {config.data.train} (config {config_path})")
+    print(f"[2/4] training on {config.data.train} (config {config_path})")
     result = Trainer(config).train()
     _print_summary(result.metrics)
-    print(f"[3/3] predicting with {result.model_dir}")
+    print(f"[3/4] predicting with {result.model_dir}")
     classifier = load_classifier(result.model_dir)
     examples = [
         "وقعت أنقرة وموسكو اتفاقا لتوسيع إمدادات الغاز الطبيعي عبر خط السيل التركي وزيادة التبادل التجاري.",
@@ -182,11 +182,52 @@ def cmd_demo(args: argparse.Namespace) -> int:
     ]
     for text, prediction in zip(examples, classifier.predict(examples)):
         print(f"  {text[:60]}... -> {json.dumps(prediction, ensure_ascii=False)}")
+    from inference.scoring import format_summary, score_archive
+
+    archive = sample / "archive.jsonl"
+    print(f"[4/4] scoring the sample archive {archive} (with bad rows on purpose)")
+    summary = score_archive(classifier, archive, out / "scores.jsonl", progress=False)
+    print("  " + format_summary(summary).replace("\n", "\n  "))
     card = out / "model_card.md"
     card.write_text(
         render_model_card(load_config(REPO_ROOT / "configs" / "default.yaml"), result.output_dir), encoding="utf-8"
     )
     print(f"demo done: model in {result.model_dir}, metrics in {result.output_dir / 'metrics.json'}, card {card}")
+    return 0
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from inference import load_classifier
+    from inference.scoring import format_summary, score_archive
+
+    classifier = load_classifier(args.model, device=args.device, batch_size=args.batch_size)
+    pair_columns = dict(item.split("=", 1) for item in args.pair_column)
+    try:
+        summary = score_archive(
+            classifier,
+            args.input,
+            args.out,
+            args.errors,
+            output_format=args.format,
+            id_column=args.id_column,
+            text_column=args.text_column,
+            title_column=args.title_column or None,
+            pair_columns=pair_columns,
+            chunk_size=args.chunk_size,
+            max_chars=args.max_chars,
+            score_non_arabic=args.score_non_arabic,
+            all_probabilities=args.all_probs,
+            resume=args.resume,
+            progress=not args.quiet,
+            throttle_seconds=args.throttle,
+        )
+    except KeyboardInterrupt as exc:
+        print(f"\n{exc}", file=sys.stderr)
+        return 130
+    except (FileExistsError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(format_summary(summary))
     return 0
 
 
@@ -242,6 +283,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device")
     p.add_argument("--batch-size", type=int, default=16)
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("score", help="score an archive: every row scored or written down with its reason")
+    p.add_argument("--model", required=True)
+    p.add_argument("input", help=".jsonl[.gz], .csv, .parquet or a folder of .txt files")
+    p.add_argument("--out", required=True, help="scores: .jsonl, .csv or .parquet")
+    p.add_argument("--errors", help="rows not scored, with reasons (default: <out>.errors.jsonl)")
+    p.add_argument("--format", choices=["jsonl", "csv", "parquet"])
+    p.add_argument("--id-column", default="id")
+    p.add_argument("--text-column", default="text")
+    p.add_argument("--title-column", default="title", help="prepended to the text when present ('' to ignore)")
+    p.add_argument(
+        "--pair-column",
+        action="append",
+        default=[],
+        metavar="MODEL_COLUMN=ARCHIVE_COLUMN",
+        help="where a target-conditioned task's target is in the archive",
+    )
+    p.add_argument("--chunk-size", type=int, default=512, help="rows per atomically written chunk")
+    p.add_argument("--max-chars", type=int, default=200_000, help="longer texts are errors (oversized_text)")
+    p.add_argument("--score-non-arabic", action="store_true", help="score texts without Arabic (flagged)")
+    p.add_argument("--all-probs", action="store_true", help="add every label's probability")
+    p.add_argument("--resume", action="store_true", help="finish an interrupted run of the same job")
+    p.add_argument("--throttle", type=float, default=0.0, help="seconds to pause after each chunk")
+    p.add_argument("--device")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.set_defaults(func=cmd_score)
 
     p = sub.add_parser("model-card", help="generate a model card from a config and a finished run")
     p.add_argument("--config", default=str(REPO_ROOT / "configs" / "default.yaml"))

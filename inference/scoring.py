@@ -1,0 +1,447 @@
+"""Batch scoring of article archives that never loses a row.
+
+Every input row ends up either in the output (scored) or in the errors file (with its reason), and the
+summary checks ``rows = scored + errors``. The archive is streamed in chunks of ``chunk_size`` rows;
+each chunk's results are written to part files by atomic rename and only then recorded as done, so a
+run killed at any point (Ctrl-C or ``kill -9``) is completed by the same command with ``resume=True``,
+each id exactly once. The final output is assembled from the parts, again by atomic rename.
+
+Memory holds one chunk of texts at a time; only the ids seen so far (for duplicate detection) grow
+with the archive.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .classifier import NewsClassifier
+from .preprocessing import has_arabic
+from .readers import RawRow, count_rows, detect_format, read_archive
+
+__all__ = ["ScoreSummary", "format_summary", "model_fingerprint", "score_archive"]
+
+logger = logging.getLogger(__name__)
+
+OUTPUT_FORMATS = ("jsonl", "csv", "parquet")
+STATE_FILE = "state.json"
+
+
+@dataclass
+class ScoreSummary:
+    """What a scoring run did. ``rows == scored + errors`` always holds for a finished run."""
+
+    input: str
+    output: str
+    errors_file: str
+    rows: int = 0
+    scored: int = 0
+    errors: int = 0
+    error_reasons: dict[str, int] = field(default_factory=dict)
+    label_counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    truncated: int = 0
+    flagged_no_arabic: int = 0
+    seconds: float = 0.0
+    articles_per_second: float = 0.0
+    resumed: bool = False
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def complete(self) -> bool:
+        return self.rows == self.scored + self.errors
+
+
+def model_fingerprint(path: str | Path) -> str:
+    """SHA-256 over a model directory's weights, config and tokenizer files (its content hash)."""
+    digest = hashlib.sha256()
+    root = Path(path)
+    for name in sorted(p.name for p in root.iterdir() if p.is_file()):
+        digest.update(name.encode())
+        with (root / name).open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass
+class _Settings:
+    id_column: str
+    text_column: str
+    title_column: str | None
+    pair_columns: dict[str, str]  # model pair column -> archive column
+    max_chars: int
+    score_non_arabic: bool
+    all_probabilities: bool
+
+
+def _check_row(row: RawRow, s: _Settings, seen: set[str]) -> tuple[dict[str, Any] | None, tuple[str, str] | None]:
+    """Validate one row: (record to score, None) or (None, (reason, detail))."""
+    if row.problem:
+        return None, row.problem
+    f = row.fields
+    raw_id = f.get(s.id_column)
+    if raw_id is None or (isinstance(raw_id, str) and not raw_id.strip()):
+        return None, ("missing_id", f"column {s.id_column!r} is missing or empty")
+    row_id = str(raw_id)
+    if row_id in seen:
+        return None, ("duplicate_id", f"id {row_id!r} already seen earlier in the archive")
+    seen.add(row_id)
+    text = f.get(s.text_column)
+    if text is None:
+        return None, ("missing_text", f"column {s.text_column!r} is missing")
+    if not isinstance(text, str):
+        return None, ("non_string_text", f"column {s.text_column!r} is {type(text).__name__}, not a string")
+    title = f.get(s.title_column) if s.title_column else None
+    if isinstance(title, str) and title.strip():
+        text = f"{title.strip()}\n{text}"
+    if not text.strip():
+        return None, ("empty_text", f"column {s.text_column!r} is empty")
+    if len(text) > s.max_chars:
+        return None, ("oversized_text", f"{len(text)} characters > max_chars={s.max_chars}")
+    pairs = {}
+    for model_column, column in s.pair_columns.items():
+        value = f.get(column)
+        if not isinstance(value, str) or not value.strip():
+            return None, ("missing_pair", f"column {column!r} (the task's {model_column!r}) is missing or empty")
+        pairs[model_column] = value
+    arabic = has_arabic(text)
+    if not arabic and not s.score_non_arabic:
+        return None, ("no_arabic_text", "the text contains no Arabic letter")
+    return {"id": row_id, "text": text, "pairs": pairs, "no_arabic": not arabic}, None
+
+
+def _chunks(rows: Iterator[RawRow], size: int) -> Iterator[list[RawRow]]:
+    chunk: list[RawRow] = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def _score_chunk(
+    classifier: NewsClassifier, records: list[dict[str, Any]], s: _Settings, provenance_hash: str
+) -> list[dict[str, Any]]:
+    if not records:
+        return []
+    texts = [r["text"] for r in records]
+    pairs = {c: [r["pairs"][c] for r in records] for c in s.pair_columns} or None
+    probs, encoded = classifier.predict_proba_batch(texts, pairs)
+    decisions = classifier.decide(probs)
+    out = []
+    for i, (record, decision) in enumerate(zip(records, decisions, strict=True)):
+        row: dict[str, Any] = {"id": record["id"]}
+        for task in classifier.tasks:
+            d = decision[task.name]
+            if task.problem_type == "multi_label":
+                row[task.name] = "|".join(d["labels"])
+                row[f"{task.name}_score"] = max(d["scores"], default=0.0)
+            else:
+                row[task.name] = d["label"]
+                row[f"{task.name}_score"] = d["score"]
+            if s.all_probabilities:
+                row[f"{task.name}_probs"] = json.dumps(
+                    {label: round(float(p), 6) for label, p in zip(task.labels, probs[task.name][i], strict=True)},
+                    ensure_ascii=False,
+                )
+        row["n_tokens"] = encoded[i].n_tokens
+        row["truncated"] = encoded[i].truncated
+        row["no_arabic"] = record["no_arabic"]
+        row["model_sha256"] = provenance_hash[:16]
+        out.append(row)
+    return out
+
+
+def _write_part(path: Path, rows: list[dict[str, Any]], fmt: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    if fmt == "parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pq.write_table(pa.Table.from_pylist(rows), tmp)
+    else:
+        with tmp.open("w", encoding="utf-8") as handle:
+            for row in rows:
+                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def _assemble(parts: list[Path], output: Path, fmt: str, columns: list[str]) -> None:
+    """Join the part files into ``output`` (atomically)."""
+    tmp = output.with_name(output.name + ".tmp")
+    if fmt == "parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        tables = [pq.read_table(p) for p in parts if p.stat().st_size]
+        non_empty = [t for t in tables if t.num_rows]
+        table = (
+            pa.concat_tables(non_empty, promote_options="default") if non_empty else pa.table({c: [] for c in columns})
+        )
+        pq.write_table(table, tmp)
+    else:
+        with tmp.open("w", encoding="utf-8", newline="") as out:
+            writer = csv.DictWriter(out, fieldnames=columns, extrasaction="raise") if fmt == "csv" else None
+            if writer:
+                writer.writeheader()
+            for part in parts:
+                with part.open(encoding="utf-8") as handle:
+                    for line in handle:
+                        if writer:
+                            writer.writerow(json.loads(line))
+                        else:
+                            out.write(line)
+            out.flush()
+            os.fsync(out.fileno())
+    os.replace(tmp, output)
+
+
+def _output_format(path: Path, fmt: str | None) -> str:
+    if fmt:
+        if fmt not in OUTPUT_FORMATS:
+            raise ValueError(f"output format {fmt!r}; expected one of {OUTPUT_FORMATS}")
+        return fmt
+    name = path.name.lower()
+    for suffix, f in ((".jsonl", "jsonl"), (".json", "jsonl"), (".csv", "csv"), (".parquet", "parquet")):
+        if name.endswith(suffix):
+            return f
+    raise ValueError(f"{path}: cannot tell the output format from the name; use .jsonl, .csv or .parquet")
+
+
+def score_archive(
+    classifier: NewsClassifier,
+    input_path: str | Path,
+    output_path: str | Path,
+    errors_path: str | Path | None = None,
+    *,
+    output_format: str | None = None,
+    id_column: str = "id",
+    text_column: str = "text",
+    title_column: str | None = "title",
+    pair_columns: dict[str, str] | None = None,
+    chunk_size: int = 512,
+    max_chars: int = 200_000,
+    score_non_arabic: bool = False,
+    all_probabilities: bool = False,
+    resume: bool = False,
+    progress: bool = True,
+    throttle_seconds: float = 0.0,
+) -> ScoreSummary:
+    """Score every row of an archive; write scores, errors and a summary.
+
+    Args:
+        classifier: a loaded :class:`NewsClassifier`.
+        input_path: ``.jsonl`` / ``.jsonl.gz`` / ``.csv`` / ``.parquet`` file or a folder of ``.txt`` files.
+        output_path: ``.jsonl``, ``.csv`` or ``.parquet`` (or set ``output_format``).
+        errors_path: JSON Lines of the rows not scored, with reasons (default: ``<output>.errors.jsonl``).
+        id_column, text_column, title_column: input columns (a title is prepended to the text).
+        pair_columns: for target-conditioned tasks, ``{model pair column: archive column}``
+            (default: the same names).
+        chunk_size: rows per chunk (the unit of atomic writing and of resumption).
+        max_chars: longer texts go to the errors file as ``oversized_text``.
+        score_non_arabic: score texts with no Arabic letter (flagged ``no_arabic``) instead of
+            writing them to the errors file.
+        all_probabilities: add each task's full probability row (``<task>_probs``, a JSON object).
+        resume: continue an interrupted run of the same job from its last finished chunk.
+        progress: show a progress bar (articles per second, time left).
+        throttle_seconds: pause after each chunk (to share a busy machine).
+
+    Returns:
+        A :class:`ScoreSummary` (also written to ``<output>.summary.json``).
+
+    Raises:
+        FileExistsError: if an unfinished run's parts exist and ``resume`` is false.
+        ValueError: on an unknown format, or a resume of a different job.
+    """
+    input_path, output = Path(input_path), Path(output_path)
+    fmt = _output_format(output, output_format)
+    in_fmt = detect_format(input_path)
+    errors_file = Path(errors_path) if errors_path else output.with_name(output.name + ".errors.jsonl")
+    parts_dir = output.with_name(output.name + ".parts")
+    needed_pairs = {t.pair_column for t in classifier.tasks if t.pair_column}
+    pair_columns = {c: (pair_columns or {}).get(c, c) for c in sorted(needed_pairs)}
+    settings = _Settings(
+        id_column, text_column, title_column, pair_columns, max_chars, score_non_arabic, all_probabilities
+    )
+    fingerprint = model_fingerprint(classifier.source) if classifier.source else "unknown"
+    job = {
+        "input": str(input_path.resolve()),
+        "output_format": fmt,
+        "model_sha256": fingerprint,
+        "chunk_size": chunk_size,
+        "settings": asdict(settings),
+    }
+    state: dict[str, Any] = {"job": job, "chunks_done": 0, "rows_done": 0}
+    if parts_dir.exists():
+        previous = parts_dir / STATE_FILE
+        if not resume:
+            raise FileExistsError(
+                f"{parts_dir} holds an unfinished run; rerun with --resume to complete it, or delete that folder"
+            )
+        if previous.is_file():
+            state = json.loads(previous.read_text(encoding="utf-8"))
+            if state["job"] != job:
+                raise ValueError(f"{parts_dir} belongs to a different job (input, model or settings differ); delete it")
+    parts_dir.mkdir(parents=True, exist_ok=True)
+    _atomic_write(parts_dir / STATE_FILE, json.dumps(state))
+
+    provenance = {
+        "model": classifier.source,
+        "model_sha256": fingerprint,
+        "labels": classifier.labels,
+        "preprocessing": classifier.config.preprocessing,
+        "max_length": classifier.config.max_length,
+        "long_document": classifier.config.long_document.strategy,
+        "versions": {**classifier.config.versions, "scored_with": __version__},
+    }
+    summary = ScoreSummary(
+        str(input_path), str(output), str(errors_file), resumed=state["chunks_done"] > 0, provenance=provenance
+    )
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=count_rows(input_path, in_fmt), unit="article", desc="scoring", initial=state["rows_done"])
+    seen: set[str] = set()
+    started = time.perf_counter()
+    scored_now = 0
+    interrupted = False
+    try:
+        for index, chunk in enumerate(_chunks(read_archive(input_path, in_fmt), chunk_size)):
+            checked = [(row, *_check_row(row, settings, seen)) for row in chunk]
+            if index < state["chunks_done"]:
+                continue  # finished before the interruption; its ids are in `seen` again
+            records = [r for _, r, problem in checked if problem is None]
+            errors = [
+                {
+                    "id": (row.fields or {}).get(id_column),
+                    "location": row.location,
+                    "reason": problem[0],
+                    "detail": problem[1],
+                }
+                for row, _, problem in checked
+                if problem is not None
+            ]
+            scored = _score_chunk(classifier, records, settings, fingerprint)
+            _write_part(parts_dir / f"scores-{index:06d}.part", scored, fmt)
+            _write_part(parts_dir / f"errors-{index:06d}.part", errors, "jsonl")
+            state["chunks_done"], state["rows_done"] = index + 1, state["rows_done"] + len(chunk)
+            _atomic_write(parts_dir / STATE_FILE, json.dumps(state))
+            scored_now += len(scored)
+            if bar is not None:
+                bar.update(len(chunk))
+            if throttle_seconds:
+                time.sleep(throttle_seconds)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        if bar is not None:
+            bar.close()
+    if interrupted:
+        raise KeyboardInterrupt(
+            f"scoring interrupted after {state['rows_done']} rows; rerun the same command with --resume to finish"
+        )
+
+    score_parts = sorted(parts_dir.glob("scores-*.part"))
+    error_parts = sorted(parts_dir.glob("errors-*.part"))
+    columns = ["id"]
+    for task in classifier.tasks:
+        columns += [task.name, f"{task.name}_score"] + ([f"{task.name}_probs"] if all_probabilities else [])
+    columns += ["n_tokens", "truncated", "no_arabic", "model_sha256"]
+    _assemble(score_parts, output, fmt, columns)
+    _assemble(error_parts, errors_file, "jsonl", [])
+    summary.seconds = round(time.perf_counter() - started, 3)
+    summary.articles_per_second = round(scored_now / summary.seconds, 2) if summary.seconds else 0.0
+    _summarise(summary, output, errors_file, fmt, classifier)
+    summary.rows = state["rows_done"]  # counted as read from the input, independently of the files written
+    _atomic_write(
+        output.with_name(output.name + ".summary.json"), json.dumps(asdict(summary), ensure_ascii=False, indent=2)
+    )
+    shutil.rmtree(parts_dir)
+    if not summary.complete:  # would mean a bug: say so loudly rather than hand over a short output
+        raise RuntimeError(
+            f"row count mismatch: {summary.rows} rows but {summary.scored} scored + {summary.errors} errors"
+        )
+    return summary
+
+
+def _iter_output(output: Path, fmt: str) -> Iterator[dict[str, Any]]:
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        for batch in pq.ParquetFile(output).iter_batches(batch_size=4096):
+            yield from batch.to_pylist()
+    elif fmt == "csv":
+        with output.open(encoding="utf-8", newline="") as handle:
+            yield from csv.DictReader(handle)
+    else:
+        with output.open(encoding="utf-8") as handle:
+            for line in handle:
+                yield json.loads(line)
+
+
+def _summarise(summary: ScoreSummary, output: Path, errors_file: Path, fmt: str, classifier: NewsClassifier) -> None:
+    """Count from the files actually written, so the summary describes what a user receives."""
+    labels: dict[str, Counter] = {t.name: Counter() for t in classifier.tasks}
+    for row in _iter_output(output, fmt):
+        summary.scored += 1
+        truthy = (True, "True", "true")
+        summary.truncated += row["truncated"] in truthy
+        summary.flagged_no_arabic += row["no_arabic"] in truthy
+        for task in classifier.tasks:
+            values = str(row[task.name]).split("|") if task.problem_type == "multi_label" else [row[task.name]]
+            labels[task.name].update(v for v in values if v)
+    reasons: Counter = Counter()
+    with errors_file.open(encoding="utf-8") as handle:
+        for line in handle:
+            reasons[json.loads(line)["reason"]] += 1
+    summary.errors = sum(reasons.values())
+    summary.error_reasons = dict(sorted(reasons.items()))
+    summary.label_counts = {k: dict(sorted(v.items())) for k, v in labels.items()}
+
+
+def format_summary(summary: ScoreSummary, expected_rows: int | None = None) -> str:
+    """A human-readable end-of-run report."""
+    lines = [
+        f"input rows: {summary.rows} = scored {summary.scored} + errors {summary.errors}"
+        + ("" if summary.complete else "  (MISMATCH)"),
+        f"output: {summary.output}   errors: {summary.errors_file}",
+    ]
+    if expected_rows is not None and expected_rows != summary.rows:
+        lines.append(f"WARNING: the archive has {expected_rows} rows but {summary.rows} were accounted for")
+    for reason, n in summary.error_reasons.items():
+        lines.append(f"  error {reason}: {n}")
+    for task, counts in summary.label_counts.items():
+        lines.append(f"  {task}: " + ", ".join(f"{label} {n}" for label, n in counts.items()))
+    lines.append(
+        f"truncated articles: {summary.truncated}; scored without Arabic (flagged): {summary.flagged_no_arabic}"
+    )
+    lines.append(
+        f"throughput: {summary.articles_per_second} articles/s over {summary.seconds} s"
+        + (" (this session, after resuming)" if summary.resumed else "")
+    )
+    return "\n".join(lines)
