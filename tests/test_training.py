@@ -117,11 +117,12 @@ def test_cli_train_and_predict(tmp_path, tiny_backbone, capsys):
     assert main(["-q", "predict", "--model", str(tmp_path / "cli" / "model"), "نص أول", "نص ثان"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 2 and set(json.loads(lines[0])) == {"topic", "stance"}
-    assert (
-        main(["-q", "evaluate", "--model", str(tmp_path / "cli" / "model"), "--data", str(SAMPLE / "dev.jsonl")]) == 0
-    )
-    report = json.loads(capsys.readouterr().out)
-    assert report["tasks"]["topic"]["n"] == 36
+    report_dir = tmp_path / "eval"
+    args = ["-q", "evaluate", "--model", str(tmp_path / "cli" / "model"), "--data", str(SAMPLE / "dev.jsonl")]
+    assert main([*args, "--out-dir", str(report_dir), "--train", str(SAMPLE / "train.jsonl")]) == 0
+    assert "baseline accuracy" in capsys.readouterr().out
+    report = json.loads((report_dir / "report.json").read_text(encoding="utf-8"))
+    assert report["tasks"]["topic"]["n"] == 36 and report["baseline"]["tasks"]["topic"]["n"] == 36
 
 
 def test_cli_reports_bad_config_without_traceback(tmp_path, capsys):
@@ -148,7 +149,8 @@ def test_model_card_figures_come_from_the_run(trained_model):
     for task in ("topic", "stance"):
         r = metrics["dev"][task]
         assert (
-            f"| dev | {task} | {r['n']} | {r['accuracy']:.3f} | {r['macro_f1']:.3f} | {r['weighted_f1']:.3f} |" in card
+            f"| dev | {task} | {r['n']} | {r['accuracy']:.3f} | {r['macro_f1']:.3f} | {r['micro_f1']:.3f} | {r['weighted_f1']:.3f} |"
+            in card
         )
     for section in (
         "## Intended use",
@@ -159,3 +161,38 @@ def test_model_card_figures_come_from_the_run(trained_model):
         "## Limitations and risks",
     ):
         assert section in card
+
+
+def test_multi_label_task_thresholds_tuned_and_saved(tmp_path, tiny_backbone, sample_rows):
+    def tags(r):
+        return [r["topic"]] + (["friction"] if r["stance"] == "tension" else [])
+
+    train = write_jsonl(tmp_path / "train.jsonl", [{**r, "tags": tags(r)} for r in sample_rows["train"]])
+    dev = write_jsonl(tmp_path / "dev.jsonl", [{**r, "tags": tags(r)} for r in sample_rows["dev"]])
+    cfg = experiment(
+        tmp_path,
+        tiny_backbone,
+        data={"train": str(train), "dev": str(dev)},
+        tasks=[{"name": "tags", "problem_type": "multi_label"}],
+        training={"epochs": 1},
+    )
+    result = Trainer(config_from_dict(cfg)).train()
+    tuned = result.metrics["tuned_thresholds"]["tags"]
+    saved = json.loads((result.model_dir / "config.json").read_text(encoding="utf-8"))["tasks"][0]
+    assert saved["thresholds"] == tuned and len(tuned) == 7
+    report = json.loads((result.output_dir / "report" / "report.json").read_text(encoding="utf-8"))
+    assert [t["threshold"] for t in report["tasks"]["tags"]["thresholds"]] == tuned
+    clf = load_classifier(result.model_dir)
+    assert clf.predict("نص", thresholds={"tags": [0.0001] * 7})["tags"]["labels"] == clf.labels["tags"]
+
+
+def test_training_with_chunks_strategy(tmp_path, tiny_backbone):
+    cfg = experiment(
+        tmp_path, tiny_backbone, model={"long_document": "chunks", "max_chunks": 4}, training={"epochs": 1}
+    )
+    metrics = Trainer(config_from_dict(cfg)).train().metrics
+    assert metrics["data"]["train"]["windows"] > metrics["data"]["train"]["articles"]
+    saved = json.loads((tmp_path / "run" / "model" / "config.json").read_text(encoding="utf-8"))
+    assert saved["long_document"]["strategy"] == "chunks" and saved["long_document"]["max_chunks"] == 4
+    clf = load_classifier(tmp_path / "run" / "model")
+    assert clf.encoder.strategy == "chunks"

@@ -108,23 +108,41 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     from .config import DataConfig, TaskConfig
     from .data import DataValidationError, load_split, validate_splits
-    from .trainer import encode_split, evaluate_split
+    from .evaluation import build_report
+    from .trainer import encode_split
 
     classifier = load_classifier(args.model, device=args.device, batch_size=args.batch_size)
     tasks = [TaskConfig(t.name, list(t.labels), t.problem_type, None, t.pair_column) for t in classifier.tasks]
-    data_config = DataConfig(train=args.data, dev=args.data, id_column=args.id_column, text_column=args.text_column)
-    split, problems = load_split("eval", args.data, data_config, tasks)
     labels = {t.name: list(t.labels) for t in tasks}
-    problems += [p for p in validate_splits(split, [], tasks, labels) if "fewer than two distinct" not in p]
-    if problems:
-        raise DataValidationError(problems)
-    data = encode_split(classifier.encoder, split, classifier.tasks)
-    reports = evaluate_split(classifier, data)
-    out = {"model": str(args.model), "data": str(args.data), "truncation": data.truncation(), "tasks": reports}
-    text = json.dumps(out, ensure_ascii=False, indent=2)
-    if args.out:
-        Path(args.out).write_text(text + "\n", encoding="utf-8")
-    print(text)
+
+    def read(name: str, path: str):
+        config = DataConfig(train=path, dev=path, id_column=args.id_column, text_column=args.text_column)
+        split, problems = load_split(name, path, config, tasks)
+        problems += [p for p in validate_splits(split, [], tasks, labels) if "distinct labels" not in p]
+        if problems:
+            raise DataValidationError(problems)
+        return split
+
+    split = read("eval", args.data)
+    train = read("train", args.train) if args.train else None
+    out_dir = Path(args.out_dir)
+    report = build_report(
+        classifier,
+        encode_split(classifier.encoder, split, classifier.tasks),
+        out_dir,
+        train=train,
+        split_name=Path(args.data).stem,
+    )
+    for task, r in report["tasks"].items():
+        if r.get("n"):
+            line = f"{task:10s} n={r['n']:5d}  accuracy {r['accuracy']:.4f}  macro-F1 {r['macro_f1']:.4f}"
+            if "calibration" in r:
+                line += f"  ECE {r['calibration']['ece']:.4f}"
+            if "baseline" in report:
+                b = report["baseline"]["tasks"][task]
+                line += f"  | baseline accuracy {b['accuracy']:.4f}  macro-F1 {b['macro_f1']:.4f}"
+            print(line)
+    print(f"report: {out_dir / 'report.json'} (plots and confident mistakes beside it)")
     return 0
 
 
@@ -266,7 +284,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="evaluate a saved model on a labelled file")
     p.add_argument("--model", required=True)
     p.add_argument("--data", required=True)
-    p.add_argument("--out", help="write the report JSON here")
+    p.add_argument("--out-dir", default="report", help="folder for report.json, plots and mistakes")
+    p.add_argument("--train", help="training file: also train and report the TF-IDF baseline on it")
     p.add_argument("--id-column", default="id")
     p.add_argument("--text-column", default="text")
     p.add_argument("--device")

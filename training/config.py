@@ -167,6 +167,10 @@ class TrainingConfig:
             labels: kept labels keep their ids and head rows, new ones start fresh).
         device: ``auto``, ``cpu`` or ``cuda``.
         progress: show progress bars.
+        tune_thresholds: for multi-label tasks, pick each label's threshold on the dev split (max F1)
+            and save it with the model.
+        report: after training, write the evaluation report (plots, calibration, mistakes) on dev.
+        baseline: train the TF-IDF baseline on the training split and report it beside the model.
     """
 
     output_dir: str = "runs/default"
@@ -187,6 +191,9 @@ class TrainingConfig:
     init_from: str | None = None
     device: Literal["auto", "cpu", "cuda"] = "auto"
     progress: bool = True
+    tune_thresholds: bool = True
+    report: bool = True
+    baseline: bool = True
 
     def __post_init__(self) -> None:
         _check(1 <= self.epochs <= 1000, "training.epochs", self.epochs, "an integer in [1, 1000]")

@@ -15,9 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from inference.modeling import TaskSpec
+
 from .config import DataConfig, TaskConfig
 
-__all__ = ["DataValidationError", "LabelledSplit", "load_split", "resolve_labels", "validate_splits"]
+__all__ = ["DataValidationError", "LabelledSplit", "label_tensor", "load_split", "resolve_labels", "validate_splits"]
 
 logger = logging.getLogger(__name__)
 
@@ -245,3 +249,17 @@ def load_and_validate(
         counts = {t.name: sum(v is not None for v in split.labels[t.name]) for t in tasks}
         logger.info("%s: %d articles from %s; labelled per task: %s", split.name, len(split), split.path, counts)
     return train, evals, labels
+
+
+def label_tensor(task: TaskSpec, values: list[Any]) -> torch.Tensor:
+    """Class ids (``-100`` where unlabelled), or for a multi-label task a 0/1 matrix (``-100`` rows)."""
+    index = {label: i for i, label in enumerate(task.labels)}
+    if task.problem_type == "single_label":
+        return torch.tensor([index[v] if v is not None else -100 for v in values], dtype=torch.long)
+    out = torch.zeros((len(values), len(task.labels)), dtype=torch.long)
+    for row, v in enumerate(values):
+        if v is None:
+            out[row] = -100
+        else:
+            out[row, [index[x] for x in v]] = 1
+    return out

@@ -37,25 +37,44 @@ def _fmt(x: float | None) -> str:
     return "–" if x is None else f"{x:.3f}"
 
 
-def _results_table(metrics: dict[str, Any], report: dict[str, Any] | None) -> list[str]:
-    lines = ["| split | task | n | accuracy | macro-F1 | weighted-F1 |", "| --- | --- | --- | --- | --- | --- |"]
+def _results_table(metrics: dict[str, Any], report: dict[str, Any]) -> list[str]:
+    report_tasks = report.get("tasks", {})
+    lines = [
+        "| split | task | n | accuracy | macro-F1 | micro-F1 | weighted-F1 | ECE |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for split in ("dev", "test"):
         for task, r in metrics.get(split, {}).items():
             if r.get("n"):
+                ece = (
+                    report_tasks.get(task, {}).get("calibration", {}).get("ece")
+                    if split == report.get("split")
+                    else None
+                )
                 lines.append(
                     f"| {split} | {task} | {r['n']} | {_fmt(r['accuracy'])} | {_fmt(r['macro_f1'])} "
-                    f"| {_fmt(r['weighted_f1'])} |"
+                    f"| {_fmt(r['micro_f1'])} | {_fmt(r['weighted_f1'])} | {_fmt(ece)} |"
                 )
-    if report and report.get("baseline"):
-        lines += ["", f"Baseline on the same split ({report['baseline'].get('name', 'TF-IDF + linear')}):", ""]
-        lines += ["| task | transformer macro-F1 | baseline macro-F1 | transformer accuracy | baseline accuracy |"]
-        lines += ["| --- | --- | --- | --- | --- |"]
+    if report.get("baseline"):
+        lines += ["", f"Beside it, the baseline trained on the same training split: {report['baseline']['name']}.", ""]
+        lines += [
+            "| task | split | transformer accuracy | baseline accuracy | transformer macro-F1 | baseline macro-F1 |"
+        ]
+        lines += ["| --- | --- | --- | --- | --- | --- |"]
         for task, r in report["tasks"].items():
             b = report["baseline"]["tasks"].get(task, {})
             lines.append(
-                f"| {task} | {_fmt(r.get('macro_f1'))} | {_fmt(b.get('macro_f1'))} | {_fmt(r.get('accuracy'))} "
-                f"| {_fmt(b.get('accuracy'))} |"
+                f"| {task} | {report['split']} | {_fmt(r.get('accuracy'))} | {_fmt(b.get('accuracy'))} "
+                f"| {_fmt(r.get('macro_f1'))} | {_fmt(b.get('macro_f1'))} |"
             )
+    for task, r in report_tasks.items():
+        if r.get("thresholds"):
+            lines += ["", f"**{task}** decision thresholds (tuned on dev, saved with the model):", ""]
+            lines += ["| label | threshold | precision | recall | F1 |", "| --- | --- | --- | --- | --- |"]
+            lines += [
+                f"| {t['label']} | {t['threshold']:.2f} | {_fmt(t['precision'])} | {_fmt(t['recall'])} | {_fmt(t['f1'])} |"
+                for t in r["thresholds"]
+            ]
     return lines
 
 
@@ -94,8 +113,8 @@ def render_model_card(config: ExperimentConfig, run_dir: str | Path, model_name:
     if not metrics_path.is_file():
         raise FileNotFoundError(f"{metrics_path}: not found; train first (aranews train / aranews demo)")
     metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
-    report_path = run_dir / "report.json"
-    report = json.loads(report_path.read_text(encoding="utf-8")) if report_path.is_file() else None
+    report_path = run_dir / "report" / "report.json"
+    report = json.loads(report_path.read_text(encoding="utf-8")) if report_path.is_file() else {}
     run_model = metrics["config"]["model"]
     run_encoder = run_model["encoder"]
     same_model = run_encoder == config.model.encoder
@@ -213,6 +232,12 @@ def render_model_card(config: ExperimentConfig, run_dir: str | Path, model_name:
         "",
     ]
     lines += _per_class(metrics)
+    if report:
+        lines += [
+            "The evaluation report beside the run (`report/`) holds the confusion matrices, reliability diagrams "
+            "(ECE over 10 equal-width confidence bins) and the most confident mistakes of each task.",
+            "",
+        ]
     lines += [
         "## Limitations and risks",
         "",

@@ -31,8 +31,7 @@ from inference.modeling import ClassifierConfig, LongDocumentConfig, MultiTaskCl
 
 from .checkpoint import load_training_state, save_training_state
 from .config import ExperimentConfig
-from .data import LabelledSplit, load_and_validate
-from .metrics import task_report
+from .data import LabelledSplit, label_tensor, load_and_validate
 
 __all__ = ["EncodedSplit", "TrainResult", "Trainer", "encode_split", "evaluate_split", "label_diff"]
 
@@ -73,19 +72,6 @@ class EncodedSplit:
             "mean_tokens": float(np.mean(tokens)) if tokens else 0.0,
             "max_tokens": max(tokens, default=0),
         }
-
-
-def _label_tensor(task: TaskSpec, values: list[Any]) -> torch.Tensor:
-    index = {label: i for i, label in enumerate(task.labels)}
-    if task.problem_type == "single_label":
-        return torch.tensor([index[v] if v is not None else -100 for v in values], dtype=torch.long)
-    out = torch.zeros((len(values), len(task.labels)), dtype=torch.long)
-    for row, v in enumerate(values):
-        if v is None:
-            out[row] = -100
-        else:
-            out[row, [index[x] for x in v]] = 1
-    return out
 
 
 class _EpochSampler(Sampler[int]):
@@ -139,7 +125,7 @@ def encode_split(encoder, split: LabelledSplit, specs: Sequence[TaskSpec]) -> En
         if key not in groups:
             pairs = None if spec.pair_column is None else split.pairs[spec.pair_column]
             groups[key] = encoder.encode(split.texts, pairs)
-    labels = {spec.name: _label_tensor(spec, split.labels[spec.name]) for spec in specs}
+    labels = {spec.name: label_tensor(spec, split.labels[spec.name]) for spec in specs}
     data = EncodedSplit(split, groups, labels)
     stats = data.truncation()
     if stats["truncated"]:
@@ -157,25 +143,18 @@ def encode_split(encoder, split: LabelledSplit, specs: Sequence[TaskSpec]) -> En
 
 def evaluate_split(classifier: NewsClassifier, data: EncodedSplit) -> dict[str, dict[str, Any]]:
     """Per task, the metric report on the rows of ``data`` that carry that task's label."""
-    classifier.model.eval()  # the trainer shares this model and switches it back to train mode
-    reports: dict[str, dict[str, Any]] = {}
-    for key, articles in data.groups.items():
-        names = [t.name for t in classifier.tasks if _group_key(t.pair_column) == key]
-        logits = classifier.logits_from_encoded(articles, names)
-        for name in names:
-            task = classifier.config.task(name)
-            probs = classifier.probabilities(name, logits[name])
-            labels = data.labels[name]
-            if task.problem_type == "single_label":
-                keep = (labels != -100).numpy()
-                refs, preds = labels.numpy()[keep].tolist(), probs.argmax(1)[keep].tolist()
-            else:
-                keep = (labels != -100).all(dim=-1).numpy()
-                limits = np.asarray(task.thresholds)
-                refs = labels.numpy()[keep].tolist()
-                preds = (probs[keep] >= limits).astype(int).tolist()
-            reports[name] = task_report(task.problem_type, task.labels, refs, preds)
-    return reports
+    from .evaluation import predict_split, task_figures
+
+    probs = predict_split(classifier, data)  # also puts the shared model in eval mode
+    compact = ("confusion_matrix", "calibration", "thresholds")
+    return {
+        task.name: {
+            k: v
+            for k, v in task_figures(task, probs[task.name], data.labels[task.name].numpy()).items()
+            if k not in compact
+        }
+        for task in classifier.tasks
+    }
 
 
 def _selection_score(reports: dict[str, dict[str, Any]], metric: str) -> float:
@@ -405,6 +384,7 @@ class Trainer:
         final = NewsClassifier.from_pretrained(
             self.model_dir, device=accelerator.device, batch_size=tcfg.eval_batch_size
         )
+        tuned = self._tune_thresholds(final, eval_data["dev"]) if tcfg.tune_thresholds else {}
         final_reports = {name: evaluate_split(final, data) for name, data in eval_data.items()}
         metrics = {
             "best_epoch": best["epoch"],
@@ -415,6 +395,7 @@ class Trainer:
             **final_reports,
             "labels": {s.name: s.labels for s in final.tasks},
             "label_changes": changes,
+            "tuned_thresholds": tuned,
             "data": {
                 "train": {"path": train_split.path, **train_data.truncation(), "labelled": _labelled(train_data)},
                 **{
@@ -435,6 +416,16 @@ class Trainer:
             (self.output_dir / "config.yaml").write_text(
                 yaml.safe_dump(cfg.to_dict(), allow_unicode=True, sort_keys=False), encoding="utf-8"
             )
+            if tcfg.report:
+                from .evaluation import build_report
+
+                build_report(
+                    final,
+                    eval_data["dev"],
+                    self.output_dir / "report",
+                    train=train_split if tcfg.baseline else None,
+                    split_name="dev",
+                )
         return TrainResult(self.output_dir, self.model_dir, metrics)
 
     @staticmethod
@@ -446,6 +437,25 @@ class Trainer:
             out = model(**inputs, tasks=names, labels={n: batch["labels"][n] for n in names})
             total = out.loss if total is None else total + out.loss
         return total
+
+    def _tune_thresholds(self, classifier: NewsClassifier, dev: EncodedSplit) -> dict[str, list[float]]:
+        """Per multi-label task, thresholds with the best dev F1 per label, saved into the model."""
+        from .evaluation import predict_split, tune_thresholds
+
+        tasks = [t for t in classifier.tasks if t.problem_type == "multi_label"]
+        if not tasks:
+            return {}
+        probs = predict_split(classifier, dev)
+        tuned = {}
+        for task in tasks:
+            labels = dev.labels[task.name].numpy()
+            keep = (labels != -100).all(axis=-1)
+            if keep.any():
+                task.thresholds = tune_thresholds(probs[task.name][keep], labels[keep])
+                tuned[task.name] = task.thresholds
+                logger.info("task %r: thresholds tuned on dev: %s", task.name, dict(zip(task.labels, task.thresholds)))
+        classifier.config.save(self.model_dir)  # weights unchanged; config.json carries the thresholds
+        return tuned
 
     def _save_model(self, model: MultiTaskClassifier, tokenizer) -> None:
         tmp = self.output_dir / ".model.tmp"

@@ -1,0 +1,269 @@
+"""Evaluation reports people can read: figures, confusion matrices, calibration, mistakes, a baseline.
+
+``build_report`` writes into a folder::
+
+    report.json                      every figure below, per task, plus the baseline's
+    confusion_<task>.png             confusion matrix (counts, rows = true label)
+    reliability_<task>.png           reliability diagram (accuracy vs confidence per bin)
+    mistakes_<task>.jsonl            the most confident wrong predictions, for error analysis
+
+Figures are computed with scikit-learn (through :mod:`training.metrics`) from the model's
+probabilities; the tests check them against scikit-learn on fixed predictions.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.metrics import confusion_matrix, multilabel_confusion_matrix
+
+from inference.classifier import NewsClassifier
+from inference.modeling import TaskSpec
+
+from .baseline import BASELINE_NAME, TfidfBaseline
+from .data import LabelledSplit, label_tensor
+from .metrics import task_report
+
+__all__ = [
+    "build_report",
+    "calibration",
+    "confident_mistakes",
+    "predict_split",
+    "task_figures",
+    "tune_thresholds",
+]
+
+logger = logging.getLogger(__name__)
+
+N_BINS = 10
+THRESHOLD_GRID = np.round(np.arange(0.05, 0.951, 0.05), 2)
+
+
+def predict_split(classifier: NewsClassifier, data) -> dict[str, np.ndarray]:
+    """Per task, the probability matrix of every row of an encoded split (see ``trainer.EncodedSplit``)."""
+    classifier.model.eval()
+    probs: dict[str, np.ndarray] = {}
+    for key, articles in data.groups.items():
+        names = [t.name for t in classifier.tasks if (t.pair_column or "__text__") == key]
+        logits = classifier.logits_from_encoded(articles, names)
+        probs.update({n: classifier.probabilities(n, logits[n]) for n in names})
+    return probs
+
+
+def _labelled(task: TaskSpec, labels: np.ndarray) -> np.ndarray:
+    return (labels != -100).all(axis=-1) if task.problem_type == "multi_label" else labels != -100
+
+
+def calibration(confidence: np.ndarray, correct: np.ndarray, n_bins: int = N_BINS) -> dict[str, Any]:
+    """Expected calibration error over equal-width confidence bins, with the per-bin table.
+
+    ECE = sum over bins of (bin size / n) * |accuracy in bin - mean confidence in bin|.
+    """
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    bins = []
+    ece = 0.0
+    n = len(confidence)
+    for lo, hi in itertools.pairwise(edges):
+        inside = (confidence > lo) & (confidence <= hi) if lo > 0 else (confidence >= lo) & (confidence <= hi)
+        count = int(inside.sum())
+        acc = float(correct[inside].mean()) if count else None
+        conf = float(confidence[inside].mean()) if count else None
+        if count:
+            ece += count / n * abs(acc - conf)
+        bins.append({"low": float(lo), "high": float(hi), "count": count, "accuracy": acc, "confidence": conf})
+    return {"ece": float(ece) if n else None, "n_bins": n_bins, "bins": bins}
+
+
+def tune_thresholds(probs: np.ndarray, truth: np.ndarray, grid: Sequence[float] = THRESHOLD_GRID) -> list[float]:
+    """Per label, the threshold on ``grid`` with the best F1 on (probs, truth); ties go nearest 0.5."""
+    from sklearn.metrics import f1_score
+
+    chosen = []
+    for j in range(truth.shape[1]):
+        scores = [(f1_score(truth[:, j], probs[:, j] >= t, zero_division=0), -abs(t - 0.5), t) for t in grid]
+        chosen.append(float(max(scores)[2]))
+    return chosen
+
+
+def confident_mistakes(
+    task: TaskSpec, probs: np.ndarray, truth: np.ndarray, ids: Sequence[str], texts: Sequence[str], limit: int = 50
+) -> list[dict[str, Any]]:
+    """The wrong predictions the model was surest of, most confident first (single-label tasks)."""
+    predicted = probs.argmax(1)
+    confidence = probs.max(1)
+    wrong = np.flatnonzero(predicted != truth)
+    order = wrong[np.argsort(-confidence[wrong], kind="stable")][:limit]
+    return [
+        {
+            "id": ids[i],
+            "true": task.labels[int(truth[i])],
+            "predicted": task.labels[int(predicted[i])],
+            "confidence": round(float(confidence[i]), 6),
+            "true_label_probability": round(float(probs[i, truth[i]]), 6),
+            "text": texts[i][:400],
+        }
+        for i in order
+    ]
+
+
+def task_figures(task: TaskSpec, probs: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
+    """All figures for one task on the rows that carry its label."""
+    keep = _labelled(task, labels)
+    probs, truth = probs[keep], labels[keep]
+    if task.problem_type == "multi_label":
+        limits = np.asarray(task.thresholds)
+        predicted = (probs >= limits).astype(int)
+        report = task_report(task.problem_type, task.labels, truth.tolist(), predicted.tolist())
+        if len(truth):
+            matrices = multilabel_confusion_matrix(truth, predicted)
+            report["confusion_matrix"] = {
+                "labels": list(task.labels),
+                "per_label_tn_fp_fn_tp": {
+                    lbl: m.ravel().tolist() for lbl, m in zip(task.labels, matrices, strict=True)
+                },
+            }
+            report["thresholds"] = [
+                {"label": lbl, "threshold": float(t), **report["per_class"][lbl]}
+                for lbl, t in zip(task.labels, limits, strict=True)
+            ]
+            report["calibration"] = calibration(probs.ravel(), (truth.ravel() == 1) == (probs.ravel() >= 0.5))
+        return report
+    predicted = probs.argmax(1) if len(probs) else np.zeros(0, dtype=int)
+    report = task_report(task.problem_type, task.labels, truth.tolist(), predicted.tolist())
+    if len(truth):
+        matrix = confusion_matrix(truth, predicted, labels=list(range(len(task.labels))))
+        report["confusion_matrix"] = {"labels": list(task.labels), "matrix": matrix.tolist()}
+        report["calibration"] = calibration(probs.max(1), predicted == truth)
+    return report
+
+
+def _plot_confusion(path: Path, title: str, labels: list[str], matrix: list[list[int]]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    m = np.asarray(matrix)
+    fig, ax = plt.subplots(figsize=(1.2 + 0.9 * len(labels), 1.0 + 0.8 * len(labels)))
+    ax.imshow(m, cmap="Blues")
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    for i in range(m.shape[0]):
+        for j in range(m.shape[1]):
+            ax.text(j, i, str(m[i, j]), ha="center", va="center", color="white" if m[i, j] > m.max() / 2 else "black")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _plot_reliability(path: Path, title: str, cal: dict[str, Any]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    centers = [(b["low"] + b["high"]) / 2 for b in cal["bins"]]
+    accuracy = [b["accuracy"] if b["accuracy"] is not None else 0.0 for b in cal["bins"]]
+    ax.bar(centers, accuracy, width=1.0 / cal["n_bins"], edgecolor="black", alpha=0.7, label="accuracy")
+    ax.plot([0, 1], [0, 1], "--", color="gray", label="perfect calibration")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("confidence")
+    ax.set_ylabel("accuracy")
+    ax.set_title(f"{title}\nECE = {cal['ece']:.3f}")
+    ax.legend(loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def build_report(
+    classifier: NewsClassifier,
+    data,
+    out_dir: str | Path,
+    train: LabelledSplit | None = None,
+    split_name: str = "dev",
+    mistakes: int = 50,
+) -> dict[str, Any]:
+    """Write the evaluation report of ``classifier`` on an encoded split, with plots and mistakes.
+
+    Args:
+        classifier: the model to evaluate.
+        data: the encoded split (``trainer.encode_split``).
+        out_dir: the folder to write into.
+        train: the training split; when given, a TF-IDF baseline is trained on it and reported beside.
+        split_name: the split's name in the report.
+        mistakes: how many confident mistakes to keep per task.
+
+    Returns:
+        The report (also written to ``out_dir/report.json``).
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    split: LabelledSplit = data.split
+    probs = predict_split(classifier, data)
+    report: dict[str, Any] = {
+        "model": classifier.source,
+        "split": split_name,
+        "data": split.path,
+        "articles": len(split),
+        "truncation": data.truncation(),
+        "tasks": {},
+        "files": {},
+    }
+    for task in classifier.tasks:
+        labels = data.labels[task.name].numpy()
+        figures = task_figures(task, probs[task.name], labels)
+        report["tasks"][task.name] = figures
+        if not figures.get("n"):
+            continue
+        files = {}
+        if task.problem_type == "single_label":
+            _plot_confusion(
+                out_dir / f"confusion_{task.name}.png",
+                f"{task.name} ({split_name})",
+                figures["confusion_matrix"]["labels"],
+                figures["confusion_matrix"]["matrix"],
+            )
+            files["confusion_matrix"] = f"confusion_{task.name}.png"
+            keep = _labelled(task, labels)
+            ids = [i for i, k in zip(split.ids, keep, strict=True) if k]
+            texts = [t for t, k in zip(split.texts, keep, strict=True) if k]
+            rows = confident_mistakes(task, probs[task.name][keep], labels[keep], ids, texts, mistakes)
+            (out_dir / f"mistakes_{task.name}.jsonl").write_text(
+                "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8"
+            )
+            files["mistakes"] = f"mistakes_{task.name}.jsonl"
+        _plot_reliability(
+            out_dir / f"reliability_{task.name}.png", f"{task.name} ({split_name})", figures["calibration"]
+        )
+        files["reliability_diagram"] = f"reliability_{task.name}.png"
+        report["files"][task.name] = files
+    if train is not None:
+        report["baseline"] = _baseline_report(classifier, train, split)
+    (out_dir / "report.json").write_text(json.dumps(report, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    return report
+
+
+def _baseline_report(classifier: NewsClassifier, train: LabelledSplit, split: LabelledSplit) -> dict[str, Any]:
+    baseline = TfidfBaseline(classifier.config.preprocessing)
+    out: dict[str, Any] = {"name": BASELINE_NAME, "trained_on": train.path, "tasks": {}}
+    for task in classifier.tasks:
+        train_pairs = train.pairs.get(task.pair_column) if task.pair_column else None
+        eval_pairs = split.pairs.get(task.pair_column) if task.pair_column else None
+        baseline.fit(task, train.texts, train.labels[task.name], train_pairs)
+        probs = baseline.predict_proba(task.name, split.texts, eval_pairs)
+        labels = label_tensor(task, split.labels[task.name]).numpy()
+        figures = task_figures(task, probs, labels)
+        out["tasks"][task.name] = {k: v for k, v in figures.items() if k not in ("calibration", "thresholds")}
+    return out
