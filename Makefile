@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 DEMO_DIR ?= runs/demo
 
-.PHONY: install demo test test-all lint clean
+.PHONY: install demo card test test-all lint clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,12 @@ install: $(BIN)/.installed
 
 demo: install
 	PYTHONUNBUFFERED=1 $(BIN)/aranews demo --out $(DEMO_DIR)
+
+# Regenerate model_card.md from the demo run and any quality benchmark results (no hand-typed figures).
+card: install
+	test -f $(DEMO_DIR)/run/metrics.json || $(MAKE) demo
+	$(BIN)/aranews -q model-card --run $(DEMO_DIR)/run --out model_card.md \
+		$(foreach f,$(wildcard benchmarks/results/quality-*.json),--benchmark $(f))
 
 test: install
 	$(BIN)/python -m pytest

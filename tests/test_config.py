@@ -104,3 +104,9 @@ def test_load_config_names_the_file(tmp_path):
         load_config(path)
     with pytest.raises(FileNotFoundError, match="config file not found"):
         load_config(tmp_path / "missing.yaml")
+
+
+def test_stride_is_checked_only_for_chunks():
+    assert config_from_dict(_with("model", max_length=96, stride=64, head_tokens=32)).model.stride == 64
+    with pytest.raises(ConfigError, match=r"model.stride: got 64; expected an integer in \[0, 48\) with long_document"):
+        config_from_dict(_with("model", max_length=96, stride=64, long_document="chunks"))

@@ -110,3 +110,25 @@ def test_run_report_plots_baseline_and_card_agree(trained_model):
             in card
         )
         assert f"| {r['calibration']['ece']:.3f} |" in card
+
+
+def test_card_tabulates_benchmark_results(tmp_path, trained_model):
+    from training.config import load_config
+    from training.model_card import render_model_card
+
+    from .helpers import REPO
+
+    result = {
+        "dataset": "/data/ant_multisource",
+        "task": "topic",
+        "encoder": "/tmp/e5-small-hf",
+        "n_train": 800,
+        "n_dev": 400,
+        "max_length": 192,
+        "transformer": {"accuracy": 0.9, "macro_f1": 0.81234},
+        "baseline": {"accuracy": 0.85, "macro_f1": 0.7},
+    }
+    path = tmp_path / "quality.json"
+    path.write_text(json.dumps(result), encoding="utf-8")
+    card = render_model_card(load_config(REPO / "configs" / "default.yaml"), trained_model, benchmarks=[path])
+    assert "| ant_multisource | topic | e5-small-hf | 800 / 400 | 192 | 0.900 | 0.812 | 0.850 | 0.700 |" in card

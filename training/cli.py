@@ -173,6 +173,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     out = Path(args.out)
     config_path = Path(args.config)
     sample = REPO_ROOT / "data" / "sample"
+    if not (sample / "train.jsonl").is_file() or not config_path.is_file():
+        raise FileNotFoundError(
+            f"the demo needs a checkout of the repository ({sample}, {config_path}); clone it and run `make demo` there"
+        )
     backbone = out / "tiny-backbone"
     if not (backbone / "config.json").is_file():
         texts = _read_texts([str(sample / "train.jsonl")])
@@ -253,7 +257,7 @@ def cmd_model_card(args: argparse.Namespace) -> int:
     from .config import load_config
     from .model_card import render_model_card
 
-    text = render_model_card(load_config(args.config), args.run, model_name=args.name)
+    text = render_model_card(load_config(args.config), args.run, model_name=args.name, benchmarks=args.benchmark)
     Path(args.out).write_text(text, encoding="utf-8")
     print(f"model card written to {args.out}")
     return 0
@@ -334,6 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", required=True, help="run directory with metrics.json")
     p.add_argument("--out", default="model_card.md")
     p.add_argument("--name", default="aranews-topic-stance")
+    p.add_argument("--benchmark", action="append", default=[], help="a benchmarks/results/quality-*.json to tabulate")
     p.set_defaults(func=cmd_model_card)
 
     p = sub.add_parser("demo", help="the main job on the embedded sample corpus, offline")

@@ -129,18 +129,20 @@ class ModelConfig:
         unknown = [s for s in self.preprocessing if s not in PREPROCESSORS]
         _check(not unknown, "model.preprocessing", self.preprocessing, f"steps among {sorted(PREPROCESSORS)}")
         _check(16 <= self.max_length <= 8192, "model.max_length", self.max_length, "an integer in [16, 8192]")
-        _check(
-            0 <= self.head_tokens < self.max_length,
-            "model.head_tokens",
-            self.head_tokens,
-            f"an integer in [0, {self.max_length})",
-        )
-        _check(
-            0 <= self.stride < self.max_length // 2,
-            "model.stride",
-            self.stride,
-            f"an integer in [0, {self.max_length // 2})",
-        )
+        if self.long_document == "head_tail":  # head_tokens only shapes head_tail windows
+            _check(
+                0 <= self.head_tokens < self.max_length,
+                "model.head_tokens",
+                self.head_tokens,
+                f"an integer in [0, {self.max_length}) with long_document: head_tail",
+            )
+        if self.long_document == "chunks":  # the stride only shapes chunk windows
+            _check(
+                0 <= self.stride < self.max_length // 2,
+                "model.stride",
+                self.stride,
+                f"an integer in [0, {self.max_length // 2}) with long_document: chunks",
+            )
         _check(1 <= self.max_chunks <= 64, "model.max_chunks", self.max_chunks, "an integer in [1, 64]")
         _check(0.0 <= self.dropout < 1.0, "model.dropout", self.dropout, "a value in [0, 1)")
 

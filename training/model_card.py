@@ -97,13 +97,45 @@ def _per_class(metrics: dict[str, Any]) -> list[str]:
     return lines
 
 
-def render_model_card(config: ExperimentConfig, run_dir: str | Path, model_name: str = "aranews-topic-stance") -> str:
+def _benchmarks(paths: list[Path]) -> list[str]:
+    if not paths:
+        return []
+    lines = [
+        "## Benchmarks on public data",
+        "",
+        "Written by `benchmarks/bench_quality.py`: a pretrained encoder fine-tuned with this library on a seeded "
+        "subsample of a public data set's train split, evaluated on its dev split, beside the TF-IDF baseline "
+        "trained on the same rows. AraBERT cannot be downloaded where these ran; the encoder column says which "
+        "encoder was used.",
+        "",
+        "| data set | task | encoder | train / dev | max length | fine-tuned accuracy | fine-tuned macro-F1 "
+        "| baseline accuracy | baseline macro-F1 |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for path in paths:
+        r = json.loads(path.read_text(encoding="utf-8"))
+        t, b = r["transformer"], r["baseline"]
+        lines.append(
+            f"| {Path(r['dataset']).name} | {r['task']} | {Path(r['encoder']).name} | {r['n_train']} / {r['n_dev']} "
+            f"| {r['max_length']} | {_fmt(t['accuracy'])} | {_fmt(t['macro_f1'])} | {_fmt(b['accuracy'])} "
+            f"| {_fmt(b['macro_f1'])} |"
+        )
+    return [*lines, ""]
+
+
+def render_model_card(
+    config: ExperimentConfig,
+    run_dir: str | Path,
+    model_name: str = "aranews-topic-stance",
+    benchmarks: list[str | Path] | None = None,
+) -> str:
     """The model card text for ``config`` with the figures of the run in ``run_dir``.
 
     Args:
         config: the configuration the card describes (schema, preprocessing, long documents).
         run_dir: a finished run directory holding ``metrics.json`` (and ``report.json`` if evaluated).
         model_name: the name in the card's metadata.
+        benchmarks: result files of ``benchmarks/bench_quality.py`` to tabulate.
 
     Raises:
         FileNotFoundError: if ``run_dir`` has no ``metrics.json``.
@@ -238,6 +270,7 @@ def render_model_card(config: ExperimentConfig, run_dir: str | Path, model_name:
             "(ECE over 10 equal-width confidence bins) and the most confident mistakes of each task.",
             "",
         ]
+    lines += _benchmarks([Path(b) for b in benchmarks or []])
     lines += [
         "## Limitations and risks",
         "",
