@@ -141,3 +141,15 @@ def test_multi_label_and_pair_columns(tmp_path):
     assert "train.jsonl:5 (id 'r4'): column 'tags' must be a list of labels, got 7" in text
     assert "train.jsonl:6 (id 'r5'): column 'target' must be a non-empty string, got ''" in text
     assert len(info.value.problems) == 2  # the empty list of row 3 is "unlabelled", not an error
+
+
+def test_same_text_with_another_target_is_not_leakage(tmp_path):
+    tasks = [TaskConfig("stance", labels=["pro", "con"], pair_column="target")]
+    train = [
+        {"id": f"r{i}", "text": f"تغريدة {i}", "stance": ["pro", "con"][i % 2], "target": "اللقاح"} for i in range(4)
+    ]
+    dev = [{"id": "d0", "text": "تغريدة 0", "stance": "con", "target": "المرأة"}]
+    _validate(tmp_path, train, dev, tasks=tasks)  # another target: a different example
+    dev[0]["target"] = "اللقاح"
+    with pytest.raises(DataValidationError, match=r"same text and target/claim as .*train.jsonl:1 \(id 'r0'\)"):
+        _validate(tmp_path, train, dev, tasks=tasks)

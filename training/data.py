@@ -207,14 +207,21 @@ def validate_splits(
         labelled = sum(v is not None for v in train.labels.get(task.name, []))
         if labelled == 0:
             problems.append(f"task {task.name!r}: no row of {train.path} has a {task.column!r} label")
-    # Leakage: the same article text in train and in an evaluation split inflates every figure.
-    train_texts = {" ".join(t.split()): (i, row_id) for i, (t, row_id) in enumerate(zip(train.texts, train.ids), 1)}
+
+    # Leakage: the same input (article text, and target / claim where a task reads one) in train and in an
+    # evaluation split inflates every figure. The same tweet with another target is another example.
+    def inputs(split: LabelledSplit) -> list[tuple[str, ...]]:
+        columns = sorted(split.pairs)
+        return [(" ".join(t.split()), *(split.pairs[c][i] for c in columns)) for i, t in enumerate(split.texts)]
+
+    seen = {key: (i, row_id) for i, (key, row_id) in enumerate(zip(inputs(train), train.ids), 1)}
     for split in evals:
-        for row_number, (text, row_id) in enumerate(zip(split.texts, split.ids), 1):
-            hit = train_texts.get(" ".join(text.split()))
-            if hit is not None and text.strip():
+        for row_number, (key, row_id) in enumerate(zip(inputs(split), split.ids), 1):
+            hit = seen.get(key)
+            if hit is not None and key[0]:
+                what = "same text" + (" and target/claim" if len(key) > 1 else "")
                 problems.append(
-                    f"{split.path}:{row_number} (id {row_id!r}): same text as {train.path}:{hit[0]} "
+                    f"{split.path}:{row_number} (id {row_id!r}): {what} as {train.path}:{hit[0]} "
                     f"(id {hit[1]!r}) (leakage between train and {split.name})"
                 )
     return problems

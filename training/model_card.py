@@ -109,8 +109,8 @@ def _benchmarks(paths: list[Path]) -> list[str]:
         "encoder was used.",
         "",
         "| data set | task | encoder | train / dev | max length | fine-tuned accuracy | fine-tuned macro-F1 "
-        "| baseline accuracy | baseline macro-F1 |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| baseline accuracy | baseline macro-F1 | macro-F1 gain over baseline |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for path in paths:
         r = json.loads(path.read_text(encoding="utf-8"))
@@ -118,8 +118,13 @@ def _benchmarks(paths: list[Path]) -> list[str]:
         lines.append(
             f"| {Path(r['dataset']).name} | {r['task']} | {Path(r['encoder']).name} | {r['n_train']} / {r['n_dev']} "
             f"| {r['max_length']} | {_fmt(t['accuracy'])} | {_fmt(t['macro_f1'])} | {_fmt(b['accuracy'])} "
-            f"| {_fmt(b['macro_f1'])} |"
+            f"| {_fmt(b['macro_f1'])} | {t['macro_f1'] - b['macro_f1']:+.3f} |"
         )
+    lines += [
+        "",
+        "These runs are small (a subsample, 2 epochs, short windows, CPU only); a negative gain means the "
+        "baseline did better under that budget.",
+    ]
     return [*lines, ""]
 
 
@@ -158,6 +163,8 @@ def render_model_card(
         "library_name": "transformers",
         "base_model": config.model.encoder,
         "pipeline_tag": "text-classification",
+        "datasets": [Path(metrics["data"]["train"]["path"]).parent.name or "custom"]
+        + [Path(json.loads(Path(b).read_text(encoding="utf-8"))["dataset"]).name for b in benchmarks or []],
         "tags": ["arabic", "news", "topic-classification", "stance-detection", "multi-task", "arabert"],
         "metrics": ["accuracy", "f1"],
     }

@@ -217,14 +217,13 @@ class Trainer:
             "pair_max_length": m.pair_max_length,
             "pooling": m.pooling,
             "dropout": m.dropout,
+            "long_document": LongDocumentConfig(
+                m.long_document, m.head_tokens, m.stride, m.max_chunks, m.chunk_pooling
+            ),
         }
-        kwargs["long_document"] = LongDocumentConfig(
-            m.long_document, m.head_tokens, m.stride, m.max_chunks, m.chunk_pooling
-        )
         if not self.config.training.init_from:
             return MultiTaskClassifier.from_encoder(m.encoder, specs, **kwargs)
         old = MultiTaskClassifier.from_pretrained(self.config.training.init_from)
-
         config = ClassifierConfig(tasks=specs, encoder=old.config.encoder, base_model=old.config.base_model, **kwargs)
         model = MultiTaskClassifier(config, encoder=old.encoder)
         with torch.no_grad():  # copy head rows by label name, so kept labels keep what they learned
