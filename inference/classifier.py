@@ -182,6 +182,16 @@ class NewsClassifier:
             else:
                 logits = self.logits_from_encoded(encoded, group)
             probs.update({n: self.probabilities(n, logits[n]) for n in group})
+        truncated = sum(a.truncated for a in first)
+        if truncated:  # truncation is never silent: the scorer records it per row, predict() logs it
+            logger.info(
+                "%d of %d articles longer than max_length=%d (long_document=%s); %d tokens not seen",
+                truncated,
+                len(first),
+                self.config.max_length,
+                self.encoder.strategy,
+                sum(a.dropped_tokens for a in first),
+            )
         return probs, first
 
     @overload

@@ -79,3 +79,13 @@ def test_concurrent_predict_calls_agree(classifier, sample_rows):
 def test_device_resolution():
     assert resolve_device("cpu").type == "cpu"
     assert resolve_device(None).type in {"cpu", "cuda", "mps"}
+
+
+def test_truncation_is_reported(classifier, caplog):
+    import logging
+
+    long_text = " ".join(["روسيا وتركيا توقعان اتفاقا جديدا للتعاون في مجال الطاقة"] * 40)
+    with caplog.at_level(logging.INFO, logger="inference.classifier"):
+        _, encoded = classifier.predict_proba_batch([long_text, "نص قصير"])
+    assert encoded[0].truncated and not encoded[1].truncated
+    assert "1 of 2 articles longer than max_length=64" in caplog.text

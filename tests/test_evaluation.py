@@ -135,3 +135,18 @@ def test_card_tabulates_benchmark_results(tmp_path, trained_model):
         "| ant_multisource | topic | e5-small-hf | 800 / 400 | 192 | 0.900 | 0.812 | 0.850 | 0.700 | +0.112 |" in card
     )
     assert "datasets:\n- " in card and "- ant_multisource\n" in card
+
+
+def test_multi_label_mistakes_are_wrong_decisions_most_confident_first():
+    from training.evaluation import confident_label_mistakes
+
+    task = TaskSpec("tags", ["x", "y"], "multi_label", thresholds=[0.5, 0.3])
+    probs = np.array([[0.9, 0.2], [0.4, 0.35], [0.05, 0.1]])
+    truth = np.array([[0, 0], [1, 1], [1, 0]])
+    rows = confident_label_mistakes(task, probs, truth, ["a", "b", "c"], ["نص"] * 3)
+    # wrong: a/x given at 0.9 (conf 0.9); c/x withheld at 0.05 (conf 0.95); b/x withheld at 0.4 (conf 0.6)
+    assert [(r["id"], r["label"], r["error"]) for r in rows] == [
+        ("c", "x", "false_negative"),
+        ("a", "x", "false_positive"),
+        ("b", "x", "false_negative"),
+    ]

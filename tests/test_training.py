@@ -182,6 +182,7 @@ def test_multi_label_task_thresholds_tuned_and_saved(tmp_path, tiny_backbone, sa
     assert saved["thresholds"] == tuned and len(tuned) == 7
     report = json.loads((result.output_dir / "report" / "report.json").read_text(encoding="utf-8"))
     assert [t["threshold"] for t in report["tasks"]["tags"]["thresholds"]] == tuned
+    assert (result.output_dir / "report" / report["files"]["tags"]["mistakes"]).is_file()
     clf = load_classifier(result.model_dir)
     assert clf.predict("نص", thresholds={"tags": [0.0001] * 7})["tags"]["labels"] == clf.labels["tags"]
 

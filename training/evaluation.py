@@ -33,6 +33,7 @@ from .metrics import task_report
 __all__ = [
     "build_report",
     "calibration",
+    "confident_label_mistakes",
     "confident_mistakes",
     "predict_split",
     "task_figures",
@@ -109,6 +110,33 @@ def confident_mistakes(
             "text": texts[i][:400],
         }
         for i in order
+    ]
+
+
+def confident_label_mistakes(
+    task: TaskSpec, probs: np.ndarray, truth: np.ndarray, ids: Sequence[str], texts: Sequence[str], limit: int = 50
+) -> list[dict[str, Any]]:
+    """Multi-label tasks: the wrong per-label decisions the model was surest of, most confident first.
+
+    A decision's confidence is the probability of what was decided: ``p`` for a label given, ``1 - p`` for
+    a label withheld.
+    """
+    limits = np.asarray(task.thresholds)
+    decided = probs >= limits
+    wrong = np.argwhere(decided != (truth == 1))
+    confidence = np.where(decided, probs, 1.0 - probs)
+    order = sorted(wrong.tolist(), key=lambda rc: (-confidence[rc[0], rc[1]], rc[0], rc[1]))[:limit]
+    return [
+        {
+            "id": ids[r],
+            "label": task.labels[c],
+            "error": "false_positive" if decided[r, c] else "false_negative",
+            "probability": round(float(probs[r, c]), 6),
+            "threshold": float(limits[c]),
+            "true_labels": [task.labels[j] for j in np.flatnonzero(truth[r] == 1)],
+            "text": texts[r][:400],
+        }
+        for r, c in order
     ]
 
 
@@ -228,6 +256,9 @@ def build_report(
         if not figures.get("n"):
             continue
         files = {}
+        keep = _labelled(task, labels)
+        ids = [i for i, k in zip(split.ids, keep, strict=True) if k]
+        texts = [t for t, k in zip(split.texts, keep, strict=True) if k]
         if task.problem_type == "single_label":
             _plot_confusion(
                 out_dir / f"confusion_{task.name}.png",
@@ -236,14 +267,13 @@ def build_report(
                 figures["confusion_matrix"]["matrix"],
             )
             files["confusion_matrix"] = f"confusion_{task.name}.png"
-            keep = _labelled(task, labels)
-            ids = [i for i, k in zip(split.ids, keep, strict=True) if k]
-            texts = [t for t, k in zip(split.texts, keep, strict=True) if k]
             rows = confident_mistakes(task, probs[task.name][keep], labels[keep], ids, texts, mistakes)
-            (out_dir / f"mistakes_{task.name}.jsonl").write_text(
-                "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8"
-            )
-            files["mistakes"] = f"mistakes_{task.name}.jsonl"
+        else:
+            rows = confident_label_mistakes(task, probs[task.name][keep], labels[keep], ids, texts, mistakes)
+        (out_dir / f"mistakes_{task.name}.jsonl").write_text(
+            "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8"
+        )
+        files["mistakes"] = f"mistakes_{task.name}.jsonl"
         _plot_reliability(
             out_dir / f"reliability_{task.name}.png", f"{task.name} ({split_name})", figures["calibration"]
         )
