@@ -57,6 +57,8 @@ def main() -> None:
     parser.add_argument("--dev-limit", type=int, default=None)
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--long-document", default="head_tail", choices=["head", "head_tail", "chunks"])
+    parser.add_argument("--max-chunks", type=int, default=4)
+    parser.add_argument("--stride", type=int, default=32)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--learning-rate", type=float, default=5e-5)
@@ -70,7 +72,7 @@ def main() -> None:
     from training.trainer import Trainer
 
     dataset = Path(args.dataset).resolve()
-    name = f"{dataset.name}-{args.task}"
+    name = f"{dataset.name}-{args.task}" + (f"-{args.long_document}" if args.long_document != "head_tail" else "")
     with tempfile.TemporaryDirectory() as tmp:
         n_train = _subsample(dataset / "train.jsonl", Path(tmp) / "train.jsonl", args.train_limit, args.seed)
         n_dev = _subsample(dataset / "dev.jsonl", Path(tmp) / "dev.jsonl", args.dev_limit, args.seed)
@@ -89,6 +91,8 @@ def main() -> None:
                     "long_document": args.long_document,
                     "head_tokens": args.max_length // 4,
                     "pair_max_length": min(64, args.max_length // 4),
+                    "max_chunks": args.max_chunks,
+                    "stride": args.stride,
                     "pooling": "mean",
                 },
                 "training": {
@@ -119,6 +123,7 @@ def main() -> None:
         "encoder": args.encoder,
         "max_length": args.max_length,
         "long_document": args.long_document,
+        "max_chunks": args.max_chunks if args.long_document == "chunks" else None,
         "epochs": args.epochs,
         "best_epoch": result.metrics["best_epoch"],
         "seed": args.seed,
