@@ -141,18 +141,20 @@ def encode_split(encoder, split: LabelledSplit, specs: Sequence[TaskSpec]) -> En
     return data
 
 
+_DETAIL_KEYS = ("confusion_matrix", "calibration", "thresholds")  # in report.json, not in metrics.json
+
+
+def _compact(figures: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in figures.items() if k not in _DETAIL_KEYS}
+
+
 def evaluate_split(classifier: NewsClassifier, data: EncodedSplit) -> dict[str, dict[str, Any]]:
     """Per task, the metric report on the rows of ``data`` that carry that task's label."""
     from .evaluation import predict_split, task_figures
 
     probs = predict_split(classifier, data)  # also puts the shared model in eval mode
-    compact = ("confusion_matrix", "calibration", "thresholds")
     return {
-        task.name: {
-            k: v
-            for k, v in task_figures(task, probs[task.name], data.labels[task.name].numpy()).items()
-            if k not in compact
-        }
+        task.name: _compact(task_figures(task, probs[task.name], data.labels[task.name].numpy()))
         for task in classifier.tasks
     }
 
@@ -384,7 +386,21 @@ class Trainer:
             self.model_dir, device=accelerator.device, batch_size=tcfg.eval_batch_size
         )
         tuned = self._tune_thresholds(final, eval_data["dev"]) if tcfg.tune_thresholds else {}
-        final_reports = {name: evaluate_split(final, data) for name, data in eval_data.items()}
+        final_reports = {}
+        if tcfg.report and accelerator.is_main_process:  # the report's dev figures: one pass over dev, not two
+            from .evaluation import build_report
+
+            report = build_report(
+                final,
+                eval_data["dev"],
+                self.output_dir / "report",
+                train=train_split if tcfg.baseline else None,
+                split_name="dev",
+            )
+            final_reports["dev"] = {name: _compact(figures) for name, figures in report["tasks"].items()}
+        final_reports.update(
+            {name: evaluate_split(final, data) for name, data in eval_data.items() if name not in final_reports}
+        )
         metrics = {
             "best_epoch": best["epoch"],
             "selection_metric": tcfg.selection_metric,
@@ -415,16 +431,6 @@ class Trainer:
             (self.output_dir / "config.yaml").write_text(
                 yaml.safe_dump(cfg.to_dict(), allow_unicode=True, sort_keys=False), encoding="utf-8"
             )
-            if tcfg.report:
-                from .evaluation import build_report
-
-                build_report(
-                    final,
-                    eval_data["dev"],
-                    self.output_dir / "report",
-                    train=train_split if tcfg.baseline else None,
-                    split_name="dev",
-                )
         return TrainResult(self.output_dir, self.model_dir, metrics)
 
     @staticmethod
