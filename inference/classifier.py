@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, overload
 
@@ -55,15 +54,6 @@ def build_encoder(config: ClassifierConfig, tokenizer) -> ArticleEncoder:
         max_chunks=ld.max_chunks,
         pair_max_length=config.pair_max_length,
     )
-
-
-@dataclass
-class BatchStats:
-    """Counts from one ``predict_proba`` call."""
-
-    articles: int = 0
-    truncated: int = 0
-    dropped_tokens: int = 0
 
 
 class NewsClassifier:

@@ -424,15 +424,13 @@ def _summarise(summary: ScoreSummary, output: Path, errors_file: Path, fmt: str,
     summary.label_counts = {k: dict(sorted(v.items())) for k, v in labels.items()}
 
 
-def format_summary(summary: ScoreSummary, expected_rows: int | None = None) -> str:
+def format_summary(summary: ScoreSummary) -> str:
     """A human-readable end-of-run report."""
     lines = [
         f"input rows: {summary.rows} = scored {summary.scored} + errors {summary.errors}"
         + ("" if summary.complete else "  (MISMATCH)"),
         f"output: {summary.output}   errors: {summary.errors_file}",
     ]
-    if expected_rows is not None and expected_rows != summary.rows:
-        lines.append(f"WARNING: the archive has {expected_rows} rows but {summary.rows} were accounted for")
     for reason, n in summary.error_reasons.items():
         lines.append(f"  error {reason}: {n}")
     for task, counts in summary.label_counts.items():

@@ -90,7 +90,7 @@ def _is_missing(value: Any) -> bool:
 
 
 def load_split(
-    name: str, path: str | Path, data: DataConfig, tasks: Sequence[TaskConfig], require_labels: bool = True
+    name: str, path: str | Path, data: DataConfig, tasks: Sequence[TaskConfig]
 ) -> tuple[LabelledSplit, list[str]]:
     """Read one split and check each row on its own.
 
@@ -104,8 +104,7 @@ def load_split(
         return LabelledSplit(name, str(path), [], []), [f"{path}: no rows"]
     columns = set(rows[0])
     required = [data.id_column, data.text_column]
-    if require_labels:
-        required += [t.column for t in tasks]
+    required += [t.column for t in tasks]
     required += sorted({t.pair_column for t in tasks if t.pair_column})
     missing = [c for c in required if c not in columns]
     if missing:

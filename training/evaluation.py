@@ -50,9 +50,8 @@ def predict_split(classifier: NewsClassifier, data) -> dict[str, np.ndarray]:
     """Per task, the probability matrix of every row of an encoded split (see ``trainer.EncodedSplit``)."""
     classifier.model.eval()
     probs: dict[str, np.ndarray] = {}
-    for key, articles in data.groups.items():
-        names = [t.name for t in classifier.tasks if (t.pair_column or "__text__") == key]
-        logits = classifier.logits_from_encoded(articles, names)
+    for column, names in classifier.config.input_groups().items():
+        logits = classifier.logits_from_encoded(data.groups[column], names)
         probs.update({n: classifier.probabilities(n, logits[n]) for n in names})
     return probs
 

@@ -37,12 +37,6 @@ __all__ = ["EncodedSplit", "TrainResult", "Trainer", "encode_split", "evaluate_s
 
 logger = logging.getLogger(__name__)
 
-TEXT_ONLY = "__text__"  # group key of tasks that read the article alone
-
-
-def _group_key(column: str | None) -> str:
-    return TEXT_ONLY if column is None else column
-
 
 def label_diff(old: Sequence[str], new: Sequence[str]) -> dict[str, list[str]]:
     """Labels added, removed and kept between two label lists."""
@@ -58,7 +52,7 @@ class EncodedSplit:
     """A split with its articles encoded once per input group, and its label tensors."""
 
     split: LabelledSplit
-    groups: dict[str, list[EncodedArticle]]
+    groups: dict[str | None, list[EncodedArticle]]  # by pair column; None: the article alone
     labels: dict[str, torch.Tensor]
 
     def truncation(self) -> dict[str, Any]:
@@ -119,12 +113,9 @@ def _class_weights(task: TaskSpec, labels: torch.Tensor) -> torch.Tensor:
 
 def encode_split(encoder, split: LabelledSplit, specs: Sequence[TaskSpec]) -> EncodedSplit:
     """Encode a split once per input group and build its label tensors; warn about truncation."""
-    groups: dict[str, list[EncodedArticle]] = {}
-    for spec in specs:
-        key = _group_key(spec.pair_column)
-        if key not in groups:
-            pairs = None if spec.pair_column is None else split.pairs[spec.pair_column]
-            groups[key] = encoder.encode(split.texts, pairs)
+    groups: dict[str | None, list[EncodedArticle]] = {}
+    for column in dict.fromkeys(spec.pair_column for spec in specs):  # None: the article alone
+        groups[column] = encoder.encode(split.texts, None if column is None else split.pairs[column])
     labels = {spec.name: label_tensor(spec, split.labels[spec.name]) for spec in specs}
     data = EncodedSplit(split, groups, labels)
     stats = data.truncation()
@@ -437,8 +428,8 @@ class Trainer:
     def _batch_loss(model, batch: dict[str, Any]) -> torch.Tensor:
         unwrapped = model.module if hasattr(model, "module") else model
         total = None
-        for key, inputs in batch["groups"].items():
-            names = [t.name for t in unwrapped.config.tasks if _group_key(t.pair_column) == key]
+        for column, names in unwrapped.config.input_groups().items():
+            inputs = batch["groups"][column]
             out = model(**inputs, tasks=names, labels={n: batch["labels"][n] for n in names})
             total = out.loss if total is None else total + out.loss
         return total
