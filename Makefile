@@ -33,7 +33,7 @@ test-all: install
 	$(BIN)/python -m pytest -m "slow or not slow"
 
 lint: install
-	$(BIN)/ruff check training inference tests scripts benchmarks
+	$(BIN)/ruff check src training inference tests scripts benchmarks configs
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

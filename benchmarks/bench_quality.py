@@ -68,8 +68,8 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-    from training.config import config_from_dict
-    from training.trainer import Trainer
+    from aranews.training.config import config_from_dict
+    from aranews.training.trainer import Trainer
 
     dataset = Path(args.dataset).resolve()
     name = f"{dataset.name}-{args.task}" + (f"-{args.long_document}" if args.long_document != "head_tail" else "")

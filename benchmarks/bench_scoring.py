@@ -23,8 +23,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 CHILD = """
 import json, resource, sys, time
-from inference import load_classifier
-from inference.scoring import score_archive
+from aranews.inference import load_classifier
+from aranews.inference.scoring import score_archive
 model, source, out, chunk = sys.argv[1:5]
 clf = load_classifier(model, device="cpu", batch_size=32)
 t = time.perf_counter()

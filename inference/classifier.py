@@ -1,66 +1,163 @@
 """Loading a trained model and predicting with it.
 
->>> from inference import load_classifier
->>> clf = load_classifier("runs/demo/model")
->>> clf.predict("أنقرة وموسكو توقعان اتفاقا جديدا للطاقة")
+>>> from aranews import load_classifier
+>>> clf = load_classifier("runs/demo/run/model")
+>>> clf.predict("أنقرة وموسكو توقعان اتفاقا جديدا للطاقة", title="اتفاق طاقة")
 {'topic': {'label': 'economy_energy', 'score': 0.91}, 'stance': {'label': 'cooperation', 'score': 0.84}}
 
+Every article takes the same path as in training and in ``aranews score``: :func:`compose_text`
+(title, text), :func:`input_problem` (empty or non-Arabic text is not classified), cleaning,
+tokenisation and windowing (:class:`ArticleWindower`), one encoder pass per input group.
+
+An article that cannot be classified gets an explicit result instead of a label: ``{"skipped":
+"empty_text", "topic": None, ...}`` from ``predict`` and a row of NaN from ``predict_proba``; the
+scorer writes the same reasons to its errors file.
+
 A loaded classifier holds no mutable state between calls: ``predict`` runs under
-``torch.inference_mode`` on a model in eval mode, so concurrent calls from several threads are safe
-(each call builds its own tensors; PyTorch modules are re-entrant in inference).
+``torch.inference_mode`` on a model in eval mode, so concurrent calls from several threads are safe.
 """
 
 from __future__ import annotations
 
 import logging
+import tempfile
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, overload
 
 import numpy as np
 import torch
 
-from .encoding import ArticleEncoder, EncodedArticle, collate_articles
-from .modeling import ClassifierConfig, MultiTaskClassifier, TaskSpec
+from aranews.inference.config import CONFIG_NAME, ClassifierConfig, TaskSpec, TokenizerInfo
+from aranews.inference.inputs import ArticleWindower, EncodedArticle, collate_articles, compose_text, input_problem
+from aranews.inference.modeling import MultiTaskClassifier
+from aranews.inference.schema import ConfigError
 
-__all__ = ["NewsClassifier", "Prediction", "load_classifier", "predict_stance", "predict_topic", "resolve_device"]
+__all__ = [
+    "BatchResult",
+    "DeviceError",
+    "Inspection",
+    "NewsClassifier",
+    "Prediction",
+    "load_classifier",
+    "predict_stance",
+    "predict_topic",
+    "resolve_device",
+]
 
 logger = logging.getLogger(__name__)
 
-Prediction = dict[str, dict[str, Any]]
+Prediction = dict[str, Any]
+Texts = str | Sequence[str]
+CARD_NAME = "README.md"
+
+
+class DeviceError(RuntimeError):
+    """The requested device is not available with this torch build or machine."""
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
-    """The device to run on: the one given, else CUDA, else Apple MPS, else CPU."""
-    if device is not None:
-        return torch.device(device)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
+    """The device to run on: the one given, else CUDA, else Apple MPS, else CPU.
+
+    Raises:
+        DeviceError: a device was named that this torch build or machine does not have.
+    """
+    if device is None or str(device) == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise DeviceError(f"device {device!r} is not a device name ({exc}); use cpu, cuda, cuda:N or mps") from None
+    if resolved.type == "cuda":
+        if torch.version.cuda is None:
+            raise DeviceError(
+                f"device {device!r}: this torch build ({torch.__version__}) has no CUDA support; use cpu, "
+                "or install a CUDA build of torch"
+            )
+        if not torch.cuda.is_available() or (resolved.index or 0) >= torch.cuda.device_count():
+            raise DeviceError(f"device {device!r}: no such CUDA device is visible on this machine; use cpu")
+    if resolved.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise DeviceError(f"device {device!r}: Apple MPS is not available here; use cpu")
+    return resolved
 
 
-def build_encoder(config: ClassifierConfig, tokenizer) -> ArticleEncoder:
-    """The :class:`ArticleEncoder` a model's config prescribes (shared by training and inference)."""
-    ld = config.long_document
-    return ArticleEncoder(
-        tokenizer,
-        preprocessing=config.preprocessing,
-        max_length=config.max_length,
-        strategy=ld.strategy,
-        head_tokens=ld.head_tokens,
-        stride=ld.stride,
-        max_chunks=ld.max_chunks,
-        pair_max_length=config.pair_max_length,
-    )
+@dataclass
+class BatchResult:
+    """What the model made of a batch of articles.
+
+    Attributes:
+        probs: per task, ``(articles, labels)`` probabilities; rows of skipped articles are NaN.
+        skipped: per article, why it was not classified (``empty_text``, ``no_arabic_text``) or ``None``.
+        articles: per article, its windows for the first input group (token counts, truncation);
+            ``None`` for an article skipped before tokenisation.
+        no_arabic: per article, whether its text has no Arabic letter (scored only on request).
+    """
+
+    probs: dict[str, np.ndarray]
+    skipped: list[str | None]
+    articles: list[EncodedArticle | None]
+    no_arabic: list[bool]
+
+
+@dataclass
+class WindowView:
+    """One encoder window as text: what the model read of the article in it."""
+
+    text: str
+    tokens: int
+
+
+@dataclass
+class Inspection:
+    """Exactly what the model reads of one article (see :meth:`NewsClassifier.inspect`).
+
+    Attributes:
+        text: the composed input (title and text), before cleaning.
+        cleaned: after the checkpoint's preprocessing steps.
+        skipped: why the article would not be classified, or ``None``.
+        preprocessing, strategy, max_length: the checkpoint's settings that shaped the windows.
+        inputs: per input group (``article``, or ``article + <pair column>``): token counts and windows.
+    """
+
+    text: str
+    cleaned: str
+    skipped: str | None
+    preprocessing: list[str]
+    strategy: str
+    max_length: int
+    inputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _as_list(value: Any, n: int, name: str) -> list[Any]:
+    if value is None:
+        return [None] * n
+    if isinstance(value, str):
+        return [value] * n if n == 1 else _length_error(name, 1, n)
+    values = list(value)
+    if len(values) != n:
+        _length_error(name, len(values), n)
+    return values
+
+
+def _length_error(name: str, got: int, n: int) -> list[Any]:
+    raise ValueError(f"{name} has {got} values for {n} texts; give one per text")
 
 
 class NewsClassifier:
     """A trained multi-task classifier with its tokenizer and preprocessing.
 
+    Load one with :func:`load_classifier` or :meth:`from_pretrained`.
+
     Args:
-        model: the model, on ``device`` and in eval mode.
+        model: the model (moved to ``device`` and put in eval mode).
         tokenizer: its tokenizer.
         device: where the model runs.
         batch_size: articles per forward pass.
@@ -70,216 +167,449 @@ class NewsClassifier:
     def __init__(
         self,
         model: MultiTaskClassifier,
-        tokenizer,
-        device: torch.device,
+        tokenizer: Any,
+        device: torch.device | str = "cpu",
         batch_size: int = 16,
         source: str | None = None,
     ) -> None:
-        self.model = model.eval()
-        self.tokenizer = tokenizer
-        self.device = device
+        if batch_size < 1:
+            raise ValueError(f"batch_size={batch_size}; expected an integer >= 1")
+        self._device = torch.device(device)
+        self._model = model.to(self._device).eval()
+        self._tokenizer = tokenizer
+        self._windower = ArticleWindower.from_config(model.config.model, tokenizer)
         self.batch_size = batch_size
         self.source = source
-        self.encoder = build_encoder(model.config, tokenizer)
+
+    # -- what the model is --------------------------------------------------------------------------
+    @property
+    def model(self) -> MultiTaskClassifier:
+        return self._model
+
+    @property
+    def tokenizer(self) -> Any:
+        return self._tokenizer
+
+    @property
+    def windower(self) -> ArticleWindower:
+        """Cleans, tokenises and windows articles as this model was trained to read them."""
+        return self._windower
+
+    @property
+    def device(self) -> torch.device:
+        return self._device
 
     @property
     def config(self) -> ClassifierConfig:
-        return self.model.config
+        return self._model.config
 
     @property
     def tasks(self) -> list[TaskSpec]:
-        return self.model.config.tasks
+        return self._model.config.tasks
 
     @property
     def labels(self) -> dict[str, list[str]]:
         """Each task's labels, in probability-column order."""
         return {t.name: list(t.labels) for t in self.tasks}
 
+    # -- loading and saving -------------------------------------------------------------------------
     @classmethod
     def from_pretrained(
         cls, path: str | Path, device: str | torch.device | None = None, batch_size: int = 16
     ) -> NewsClassifier:
-        """Load a model directory written by this library (safetensors weights, no remote code)."""
+        """Load a model directory written by this library (safetensors weights, no remote code).
+
+        Raises:
+            FileNotFoundError: the directory or one of its files is missing.
+            ConfigError: the config, weights or tokenizer are invalid or do not belong together.
+            DeviceError: ``device`` is not available.
+        """
         from transformers import AutoTokenizer
 
-        device = resolve_device(device)
-        model = MultiTaskClassifier.from_pretrained(path, map_location="cpu").to(device)
-        tokenizer = AutoTokenizer.from_pretrained(str(path), trust_remote_code=False)
-        return cls(model, tokenizer, device, batch_size=batch_size, source=str(path))
+        path = Path(path)
+        if not path.is_dir():
+            raise FileNotFoundError(f"{path}: no such model directory")
+        resolved = resolve_device(device)
+        model = MultiTaskClassifier.from_pretrained(path, map_location="cpu")
+        _check_tokenizer_files(path, model.config.tokenizer)
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(str(path), trust_remote_code=False)
+        except (OSError, ValueError) as exc:
+            raise ConfigError([f"the tokenizer cannot be loaded ({exc})"], str(path)) from None
+        info = model.config.tokenizer
+        if info is not None and len(tokenizer) != info.vocab_size:
+            raise ConfigError(
+                [f"tokenizer: {len(tokenizer)} tokens, but the model was saved with a {info.vocab_size}-token "
+                 "tokenizer; the tokenizer files do not belong to this model"],
+                str(path),
+            )
+        return cls(model, tokenizer, resolved, batch_size=batch_size, source=str(path))
 
-    # ---------------------------------------------------------------------------------------------
-    def _check_pairs(self, tasks: list[str], n: int, pairs: dict[str, Sequence[str]] | None) -> None:
-        for name in tasks:
-            column = self.config.task(name).pair_column
+    def save_pretrained(self, directory: str | Path, card: str | None = None) -> Path:
+        """Write a self-describing, push-ready model directory.
+
+        Writes ``config.json`` (with the tokenizer's files and size), ``model.safetensors``, the
+        tokenizer and ``README.md``: ``card`` when given, else a short card generated from the config.
+
+        Returns:
+            ``directory``.
+        """
+        from aranews.inference.export import basic_model_card
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        written = self._tokenizer.save_pretrained(str(directory))
+        files = sorted({Path(f).name for f in written if Path(f).is_file()})
+        self.config.tokenizer = TokenizerInfo(vocab_size=len(self._tokenizer), files=files)
+        self._model.save_pretrained(directory)
+        (directory / CARD_NAME).write_text(card or basic_model_card(self.config), encoding="utf-8")
+        return directory
+
+    def push_to_hub(
+        self,
+        repo_id: str,
+        *,
+        token: str | None = None,
+        private: bool | None = None,
+        commit_message: str = "Upload aranews-classifier model",
+        card: str | None = None,
+    ) -> str:
+        """Upload this model (as :meth:`save_pretrained` writes it) to a Hugging Face hub repository.
+
+        Returns:
+            The URL of the commit.
+        """
+        from huggingface_hub import HfApi
+
+        api = HfApi(token=token)
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = self.save_pretrained(Path(tmp) / "model", card=card or self._saved_card())
+            api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
+            info = api.upload_folder(repo_id=repo_id, folder_path=str(folder), commit_message=commit_message)
+        return str(getattr(info, "commit_url", info))
+
+    def _saved_card(self) -> str | None:
+        if self.source and (Path(self.source) / CARD_NAME).is_file():
+            return (Path(self.source) / CARD_NAME).read_text(encoding="utf-8")
+        return None
+
+    # -- the one path from texts to probabilities ---------------------------------------------------
+    def _check_tasks(self, tasks: Sequence[str] | None) -> list[str]:
+        names = list(tasks) if tasks is not None else [t.name for t in self.tasks]
+        for name in names:
+            self.config.task(name)  # KeyError naming the known tasks
+        return names
+
+    def _pair_lists(self, names: list[str], n: int, pairs: dict[str, Any] | None) -> dict[str, list[str]]:
+        out = {}
+        for column in self.config.input_groups(names):
             if column is None:
                 continue
-            if pairs is None or column not in pairs:
+            if not pairs or column not in pairs:
                 raise ValueError(
-                    f"task {name!r} is conditioned on {column!r}: pass pairs={{{column!r}: [...]}} "
-                    "with one value per text"
+                    f"tasks {self.config.input_groups(names)[column]} read the article with its {column!r}: "
+                    f"pass pairs={{{column!r}: ...}} with one value per text"
                 )
-            if len(pairs[column]) != n:
-                raise ValueError(f"pairs[{column!r}] has {len(pairs[column])} values for {n} texts")
+            values = _as_list(pairs[column], n, f"pairs[{column!r}]")
+            bad = [i for i, v in enumerate(values) if not isinstance(v, str)]
+            if bad:
+                raise TypeError(f"pairs[{column!r}][{bad[0]}] is {type(values[bad[0]]).__name__}, not a string")
+            out[column] = values
+        return out
 
-    def encode(self, texts: Sequence[str], pair_column: str | None, pairs: dict[str, Sequence[str]] | None):
-        """Encode texts for the tasks reading ``pair_column`` (``None``: the article alone)."""
-        return self.encoder.encode(texts, None if pair_column is None else pairs[pair_column])
+    def classify(
+        self,
+        texts: Sequence[str],
+        *,
+        titles: Sequence[str | None] | None = None,
+        pairs: dict[str, Any] | None = None,
+        tasks: Sequence[str] | None = None,
+        score_non_arabic: bool = False,
+    ) -> BatchResult:
+        """Probabilities for a batch, with what was skipped and why (the scorer's entry point).
+
+        Args:
+            texts: article texts.
+            titles: one title (or ``None``) per text.
+            pairs: for target-conditioned tasks, ``{pair_column: one value per text}``.
+            tasks: the tasks to run (default: all).
+            score_non_arabic: classify texts without an Arabic letter instead of skipping them.
+        """
+        names = self._check_tasks(tasks)
+        texts = list(texts)
+        bad = [i for i, t in enumerate(texts) if not isinstance(t, str)]
+        if bad:
+            raise TypeError(f"texts must be strings; item {bad[0]} is {type(texts[bad[0]]).__name__}")
+        pair_lists = self._pair_lists(names, len(texts), pairs)
+        policy = self.config.model.title
+        composed = [compose_text(t, title, policy) for t, title in zip(texts, _as_list(titles, len(texts), "titles"))]
+        skipped = [input_problem(t, score_non_arabic) for t in composed]
+        no_arabic = [s is None and not _has_arabic(t) for t, s in zip(composed, skipped)]
+        articles: list[EncodedArticle | None] = [None] * len(texts)
+        probs = {n: np.full((len(texts), len(self.config.task(n).labels)), np.nan, np.float32) for n in names}
+        for group_index, (column, group) in enumerate(self.config.input_groups(names).items()):
+            keep = [i for i, s in enumerate(skipped) if s is None]
+            pair = None if column is None else [pair_lists[column][i] for i in keep]
+            encoded = self._windower.encode([composed[i] for i in keep], pair)
+            if group_index == 0:  # text that cleaning empties is skipped for every task
+                for i, article in zip(keep, encoded):
+                    articles[i] = article
+                    if article.text_tokens == 0:
+                        skipped[i] = "empty_text"
+            rows = [(i, a) for i, a in zip(keep, encoded) if skipped[i] is None]
+            if rows:
+                logits = self.logits_from_encoded([a for _, a in rows], group)
+                index = [i for i, _ in rows]
+                for name in group:
+                    probs[name][index] = self.probabilities(name, logits[name])
+        self._log_truncation([a for a in articles if a is not None])
+        return BatchResult(probs, skipped, articles, no_arabic)
+
+    def _log_truncation(self, articles: list[EncodedArticle]) -> None:
+        truncated = sum(a.truncated for a in articles)
+        if truncated:  # truncation is never silent: the scorer records it per row, predict() logs it
+            logger.info(
+                "%d of %d articles longer than max_length=%d (long_document=%s); %d tokens not seen",
+                truncated,
+                len(articles),
+                self.config.model.max_length,
+                self._windower.strategy,
+                sum(a.dropped_tokens for a in articles),
+            )
 
     @torch.inference_mode()
-    def logits_from_encoded(self, encoded: list[EncodedArticle], tasks: list[str]) -> dict[str, np.ndarray]:
-        # Sort by length so each batch pads to similar lengths, then restore the caller's order.
+    def logits_from_encoded(self, encoded: Sequence[EncodedArticle], tasks: list[str]) -> dict[str, np.ndarray]:
+        """Logits of already windowed articles, batched by length; rows in the caller's order."""
         order = np.argsort([-sum(len(w) for w in a.input_ids) for a in encoded], kind="stable")
         out = {name: np.zeros((len(encoded), len(self.config.task(name).labels)), np.float32) for name in tasks}
         for start in range(0, len(order), self.batch_size):
             idx = order[start : start + self.batch_size]
-            batch = collate_articles([encoded[i] for i in idx], self.encoder.pad_token_id)
-            batch = {k: v.to(self.device) for k, v in batch.items()}
-            logits = self.model(**batch, tasks=tasks).logits
+            batch = collate_articles([encoded[i] for i in idx], self._windower.pad_token_id)
+            batch = {k: v.to(self._device) for k, v in batch.items()}
+            logits = self._model(**batch, tasks=tasks).logits
             for name in tasks:
                 out[name][idx] = logits[name].float().cpu().numpy()
         return out
 
     def probabilities(self, name: str, logits: np.ndarray) -> np.ndarray:
-        t = torch.from_numpy(logits)
+        """Softmax (single-label) or sigmoid (multi-label) of one task's logits."""
+        t = torch.from_numpy(np.ascontiguousarray(logits))
         if self.config.task(name).problem_type == "multi_label":
             return torch.sigmoid(t).numpy()
         return torch.softmax(t, dim=-1).numpy()
 
-    def predict_proba_batch(
-        self,
-        texts: Sequence[str],
-        pairs: dict[str, Sequence[str]] | None = None,
-        tasks: Sequence[str] | None = None,
-    ) -> tuple[dict[str, np.ndarray], list[EncodedArticle]]:
-        """Probabilities for a list of texts, with the encoded articles (for truncation counts)."""
-        names = list(tasks) if tasks is not None else [t.name for t in self.tasks]
-        for name in names:
-            self.config.task(name)  # raises KeyError naming the known tasks
-        self._check_pairs(names, len(texts), pairs)
-        bad = [i for i, t in enumerate(texts) if not isinstance(t, str)]
-        if bad:
-            raise TypeError(f"texts must be strings; item {bad[0]} is {type(texts[bad[0]]).__name__}")
-        probs: dict[str, np.ndarray] = {}
-        first: list[EncodedArticle] = []
-        groups: dict[str | None, list[str]] = {}
-        for name in names:
-            groups.setdefault(self.config.task(name).pair_column, []).append(name)
-        for column, group in groups.items():
-            encoded = self.encode(texts, column, pairs)
-            first = first or encoded
-            if not texts:
-                logits = {n: np.zeros((0, len(self.config.task(n).labels)), np.float32) for n in group}
-            else:
-                logits = self.logits_from_encoded(encoded, group)
-            probs.update({n: self.probabilities(n, logits[n]) for n in group})
-        truncated = sum(a.truncated for a in first)
-        if truncated:  # truncation is never silent: the scorer records it per row, predict() logs it
-            logger.info(
-                "%d of %d articles longer than max_length=%d (long_document=%s); %d tokens not seen",
-                truncated,
-                len(first),
-                self.config.max_length,
-                self.encoder.strategy,
-                sum(a.dropped_tokens for a in first),
-            )
-        return probs, first
-
+    # -- the public predict API ---------------------------------------------------------------------
     @overload
     def predict_proba(
-        self, texts: str, pairs: dict[str, str] | None = ..., tasks: Sequence[str] | None = ...
+        self, texts: str, *, title: str | None = ..., pairs: dict[str, str] | None = ...,
+        tasks: Sequence[str] | None = ..., score_non_arabic: bool = ...,
     ) -> dict[str, np.ndarray]: ...
     @overload
     def predict_proba(
-        self, texts: Sequence[str], pairs: dict[str, Sequence[str]] | None = ..., tasks: Sequence[str] | None = ...
+        self, texts: Sequence[str], *, title: Sequence[str | None] | None = ...,
+        pairs: dict[str, Sequence[str]] | None = ..., tasks: Sequence[str] | None = ...,
+        score_non_arabic: bool = ...,
     ) -> dict[str, np.ndarray]: ...
 
-    def predict_proba(self, texts, pairs=None, tasks=None):
+    def predict_proba(self, texts, *, title=None, pairs=None, tasks=None, score_non_arabic=False):
         """Per task, the probability of each label, columns in :attr:`labels` order.
 
         Args:
             texts: one article (``str``) or a list of articles.
-            pairs: for target-conditioned tasks, ``{pair_column: target or list of targets}``.
+            title: the article's title (a ``str``), or one title (or ``None``) per article.
+            pairs: for target-conditioned tasks, ``{pair_column: target}`` (a list for a list of texts).
             tasks: the tasks to run (default: all).
+            score_non_arabic: classify texts without an Arabic letter instead of skipping them.
 
         Returns:
             ``{task: array}``; for a ``str`` each array has shape ``(labels,)``, for a list
-            ``(len(texts), labels)``. Single-label rows sum to 1.
+            ``(len(texts), labels)``. Single-label rows sum to 1; a skipped article's row is NaN.
 
         Raises:
-            TypeError: if a text is not a string.
-            ValueError: if a target-conditioned task lacks its pair texts.
+            TypeError: a text is not a string.
+            ValueError: a target-conditioned task lacks its pair texts, or lengths differ.
         """
         single = isinstance(texts, str)
-        if single:
+        result = self._classify_any(texts, title, pairs, tasks, score_non_arabic)
+        return {k: v[0] for k, v in result.probs.items()} if single else result.probs
+
+    def _classify_any(self, texts, title, pairs, tasks, score_non_arabic) -> BatchResult:
+        if isinstance(texts, str):
             texts = [texts]
+            title = [title]
             pairs = {k: [v] for k, v in (pairs or {}).items()}
-        probs, _ = self.predict_proba_batch(list(texts), pairs, tasks)
-        return {k: v[0] for k, v in probs.items()} if single else probs
+        return self.classify(texts, titles=title, pairs=pairs, tasks=tasks, score_non_arabic=score_non_arabic)
 
     def decide(
-        self, probs: dict[str, np.ndarray], thresholds: dict[str, Sequence[float]] | None = None
+        self, result: BatchResult, thresholds: dict[str, Sequence[float]] | None = None
     ) -> list[Prediction]:
-        """Turn probability rows into per-article predictions (labels and scores)."""
-        n = len(next(iter(probs.values()))) if probs else 0
-        results: list[Prediction] = [{} for _ in range(n)]
-        for name, matrix in probs.items():
+        """Turn a :class:`BatchResult` into one prediction per article (labels and scores).
+
+        Raises:
+            ValueError: ``thresholds`` names an unknown or single-label task, or has the wrong
+                number of values, or values outside (0, 1).
+        """
+        limits = self._thresholds(thresholds or {})
+        n = len(result.skipped)
+        out: list[Prediction] = [{} for _ in range(n)]
+        for name, matrix in result.probs.items():
             task = self.config.task(name)
-            if task.problem_type == "multi_label":
-                limits = np.asarray((thresholds or {}).get(name, task.thresholds), dtype=np.float32)
-                for row, p in zip(results, matrix):
-                    chosen = np.flatnonzero(p >= limits)
-                    row[name] = {
+            for i in range(n):
+                if result.skipped[i] is not None:
+                    out[i][name] = None
+                    continue
+                p = matrix[i]
+                if task.problem_type == "multi_label":
+                    chosen = np.flatnonzero(p >= limits[name])
+                    out[i][name] = {
                         "labels": [task.labels[j] for j in chosen],
                         "scores": [round(float(p[j]), 6) for j in chosen],
                     }
-            else:
-                best = matrix.argmax(axis=1) if n else []
-                for row, p, j in zip(results, matrix, best):
-                    row[name] = {"label": task.labels[int(j)], "score": round(float(p[j]), 6)}
-        return results
+                else:
+                    j = int(p.argmax())
+                    out[i][name] = {"label": task.labels[j], "score": round(float(p[j]), 6)}
+        for i in range(n):
+            if result.skipped[i] is not None:
+                out[i]["skipped"] = result.skipped[i]
+            elif result.no_arabic[i]:
+                out[i]["no_arabic"] = True
+        return out
 
-    def predict(self, texts, pairs=None, tasks=None, thresholds=None):
+    def _thresholds(self, overrides: dict[str, Sequence[float]]) -> dict[str, np.ndarray]:
+        limits = {t.name: np.asarray(t.thresholds, np.float32) for t in self.tasks if t.problem_type == "multi_label"}
+        for name, values in overrides.items():
+            task = self.config.task(name)
+            if task.problem_type != "multi_label":
+                raise ValueError(f"thresholds[{name!r}]: task {name!r} is single-label; thresholds are for multi-label tasks")
+            values = list(values)
+            if len(values) != len(task.labels) or not all(
+                isinstance(v, (int, float)) and 0.0 < v < 1.0 for v in values
+            ):
+                raise ValueError(
+                    f"thresholds[{name!r}]: got {values!r}; expected {len(task.labels)} values in (0, 1), one per "
+                    f"label in the order {task.labels}"
+                )
+            limits[name] = np.asarray(values, np.float32)
+        return limits
+
+    @overload
+    def predict(
+        self, texts: str, *, title: str | None = ..., pairs: dict[str, str] | None = ...,
+        tasks: Sequence[str] | None = ..., thresholds: dict[str, Sequence[float]] | None = ...,
+        score_non_arabic: bool = ...,
+    ) -> Prediction: ...
+    @overload
+    def predict(
+        self, texts: Sequence[str], *, title: Sequence[str | None] | None = ...,
+        pairs: dict[str, Sequence[str]] | None = ..., tasks: Sequence[str] | None = ...,
+        thresholds: dict[str, Sequence[float]] | None = ..., score_non_arabic: bool = ...,
+    ) -> list[Prediction]: ...
+
+    def predict(self, texts, *, title=None, pairs=None, tasks=None, thresholds=None, score_non_arabic=False):
         """Each task's label and score per article.
 
         Args:
             texts: one article (``str``) or a list of articles.
-            pairs: for target-conditioned tasks, ``{pair_column: target or list of targets}``.
+            title: the article's title (a ``str``), or one title (or ``None``) per article.
+            pairs: for target-conditioned tasks, ``{pair_column: target}`` (a list for a list of texts).
             tasks: the tasks to run (default: all).
-            thresholds: per multi-label task, thresholds overriding the saved ones.
+            thresholds: per multi-label task, one threshold per label overriding the saved ones.
+            score_non_arabic: classify texts without an Arabic letter (marked ``"no_arabic": True``)
+                instead of skipping them.
 
         Returns:
             For a ``str`` one ``{task: {"label", "score"}}`` dict (multi-label tasks give
-            ``{"labels", "scores"}``: every label at or above its threshold); for a list, a list of them.
+            ``{"labels", "scores"}``: every label at or above its threshold); for a list, a list of
+            them. An article that cannot be classified gives ``{"skipped": reason, task: None, ...}``
+            with reason ``empty_text`` (also: nothing left after cleaning) or ``no_arabic_text``.
         """
-        single = isinstance(texts, str)
-        probs = self.predict_proba(
-            [texts] if single else list(texts), {k: [v] for k, v in (pairs or {}).items()} if single else pairs, tasks
+        result = self._classify_any(texts, title, pairs, tasks, score_non_arabic)
+        predictions = self.decide(result, thresholds)
+        return predictions[0] if isinstance(texts, str) else predictions
+
+    def inspect(self, text: str, *, title: str | None = None, pairs: dict[str, str] | None = None) -> Inspection:
+        """What the model reads of one article: the composed and cleaned text, its windows as text,
+        and how many tokens were seen and dropped, per input group."""
+        if not isinstance(text, str):
+            raise TypeError(f"text must be a string, got {type(text).__name__}")
+        composed = compose_text(text, title, self.config.model.title)
+        w = self._windower
+        view = Inspection(
+            text=composed,
+            cleaned=w.preprocess(composed),
+            skipped=input_problem(composed, score_non_arabic=True),
+            preprocessing=list(w.preprocessing),
+            strategy=w.strategy,
+            max_length=w.max_length,
         )
-        results = self.decide(probs, thresholds)
-        return results[0] if single else results
+        pair_lists = self._pair_lists([t.name for t in self.tasks], 1, pairs)
+        for column, names in self.config.input_groups().items():
+            article = w.encode([composed], None if column is None else pair_lists[column])[0]
+            if article.text_tokens == 0:
+                view.skipped = view.skipped or "empty_text"
+            key = "article" if column is None else f"article + {column}"
+            view.inputs[key] = {
+                "tasks": names,
+                "n_tokens": article.n_tokens,
+                "text_tokens": article.text_tokens,
+                "dropped_tokens": article.dropped_tokens,
+                "windows": [asdict(v) for v in self._window_views(article, column is not None)],
+            }
+        return view
+
+    def _window_views(self, article: EncodedArticle, paired: bool) -> list[WindowView]:
+        t = self._windower.template
+        if paired:
+            kept_pair = min(article.n_tokens - article.text_tokens, self._windower.pair_max_length)
+            start, end = len(t.pair_prefix) + kept_pair + len(t.pair_middle), len(t.pair_suffix)
+        else:
+            start, end = len(t.single_prefix), len(t.single_suffix)
+        views = []
+        for ids in article.input_ids:
+            body = list(ids[start : len(ids) - end])
+            views.append(WindowView(self._tokenizer.decode(body), len(body)))
+        return views
+
+
+def _has_arabic(text: str) -> bool:
+    from aranews.inference.preprocessing import has_arabic
+
+    return has_arabic(text)
+
+
+def _check_tokenizer_files(path: Path, info: TokenizerInfo | None) -> None:
+    if info is None:
+        return
+    missing = [name for name in info.files if not (path / name).is_file()]
+    if missing:
+        raise ConfigError(
+            [f"tokenizer file(s) {missing} listed in {CONFIG_NAME} are missing; the model cannot read text "
+             "without the tokenizer it was trained with"],
+            str(path),
+        )
 
 
 def load_classifier(
-    path_or_name: str | Path, device: str | torch.device | None = None, batch_size: int = 16
+    path: str | Path, device: str | torch.device | None = None, batch_size: int = 16
 ) -> NewsClassifier:
     """Load a trained classifier directory for prediction.
 
     Args:
-        path_or_name: a directory written by ``aranews train`` (or ``save_pretrained``).
+        path: a directory written by ``aranews train`` (or ``NewsClassifier.save_pretrained``).
         device: ``"cuda"``, ``"mps"``, ``"cpu"``...; detected when ``None``.
         batch_size: articles per forward pass.
 
     Returns:
         A :class:`NewsClassifier`.
     """
-    return NewsClassifier.from_pretrained(path_or_name, device=device, batch_size=batch_size)
+    return NewsClassifier.from_pretrained(path, device=device, batch_size=batch_size)
 
 
 def _as_classifier(model: NewsClassifier | str | Path) -> NewsClassifier:
     return model if isinstance(model, NewsClassifier) else load_classifier(model)
 
 
-def predict_topic(texts, model: NewsClassifier | str | Path, task: str = "topic"):
+def predict_topic(texts: Texts, model: NewsClassifier | str | Path, task: str = "topic", title: Any = None):
     """The topic of one article (``str``) or of each article in a list.
 
     Args:
@@ -287,16 +617,18 @@ def predict_topic(texts, model: NewsClassifier | str | Path, task: str = "topic"
         model: a loaded classifier, or a model directory (loaded on every call: pass a loaded
             classifier when calling repeatedly).
         task: the task name, if the model calls it something else.
+        title: the title of the article, or one per article.
 
     Returns:
-        ``{"label", "score"}`` for a ``str``; a list of them for a list.
+        ``{"label", "score"}`` for a ``str`` (``None`` if the article was skipped); a list for a list.
     """
-    clf = _as_classifier(model)
-    result = clf.predict(texts, tasks=[task])
+    result = _as_classifier(model).predict(texts, title=title, tasks=[task])
     return result[task] if isinstance(texts, str) else [r[task] for r in result]
 
 
-def predict_stance(texts, model: NewsClassifier | str | Path, targets=None, task: str = "stance"):
+def predict_stance(
+    texts: Texts, model: NewsClassifier | str | Path, targets: Any = None, task: str = "stance", title: Any = None
+):
     """The stance of one article or of each article in a list.
 
     Args:
@@ -305,12 +637,13 @@ def predict_stance(texts, model: NewsClassifier | str | Path, targets=None, task
         targets: for a target- or claim-conditioned stance task, the target of each article (a ``str``
             for a single article).
         task: the task name, if the model calls it something else.
+        title: the title of the article, or one per article.
 
     Returns:
-        ``{"label", "score"}`` for a ``str``; a list of them for a list.
+        ``{"label", "score"}`` for a ``str`` (``None`` if the article was skipped); a list for a list.
     """
     clf = _as_classifier(model)
     column = clf.config.task(task).pair_column
     pairs = {column: targets} if column is not None and targets is not None else None
-    result = clf.predict(texts, pairs=pairs, tasks=[task])
+    result = clf.predict(texts, title=title, pairs=pairs, tasks=[task])
     return result[task] if isinstance(texts, str) else [r[task] for r in result]

@@ -2,167 +2,36 @@
 
 A checkpoint directory describes itself::
 
-    config.json         ClassifierConfig: tasks and their ordered labels, problem types, thresholds,
-                        preprocessing, lengths, long-document strategy, encoder config, versions
+    config.json         ClassifierConfig (see aranews.inference.config): tasks and their ordered labels,
+                        the model settings it was trained with, the encoder's config, tokenizer, versions
     model.safetensors   weights (encoder + heads); nothing is ever unpickled
     tokenizer.json ...  the tokenizer, as saved by transformers
 
-Tasks that read the same input (the article alone, or the article with the same target/claim column)
-share one encoder pass. With the ``chunks`` strategy an article is several windows; their logits are
-averaged (or max-pooled) per article before the loss and before prediction.
+Each head is ``dense -> tanh -> out_proj`` on the first token's state: what BERT's pooler + classifier
+and RoBERTa's classification head compute, so any one task can be exported as a standard transformers
+sequence-classification model (:mod:`aranews.inference.export`). Tasks that read the same input share
+one encoder pass. With the ``chunks`` strategy an article is several windows; their logits are averaged
+(or max-pooled) per article before the loss and before prediction.
 """
 
 from __future__ import annotations
 
-import json
-import platform
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_model, save_model
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = [
-    "CONFIG_NAME",
-    "WEIGHTS_NAME",
-    "ClassifierConfig",
-    "LongDocumentConfig",
-    "MultiTaskClassifier",
-    "MultiTaskOutput",
-    "TaskSpec",
-    "library_versions",
-]
+from aranews.inference.config import ClassifierConfig, ModelConfig, TaskSpec, library_versions
+from aranews.inference.schema import ConfigError
 
-CONFIG_NAME = "config.json"
+__all__ = ["WEIGHTS_NAME", "ClassificationHead", "MultiTaskClassifier", "MultiTaskOutput"]
+
 WEIGHTS_NAME = "model.safetensors"
-FORMAT_VERSION = 1
-ProblemType = Literal["single_label", "multi_label"]
-
-
-def library_versions() -> dict[str, str]:
-    """Versions recorded in every checkpoint and report."""
-    import transformers
-
-    from . import __version__
-
-    return {
-        "aranews_classifier": __version__,
-        "transformers": transformers.__version__,
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-    }
-
-
-@dataclass
-class TaskSpec:
-    """One classification task as the model knows it.
-
-    Attributes:
-        name: task name, e.g. ``"topic"``.
-        labels: label names; position ``i`` is class id ``i`` and probability column ``i``.
-        problem_type: ``single_label`` (softmax, one label) or ``multi_label`` (sigmoid, any number).
-        pair_column: for target-conditioned tasks, the input column paired with the text.
-        thresholds: for ``multi_label``, one decision threshold per label.
-    """
-
-    name: str
-    labels: list[str]
-    problem_type: ProblemType = "single_label"
-    pair_column: str | None = None
-    thresholds: list[float] | None = None
-
-    def __post_init__(self) -> None:
-        if self.problem_type not in ("single_label", "multi_label"):
-            raise ValueError(
-                f"task {self.name!r}: problem_type={self.problem_type!r}; expected single_label or multi_label"
-            )
-        if len(self.labels) < 2:
-            raise ValueError(f"task {self.name!r}: needs at least two labels, got {self.labels!r}")
-        if len(set(self.labels)) != len(self.labels):
-            raise ValueError(f"task {self.name!r}: duplicate labels in {self.labels!r}")
-        if self.problem_type == "multi_label":
-            if self.thresholds is None:
-                self.thresholds = [0.5] * len(self.labels)
-            if len(self.thresholds) != len(self.labels) or not all(0.0 < t < 1.0 for t in self.thresholds):
-                raise ValueError(
-                    f"task {self.name!r}: thresholds={self.thresholds!r}; expected {len(self.labels)} values in (0, 1)"
-                )
-        elif self.thresholds is not None:
-            raise ValueError(f"task {self.name!r}: thresholds are only for multi_label tasks")
-
-
-@dataclass
-class LongDocumentConfig:
-    """How articles longer than one window are handled (see :mod:`inference.encoding`)."""
-
-    strategy: Literal["head", "head_tail", "chunks"] = "head_tail"
-    head_tokens: int = 128
-    stride: int = 64
-    max_chunks: int = 8
-    chunk_pooling: Literal["mean", "max"] = "mean"
-
-
-@dataclass
-class ClassifierConfig:
-    """Everything needed to rebuild a model and prepare its input exactly as in training."""
-
-    tasks: list[TaskSpec]
-    encoder: dict[str, Any]
-    base_model: str
-    preprocessing: list[str] = field(default_factory=lambda: ["strip_boilerplate", "arabert_v02"])
-    max_length: int = 512
-    pair_max_length: int = 64
-    long_document: LongDocumentConfig = field(default_factory=LongDocumentConfig)
-    pooling: Literal["cls", "mean"] = "cls"
-    dropout: float = 0.1
-    versions: dict[str, str] = field(default_factory=library_versions)
-    format_version: int = FORMAT_VERSION
-
-    def task(self, name: str) -> TaskSpec:
-        for task in self.tasks:
-            if task.name == name:
-                return task
-        raise KeyError(f"no task {name!r} in this model; its tasks are {[t.name for t in self.tasks]}")
-
-    def input_groups(self) -> dict[str | None, list[str]]:
-        """Task names grouped by the input they read (``None``: the article alone)."""
-        groups: dict[str | None, list[str]] = {}
-        for task in self.tasks:
-            groups.setdefault(task.pair_column, []).append(task.name)
-        return groups
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"architecture": "MultiTaskClassifier", **asdict(self)}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ClassifierConfig:
-        data = dict(data)
-        data.pop("architecture", None)
-        version = data.get("format_version", FORMAT_VERSION)
-        if version > FORMAT_VERSION:
-            raise ValueError(
-                f"checkpoint format_version={version} is newer than this library's ({FORMAT_VERSION}); upgrade it"
-            )
-        data["tasks"] = [TaskSpec(**t) for t in data["tasks"]]
-        data["long_document"] = LongDocumentConfig(**data.get("long_document", {}))
-        return cls(**data)
-
-    def save(self, directory: str | Path) -> None:
-        path = Path(directory) / CONFIG_NAME
-        path.write_text(json.dumps(self.to_dict(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-
-    @classmethod
-    def load(cls, directory: str | Path) -> ClassifierConfig:
-        path = Path(directory) / CONFIG_NAME
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: no {CONFIG_NAME}; is {directory} a model saved by this library?")
-        data = json.loads(path.read_text(encoding="utf-8"))
-        if data.get("architecture") != "MultiTaskClassifier":
-            raise ValueError(f"{path}: architecture={data.get('architecture')!r}, expected 'MultiTaskClassifier'")
-        return cls.from_dict(data)
 
 
 @dataclass
@@ -180,20 +49,67 @@ class MultiTaskOutput:
     task_losses: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
-def _encoder_from_dict(encoder: dict[str, Any]) -> nn.Module:
+def _transformer_from_config(encoder_config: dict[str, Any]) -> nn.Module:
     from transformers import AutoConfig, AutoModel
 
-    encoder = dict(encoder)
-    model_type = encoder.pop("model_type")
-    config = AutoConfig.for_model(model_type, **encoder)
+    settings = dict(encoder_config)
+    config = AutoConfig.for_model(settings.pop("model_type"), **settings)
     try:  # mirror from_encoder: no pooler where the architecture allows leaving it out
         return AutoModel.from_config(config, add_pooling_layer=False)
     except TypeError:
         return AutoModel.from_config(config)
 
 
+class ClassificationHead(nn.Module):
+    """``dropout -> dense -> tanh -> dropout -> out_proj`` on a window's pooled state.
+
+    The same computation as BERT's pooler + classifier and RoBERTa's ``RobertaClassificationHead``.
+    """
+
+    def __init__(self, hidden_size: int, num_labels: int, dropout: float) -> None:
+        super().__init__()
+        self.dense = nn.Linear(hidden_size, hidden_size)
+        self.dropout = nn.Dropout(dropout)
+        self.out_proj = nn.Linear(hidden_size, num_labels)
+        for layer in (self.dense, self.out_proj):
+            nn.init.normal_(layer.weight, std=0.02)
+            nn.init.zeros_(layer.bias)
+
+    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
+        x = torch.tanh(self.dense(self.dropout(pooled)))
+        return self.out_proj(self.dropout(x))
+
+
+def _weights_problems(path: Path, config: ClassifierConfig, model: nn.Module) -> list[str]:
+    """Compare a weights file's tensor names and shapes with the model its config describes."""
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            shapes = {k: tuple(handle.get_slice(k).get_shape()) for k in handle.keys()}  # noqa: SIM118
+    except (SafetensorError, OSError, ValueError) as exc:
+        return [f"{path}: not a readable safetensors file ({exc}); the download or copy may be truncated"]
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    problems = []
+    for task in config.tasks:
+        key = f"heads.{task.name}.out_proj.weight"
+        if key in shapes and shapes[key][0] != len(task.labels):
+            problems.append(
+                f"{path}: head {task.name!r} has {shapes[key][0]} outputs but config.json lists "
+                f"{len(task.labels)} labels for it ({task.labels})"
+            )
+    missing = sorted(set(expected) - set(shapes))
+    unexpected = sorted(set(shapes) - set(expected))
+    if missing:
+        problems.append(f"{path}: {len(missing)} tensor(s) the config's model needs are missing, e.g. {missing[:3]}")
+    if unexpected:
+        problems.append(f"{path}: {len(unexpected)} tensor(s) the config does not describe, e.g. {unexpected[:3]}")
+    wrong = [k for k in set(expected) & set(shapes) if expected[k] != shapes[k] and not k.endswith("out_proj.weight")]
+    for key in sorted(wrong)[:5]:
+        problems.append(f"{path}: {key} has shape {shapes[key]}, the config implies {expected[key]}")
+    return problems
+
+
 class MultiTaskClassifier(nn.Module):
-    """Shared encoder, one linear head per task.
+    """Shared encoder, one :class:`ClassificationHead` per task.
 
     Build a new model with :meth:`from_encoder` (pretrained weights by name or path), reload a trained
     one with :meth:`from_pretrained`.
@@ -202,41 +118,49 @@ class MultiTaskClassifier(nn.Module):
     def __init__(self, config: ClassifierConfig, encoder: nn.Module | None = None) -> None:
         super().__init__()
         self.config = config
-        self.encoder = encoder if encoder is not None else _encoder_from_dict(config.encoder)
+        self.encoder = encoder if encoder is not None else _transformer_from_config(config.encoder_config)
         hidden = self.encoder.config.hidden_size
-        self.dropout = nn.Dropout(config.dropout)
-        self.heads = nn.ModuleDict({t.name: nn.Linear(hidden, len(t.labels)) for t in config.tasks})
-        for head in self.heads.values():
-            nn.init.normal_(head.weight, std=0.02)
-            nn.init.zeros_(head.bias)
+        self.heads = nn.ModuleDict(
+            {t.name: ClassificationHead(hidden, len(t.labels), config.model.dropout) for t in config.tasks}
+        )
         # Per-task class weights for the loss; set by the trainer, never saved.
         self.class_weights: dict[str, torch.Tensor] = {}
 
     @classmethod
-    def from_encoder(cls, name_or_path: str, tasks: list[TaskSpec], **config_kwargs: Any) -> MultiTaskClassifier:
-        """A new classifier on a pretrained encoder (``aubmindlab/bert-base-arabertv02`` or a local dir).
+    def from_encoder(cls, model: ModelConfig, tasks: list[TaskSpec]) -> MultiTaskClassifier:
+        """A new classifier on the pretrained encoder ``model.encoder`` (a hub id or a local directory).
 
         Remote code is never trusted: the encoder must be an architecture transformers ships.
         """
         from transformers import AutoModel
 
-        try:  # the pooler is unused (heads read the CLS or mean token state); skip it where supported
-            encoder = AutoModel.from_pretrained(name_or_path, trust_remote_code=False, add_pooling_layer=False)
+        try:  # the pooler is unused (each head has its own dense layer); skip it where supported
+            encoder = AutoModel.from_pretrained(model.encoder, trust_remote_code=False, add_pooling_layer=False)
         except TypeError:
-            encoder = AutoModel.from_pretrained(name_or_path, trust_remote_code=False)
-        config = ClassifierConfig(
-            tasks=tasks, encoder=encoder.config.to_dict(), base_model=name_or_path, **config_kwargs
-        )
-        return cls(config, encoder)
+            encoder = AutoModel.from_pretrained(model.encoder, trust_remote_code=False)
+        config = ClassifierConfig(tasks=tasks, model=model, encoder_config=encoder.config.to_dict())
+        return cls(config.validate(), encoder)
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, map_location: str | torch.device = "cpu") -> MultiTaskClassifier:
-        """Load a classifier saved by :meth:`save_pretrained` (safetensors only)."""
+        """Load a classifier saved by :meth:`save_pretrained` (safetensors only).
+
+        Raises:
+            FileNotFoundError: ``config.json`` or ``model.safetensors`` is missing.
+            ConfigError: the config is invalid, or the weights do not fit it (label count versus head
+                size, missing or unknown tensors, a truncated file).
+        """
         config = ClassifierConfig.load(directory)
         weights = Path(directory) / WEIGHTS_NAME
         if not weights.is_file():
             raise FileNotFoundError(f"{weights}: missing; checkpoints are loaded from safetensors only")
-        model = cls(config)
+        try:
+            model = cls(config)
+        except (TypeError, ValueError, KeyError) as exc:  # transformers rejects the encoder_config
+            raise ConfigError([f"encoder_config: cannot build the encoder ({exc})"], str(Path(directory) / "config.json")) from None
+        problems = _weights_problems(weights, config, model)
+        if problems:
+            raise ConfigError(problems)
         load_model(model, str(weights), strict=True, device=str(map_location))
         return model.eval()
 
@@ -244,13 +168,13 @@ class MultiTaskClassifier(nn.Module):
         """Write ``config.json`` and ``model.safetensors`` (the tokenizer is saved by its owner)."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        self.config.encoder = self.encoder.config.to_dict()
+        self.config.encoder_config = self.encoder.config.to_dict()
         self.config.versions = library_versions()
         self.config.save(directory)
         save_model(self, str(directory / WEIGHTS_NAME))
 
     def _pool_tokens(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        if self.config.pooling == "cls":
+        if self.config.model.pooling == "cls":
             return hidden[:, 0]
         mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
         return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
@@ -260,7 +184,7 @@ class MultiTaskClassifier(nn.Module):
             return logits
         index = article_index.unsqueeze(-1).expand_as(logits)
         out = logits.new_zeros((n_articles, logits.shape[-1]))
-        reduce = "amax" if self.config.long_document.chunk_pooling == "max" else "mean"
+        reduce = "amax" if self.config.model.long_document.chunk_pooling == "max" else "mean"
         return out.scatter_reduce(0, index, logits, reduce=reduce, include_self=False)
 
     def forward(
@@ -290,7 +214,7 @@ class MultiTaskClassifier(nn.Module):
         if token_type_ids is not None and getattr(self.encoder.config, "type_vocab_size", 0) > 1:
             kwargs["token_type_ids"] = token_type_ids
         hidden = self.encoder(**kwargs).last_hidden_state
-        pooled = self.dropout(self._pool_tokens(hidden, attention_mask))
+        pooled = self._pool_tokens(hidden, attention_mask)
         if article_index is None:
             article_index = torch.arange(input_ids.shape[0], device=input_ids.device)
         n_articles = int(article_index.max().item()) + 1 if article_index.numel() else 0

@@ -25,12 +25,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import __version__
-from .classifier import NewsClassifier
-from .preprocessing import has_arabic
-from .readers import RawRow, count_rows, detect_format, read_archive
+from aranews import __version__
+from aranews.inference.classifier import NewsClassifier
+from aranews.inference.inputs import SKIP_REASONS
+from aranews.inference.readers import RawRow, count_rows, detect_format, read_archive
 
-__all__ = ["ScoreSummary", "format_summary", "model_fingerprint", "score_archive"]
+__all__ = ["ScoreSummary", "check_row", "format_summary", "model_fingerprint", "score_archive"]
 
 logger = logging.getLogger(__name__)
 
@@ -85,8 +85,12 @@ class _Settings:
     all_probabilities: bool
 
 
-def _check_row(row: RawRow, s: _Settings, seen: set[str]) -> tuple[dict[str, Any] | None, tuple[str, str] | None]:
-    """Validate one row: (record to score, None) or (None, (reason, detail))."""
+def check_row(row: RawRow, s: _Settings, seen: set[str]) -> tuple[dict[str, Any] | None, tuple[str, str] | None]:
+    """Validate one row's fields: ``(record, None)`` or ``(None, (reason, detail))``.
+
+    Whether the text can be classified (empty, also after cleaning, or without Arabic) is decided by
+    :meth:`NewsClassifier.classify`, the same policy as ``predict``.
+    """
     if row.problem:
         return None, row.problem
     f = row.fields
@@ -103,22 +107,16 @@ def _check_row(row: RawRow, s: _Settings, seen: set[str]) -> tuple[dict[str, Any
     if not isinstance(text, str):
         return None, ("non_string_text", f"column {s.text_column!r} is {type(text).__name__}, not a string")
     title = f.get(s.title_column) if s.title_column else None
-    if isinstance(title, str) and title.strip():
-        text = f"{title.strip()}\n{text}"
-    if not text.strip():
-        return None, ("empty_text", f"column {s.text_column!r} is empty")
-    if len(text) > s.max_chars:
-        return None, ("oversized_text", f"{len(text)} characters > max_chars={s.max_chars}")
+    title = title if isinstance(title, str) else None
+    if len(text) + len(title or "") > s.max_chars:
+        return None, ("oversized_text", f"{len(text) + len(title or '')} characters > max_chars={s.max_chars}")
     pairs = {}
     for model_column, column in s.pair_columns.items():
         value = f.get(column)
         if not isinstance(value, str) or not value.strip():
             return None, ("missing_pair", f"column {column!r} (the task's {model_column!r}) is missing or empty")
         pairs[model_column] = value
-    arabic = has_arabic(text)
-    if not arabic and not s.score_non_arabic:
-        return None, ("no_arabic_text", "the text contains no Arabic letter")
-    return {"id": row_id, "text": text, "pairs": pairs, "no_arabic": not arabic}, None
+    return {"id": row_id, "text": text, "title": title, "pairs": pairs, "location": row.location}, None
 
 
 def _chunks(rows: Iterator[RawRow], size: int) -> Iterator[list[RawRow]]:
@@ -142,16 +140,25 @@ def _atomic_write(path: Path, text: str) -> None:
 
 
 def _score_chunk(
-    classifier: NewsClassifier, records: list[dict[str, Any]], s: _Settings, provenance_hash: str
-) -> list[dict[str, Any]]:
+    classifier: NewsClassifier, records: list[dict[str, Any]], s: _Settings, model_hash: str
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Scored rows, and error rows for the articles the classifier skipped (with their reasons)."""
     if not records:
-        return []
-    texts = [r["text"] for r in records]
-    pairs = {c: [r["pairs"][c] for r in records] for c in s.pair_columns} or None
-    probs, encoded = classifier.predict_proba_batch(texts, pairs)
-    decisions = classifier.decide(probs)
-    out = []
+        return [], []
+    result = classifier.classify(
+        [r["text"] for r in records],
+        titles=[r["title"] for r in records],
+        pairs={c: [r["pairs"][c] for r in records] for c in s.pair_columns} or None,
+        score_non_arabic=s.score_non_arabic,
+    )
+    decisions = classifier.decide(result)
+    scored, skipped = [], []
     for i, (record, decision) in enumerate(zip(records, decisions, strict=True)):
+        reason = result.skipped[i]
+        if reason is not None:
+            skipped.append({"id": record["id"], "location": record["location"], "reason": reason,
+                            "detail": SKIP_REASONS[reason]})
+            continue
         row: dict[str, Any] = {"id": record["id"]}
         for task in classifier.tasks:
             d = decision[task.name]
@@ -163,15 +170,16 @@ def _score_chunk(
                 row[f"{task.name}_score"] = d["score"]
             if s.all_probabilities:
                 row[f"{task.name}_probs"] = json.dumps(
-                    {label: round(float(p), 6) for label, p in zip(task.labels, probs[task.name][i], strict=True)},
+                    {label: round(float(p), 6) for label, p in zip(task.labels, result.probs[task.name][i], strict=True)},
                     ensure_ascii=False,
                 )
-        row["n_tokens"] = encoded[i].n_tokens
-        row["truncated"] = encoded[i].truncated
-        row["no_arabic"] = record["no_arabic"]
-        row["model_sha256"] = provenance_hash[:16]
-        out.append(row)
-    return out
+        article = result.articles[i]
+        row["n_tokens"] = article.n_tokens
+        row["truncated"] = article.truncated
+        row["no_arabic"] = result.no_arabic[i]
+        row["model_sha256"] = model_hash[:16]
+        scored.append(row)
+    return scored, skipped
 
 
 def _write_part(path: Path, rows: list[dict[str, Any]], fmt: str) -> None:
@@ -258,7 +266,8 @@ def score_archive(
         input_path: ``.jsonl`` / ``.jsonl.gz`` / ``.csv`` / ``.parquet`` file or a folder of ``.txt`` files.
         output_path: ``.jsonl``, ``.csv`` or ``.parquet`` (or set ``output_format``).
         errors_path: JSON Lines of the rows not scored, with reasons (default: ``<output>.errors.jsonl``).
-        id_column, text_column, title_column: input columns (a title is prepended to the text).
+        id_column, text_column, title_column: input columns (the title is composed with the text as the
+            model's ``model.title`` says, exactly as in training and ``predict``).
         pair_columns: for target-conditioned tasks, ``{model pair column: archive column}``
             (default: the same names).
         chunk_size: rows per chunk (the unit of atomic writing and of resumption).
@@ -278,110 +287,155 @@ def score_archive(
         ValueError: on an unknown format, or a resume of a different job.
     """
     input_path, output = Path(input_path), Path(output_path)
+    needed_pairs = sorted({t.pair_column for t in classifier.tasks if t.pair_column})
+    settings = _Settings(
+        id_column,
+        text_column,
+        title_column,
+        {c: (pair_columns or {}).get(c, c) for c in needed_pairs},
+        max_chars,
+        score_non_arabic,
+        all_probabilities,
+    )
+    job = _open_job(classifier, input_path, output, errors_path, output_format, settings, chunk_size, resume)
+    summary = ScoreSummary(
+        str(input_path), str(output), str(job.errors_file), resumed=job.state["chunks_done"] > 0,
+        provenance=_provenance(classifier, job.model_hash),
+    )
+    started = time.perf_counter()
+    scored_now = _run_chunks(job, classifier, progress, throttle_seconds)
+    summary.seconds = round(time.perf_counter() - started, 3)
+    summary.articles_per_second = round(scored_now / summary.seconds, 2) if summary.seconds else 0.0
+    return _finish_job(job, classifier, summary)
+
+
+@dataclass
+class _Job:
+    """One scoring job: its files, settings and progress (``state``, mirrored in ``.parts/state.json``)."""
+
+    input_path: Path
+    input_format: str
+    output: Path
+    output_format: str
+    errors_file: Path
+    parts_dir: Path
+    settings: _Settings
+    chunk_size: int
+    model_hash: str
+    state: dict[str, Any]
+
+
+def _open_job(
+    classifier: NewsClassifier,
+    input_path: Path,
+    output: Path,
+    errors_path: str | Path | None,
+    output_format: str | None,
+    settings: _Settings,
+    chunk_size: int,
+    resume: bool,
+) -> _Job:
+    """Check the paths and formats, and start a job or pick up the unfinished one (same job only)."""
     fmt = _output_format(output, output_format)
     in_fmt = detect_format(input_path)
     errors_file = Path(errors_path) if errors_path else output.with_name(output.name + ".errors.jsonl")
     parts_dir = output.with_name(output.name + ".parts")
-    needed_pairs = {t.pair_column for t in classifier.tasks if t.pair_column}
-    pair_columns = {c: (pair_columns or {}).get(c, c) for c in sorted(needed_pairs)}
-    settings = _Settings(
-        id_column, text_column, title_column, pair_columns, max_chars, score_non_arabic, all_probabilities
-    )
-    fingerprint = model_fingerprint(classifier.source) if classifier.source else "unknown"
-    job = {
+    model_hash = model_fingerprint(classifier.source) if classifier.source else "unknown"
+    identity = {
         "input": str(input_path.resolve()),
         "output_format": fmt,
-        "model_sha256": fingerprint,
+        "model_sha256": model_hash,
         "chunk_size": chunk_size,
         "settings": asdict(settings),
     }
-    state: dict[str, Any] = {"job": job, "chunks_done": 0, "rows_done": 0}
+    state: dict[str, Any] = {"job": identity, "chunks_done": 0, "rows_done": 0}
     if parts_dir.exists():
-        previous = parts_dir / STATE_FILE
         if not resume:
             raise FileExistsError(
                 f"{parts_dir} holds an unfinished run; rerun with --resume to complete it, or delete that folder"
             )
+        previous = parts_dir / STATE_FILE
         if previous.is_file():
             state = json.loads(previous.read_text(encoding="utf-8"))
-            if state["job"] != job:
+            if state["job"] != identity:
                 raise ValueError(f"{parts_dir} belongs to a different job (input, model or settings differ); delete it")
     parts_dir.mkdir(parents=True, exist_ok=True)
     _atomic_write(parts_dir / STATE_FILE, json.dumps(state))
+    return _Job(input_path, in_fmt, output, fmt, errors_file, parts_dir, settings, chunk_size, model_hash, state)
 
-    provenance = {
+
+def _provenance(classifier: NewsClassifier, model_hash: str) -> dict[str, Any]:
+    m = classifier.config.model
+    return {
         "model": classifier.source,
-        "model_sha256": fingerprint,
+        "model_sha256": model_hash,
         "labels": classifier.labels,
-        "preprocessing": classifier.config.preprocessing,
-        "max_length": classifier.config.max_length,
-        "long_document": classifier.config.long_document.strategy,
+        "preprocessing": m.preprocessing,
+        "title": m.title,
+        "max_length": m.max_length,
+        "long_document": m.long_document.strategy,
         "versions": {**classifier.config.versions, "scored_with": __version__},
     }
-    summary = ScoreSummary(
-        str(input_path), str(output), str(errors_file), resumed=state["chunks_done"] > 0, provenance=provenance
-    )
+
+
+def _run_chunks(job: _Job, classifier: NewsClassifier, progress: bool, throttle_seconds: float) -> int:
+    """Score the chunks not done yet, each written atomically before it is recorded; return rows scored."""
+    state, s = job.state, job.settings
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=count_rows(input_path, in_fmt), unit="article", desc="scoring", initial=state["rows_done"])
+        total = count_rows(job.input_path, job.input_format)
+        bar = tqdm(total=total, unit="article", desc="scoring", initial=state["rows_done"])
     seen: set[str] = set()
-    started = time.perf_counter()
     scored_now = 0
-    interrupted = False
     try:
-        for index, chunk in enumerate(_chunks(read_archive(input_path, in_fmt), chunk_size)):
-            checked = [(row, *_check_row(row, settings, seen)) for row in chunk]
+        for index, chunk in enumerate(_chunks(read_archive(job.input_path, job.input_format), job.chunk_size)):
+            checked = [(row, *check_row(row, s, seen)) for row in chunk]
             if index < state["chunks_done"]:
                 continue  # finished before the interruption; its ids are in `seen` again
             records = [r for _, r, problem in checked if problem is None]
             errors = [
-                {
-                    "id": (row.fields or {}).get(id_column),
-                    "location": row.location,
-                    "reason": problem[0],
-                    "detail": problem[1],
-                }
+                {"id": (row.fields or {}).get(s.id_column), "location": row.location, "reason": problem[0],
+                 "detail": problem[1]}
                 for row, _, problem in checked
                 if problem is not None
             ]
-            scored = _score_chunk(classifier, records, settings, fingerprint)
-            _write_part(parts_dir / f"scores-{index:06d}.part", scored, fmt)
-            _write_part(parts_dir / f"errors-{index:06d}.part", errors, "jsonl")
+            scored, skipped = _score_chunk(classifier, records, s, job.model_hash)
+            _write_part(job.parts_dir / f"scores-{index:06d}.part", scored, job.output_format)
+            _write_part(job.parts_dir / f"errors-{index:06d}.part", errors + skipped, "jsonl")
             state["chunks_done"], state["rows_done"] = index + 1, state["rows_done"] + len(chunk)
-            _atomic_write(parts_dir / STATE_FILE, json.dumps(state))
+            _atomic_write(job.parts_dir / STATE_FILE, json.dumps(state))
             scored_now += len(scored)
             if bar is not None:
                 bar.update(len(chunk))
             if throttle_seconds:
                 time.sleep(throttle_seconds)
     except KeyboardInterrupt:
-        interrupted = True
+        raise KeyboardInterrupt(
+            f"scoring interrupted after {state['rows_done']} rows; rerun the same command with --resume to finish"
+        ) from None
     finally:
         if bar is not None:
             bar.close()
-    if interrupted:
-        raise KeyboardInterrupt(
-            f"scoring interrupted after {state['rows_done']} rows; rerun the same command with --resume to finish"
-        )
+    return scored_now
 
-    score_parts = sorted(parts_dir.glob("scores-*.part"))
-    error_parts = sorted(parts_dir.glob("errors-*.part"))
+
+def _finish_job(job: _Job, classifier: NewsClassifier, summary: ScoreSummary) -> ScoreSummary:
+    """Assemble the output and errors files from the parts, count what they hold, write the summary."""
     columns = ["id"]
     for task in classifier.tasks:
-        columns += [task.name, f"{task.name}_score"] + ([f"{task.name}_probs"] if all_probabilities else [])
+        columns += [task.name, f"{task.name}_score"] + ([f"{task.name}_probs"] if job.settings.all_probabilities else [])
     columns += ["n_tokens", "truncated", "no_arabic", "model_sha256"]
-    _assemble(score_parts, output, fmt, columns)
-    _assemble(error_parts, errors_file, "jsonl", [])
-    summary.seconds = round(time.perf_counter() - started, 3)
-    summary.articles_per_second = round(scored_now / summary.seconds, 2) if summary.seconds else 0.0
-    _summarise(summary, output, errors_file, fmt, classifier)
-    summary.rows = state["rows_done"]  # counted as read from the input, independently of the files written
+    _assemble(sorted(job.parts_dir.glob("scores-*.part")), job.output, job.output_format, columns)
+    _assemble(sorted(job.parts_dir.glob("errors-*.part")), job.errors_file, "jsonl", [])
+    _summarise(summary, job.output, job.errors_file, job.output_format, classifier)
+    summary.rows = job.state["rows_done"]  # counted as read from the input, independently of the files written
     _atomic_write(
-        output.with_name(output.name + ".summary.json"), json.dumps(asdict(summary), ensure_ascii=False, indent=2)
+        job.output.with_name(job.output.name + ".summary.json"),
+        json.dumps(asdict(summary), ensure_ascii=False, indent=2),
     )
-    shutil.rmtree(parts_dir)
+    shutil.rmtree(job.parts_dir)
     if not summary.complete:  # would mean a bug: say so loudly rather than hand over a short output
         raise RuntimeError(
             f"row count mismatch: {summary.rows} rows but {summary.scored} scored + {summary.errors} errors"

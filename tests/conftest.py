@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import SAMPLE, experiment, read_jsonl
+from tests.helpers import SAMPLE, experiment, read_jsonl
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -22,7 +22,7 @@ def sample_rows() -> dict[str, list[dict]]:
 
 @pytest.fixture(scope="session")
 def tiny_backbone(tmp_path_factory, sample_rows) -> Path:
-    from training.backbone import build_tiny_backbone
+    from aranews.training.backbone import build_tiny_backbone
 
     out = tmp_path_factory.mktemp("backbone")
     texts = [r["text"] for r in sample_rows["train"]]
@@ -48,8 +48,8 @@ def tiny_tokenizer(tiny_backbone):
 @pytest.fixture(scope="session")
 def trained_model(tmp_path_factory, tiny_backbone) -> Path:
     """A topic + stance model trained for two epochs on the sample corpus."""
-    from training.config import config_from_dict
-    from training.trainer import Trainer
+    from aranews.training.config import config_from_dict
+    from aranews.training.trainer import Trainer
 
     tmp = tmp_path_factory.mktemp("trained")
     result = Trainer(config_from_dict(experiment(tmp, tiny_backbone))).train()

@@ -23,7 +23,7 @@ def experiment(tmp_path: Path, backbone: Path, **sections) -> dict:
     base = {
         "data": {"train": str(SAMPLE / "train.jsonl"), "dev": str(SAMPLE / "dev.jsonl")},
         "tasks": [{"name": "topic"}, {"name": "stance"}],
-        "model": {"encoder": str(backbone), "max_length": 64, "head_tokens": 16, "stride": 8, "pooling": "mean"},
+        "model": {"encoder": str(backbone), "max_length": 64, "long_document": {"head_tokens": 16, "stride": 8}},
         "training": {
             "output_dir": str(tmp_path / "run"),
             "epochs": 2,

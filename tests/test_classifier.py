@@ -7,7 +7,7 @@ import threading
 import numpy as np
 import pytest
 
-from inference import load_classifier, resolve_device
+from aranews.inference import load_classifier, resolve_device
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +85,7 @@ def test_truncation_is_reported(classifier, caplog):
     import logging
 
     long_text = " ".join(["روسيا وتركيا توقعان اتفاقا جديدا للتعاون في مجال الطاقة"] * 40)
-    with caplog.at_level(logging.INFO, logger="inference.classifier"):
-        _, encoded = classifier.predict_proba_batch([long_text, "نص قصير"])
+    with caplog.at_level(logging.INFO, logger="aranews.inference.classifier"):
+        encoded = classifier.classify([long_text, "نص قصير"]).articles
     assert encoded[0].truncated and not encoded[1].truncated
     assert "1 of 2 articles longer than max_length=64" in caplog.text

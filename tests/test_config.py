@@ -5,9 +5,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from training.config import ConfigError, config_from_dict, load_config
-
-from .helpers import REPO
+from aranews.training.config import ConfigError, config_from_dict, load_config
+from tests.helpers import REPO
 
 MINIMAL = {"data": {"train": "t.jsonl", "dev": "d.jsonl"}, "tasks": [{"name": "topic"}]}
 
@@ -34,10 +33,45 @@ def test_shipped_configs_load():
 
 
 def test_unknown_key_is_an_error_naming_it():
-    with pytest.raises(ConfigError, match=r"training: unknown key\(s\) \['epochz'\]; allowed keys are"):
+    with pytest.raises(ConfigError, match=r"training.epochz: unknown key; allowed keys here are \['baseline'"):
         config_from_dict(_with("training", epochz=3))
-    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['extra'\]"):
+    with pytest.raises(ConfigError, match=r"extra: unknown key"):
         config_from_dict({**MINIMAL, "extra": 1})
+    # a key written one level too high (the 0.1 flat layout) says where it goes
+    with pytest.raises(ConfigError, match=r"model.stride: unknown key here; write it under model.long_document.stride"):
+        config_from_dict(_with("model", stride=3))
+
+
+def test_all_problems_are_reported_in_one_pass(tmp_path):
+    path = tmp_path / "c.yaml"
+    bad = {
+        "data": {"train": "t.jsonl"},
+        "tasks": [{"name": "topic", "labels": ["a"]}],
+        "model": {"max_length": 96, "long_document": {"strategy": "chunks", "stride": 47}, "dropuot": 0.1},
+        "training": {"epochs": 0, "learning_rate": "fast", "epochz": 1},
+    }
+    path.write_text(yaml.safe_dump(bad), encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    problems = caught.value.problems
+    assert str(path) in str(caught.value) and f"{len(problems)} problems" in str(caught.value)
+    for expected in (
+        "data.dev: missing; this key is required",
+        "tasks[0].labels: got ['a']; expected at least two labels",
+        "model.dropuot: unknown key",
+        "training.learning_rate: got 'fast'; expected a number",
+        "training.epochz: unknown key",
+    ):
+        assert any(p.startswith(expected) for p in problems), (expected, problems)
+    # the window check that used to pass here and fail after the encoder was loaded
+    fixed = {**bad, "data": {"train": "t.jsonl", "dev": "d.jsonl"}, "tasks": [{"name": "topic"}],
+             "training": {"epochs": 0}}
+    path.write_text(yaml.safe_dump(fixed), encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert [p.split(":")[0] for p in caught.value.problems] == [
+        "model.dropuot", "training.epochs", "model.long_document.stride"
+    ]
 
 
 def test_scientific_notation_string_is_read_as_float():
@@ -55,8 +89,8 @@ def test_scientific_notation_string_is_read_as_float():
         ("training", {"resume": "yes"}, r"training.resume: got 'yes'; expected true or false"),
         (
             "model",
-            {"long_document": "tail"},
-            r"model.long_document: got 'tail'; expected one of \['head', 'head_tail', 'chunks'\]",
+            {"long_document": {"strategy": "tail"}},
+            r"model.long_document.strategy: got 'tail'; expected one of \['head', 'head_tail', 'chunks'\]",
         ),
         ("model", {"max_length": 8}, r"model.max_length: got 8; expected an integer in \[16, 8192\]"),
         (
@@ -73,7 +107,7 @@ def test_bad_values_name_field_value_and_allowed(section, values, message):
 
 
 def test_task_checks():
-    with pytest.raises(ConfigError, match=r"tasks\[topic\].labels: got \['a'\]; expected at least two labels"):
+    with pytest.raises(ConfigError, match=r"tasks\[0\].labels: got \['a'\]; expected at least two labels"):
         config_from_dict({**MINIMAL, "tasks": [{"name": "topic", "labels": ["a"]}]})
     with pytest.raises(ConfigError, match=r"repeated: \['a'\]"):
         config_from_dict({**MINIMAL, "tasks": [{"name": "topic", "labels": ["a", "a", "b"]}]})
@@ -100,13 +134,15 @@ def test_load_config_resolves_data_paths_and_applies_overrides(tmp_path):
 def test_load_config_names_the_file(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(_with("training", epochz=1)), encoding="utf-8")
-    with pytest.raises(ConfigError, match=r"c\.yaml: training: unknown key"):
+    with pytest.raises(ConfigError, match=r"c\.yaml: training.epochz: unknown key"):
         load_config(path)
     with pytest.raises(FileNotFoundError, match="config file not found"):
         load_config(tmp_path / "missing.yaml")
 
 
 def test_stride_is_checked_only_for_chunks():
-    assert config_from_dict(_with("model", max_length=96, stride=64, head_tokens=32)).model.stride == 64
-    with pytest.raises(ConfigError, match=r"model.stride: got 64; expected an integer in \[0, 48\) with long_document"):
-        config_from_dict(_with("model", max_length=96, stride=64, long_document="chunks"))
+    loose = {"max_length": 96, "long_document": {"stride": 64, "head_tokens": 32}}
+    assert config_from_dict(_with("model", **loose)).model.long_document.stride == 64
+    chunks = {"max_length": 96, "long_document": {"strategy": "chunks", "stride": 64}}
+    with pytest.raises(ConfigError, match=r"model.long_document.stride: got 64; expected an integer in \[0, 47\)"):
+        config_from_dict(_with("model", **chunks))

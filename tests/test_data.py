@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from training.config import DataConfig, TaskConfig
-from training.data import DataValidationError, load_and_validate
-
-from .helpers import write_jsonl
+from aranews.training.config import DataConfig, TaskConfig
+from aranews.training.data import DataValidationError, load_and_validate
+from tests.helpers import write_jsonl
 
 TASKS = [TaskConfig("topic", labels=["a", "b"]), TaskConfig("stance", labels=["pro", "con"])]
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
-from inference.modeling import TaskSpec
-from training.evaluation import calibration, confident_mistakes, task_figures, tune_thresholds
+from aranews.inference.config import TaskSpec
+from aranews.training.evaluation import calibration, confident_mistakes, task_figures, tune_thresholds
 
 TOPIC = TaskSpec("topic", ["a", "b", "c"])
 PROBS = np.array(
@@ -86,10 +86,9 @@ def test_multi_label_figures_and_threshold_table():
 
 
 def test_run_report_plots_baseline_and_card_agree(trained_model):
-    from training.config import load_config
-    from training.model_card import render_model_card
-
-    from .helpers import REPO
+    from aranews.training.config import load_config
+    from aranews.training.model_card import render_model_card
+    from tests.helpers import REPO
 
     report_dir = trained_model / "report"
     report = json.loads((report_dir / "report.json").read_text(encoding="utf-8"))
@@ -102,7 +101,7 @@ def test_run_report_plots_baseline_and_card_agree(trained_model):
         mistakes = (report_dir / report["files"][task]["mistakes"]).read_text(encoding="utf-8").splitlines()
         assert len(mistakes) == min(50, round(r["n"] * (1 - r["accuracy"])))
         assert report["baseline"]["tasks"][task]["n"] == r["n"]
-    card = render_model_card(load_config(REPO / "configs" / "default.yaml"), trained_model)
+    card = render_model_card(trained_model, load_config(REPO / "configs" / "default.yaml"))
     for task in ("topic", "stance"):
         r, b = report["tasks"][task], report["baseline"]["tasks"][task]
         assert (
@@ -113,10 +112,9 @@ def test_run_report_plots_baseline_and_card_agree(trained_model):
 
 
 def test_card_tabulates_benchmark_results(tmp_path, trained_model):
-    from training.config import load_config
-    from training.model_card import render_model_card
-
-    from .helpers import REPO
+    from aranews.training.config import load_config
+    from aranews.training.model_card import render_model_card
+    from tests.helpers import REPO
 
     result = {
         "dataset": "/data/ant_multisource",
@@ -130,7 +128,7 @@ def test_card_tabulates_benchmark_results(tmp_path, trained_model):
     }
     path = tmp_path / "quality.json"
     path.write_text(json.dumps(result), encoding="utf-8")
-    card = render_model_card(load_config(REPO / "configs" / "default.yaml"), trained_model, benchmarks=[path])
+    card = render_model_card(trained_model, load_config(REPO / "configs" / "default.yaml"), benchmarks=[path])
     assert (
         "| ant_multisource | topic | e5-small-hf | 800 / 400 | 192 head_tail | 0.900 | 0.812 | 0.850 | 0.700 | +0.112 |"
         in card
@@ -139,7 +137,7 @@ def test_card_tabulates_benchmark_results(tmp_path, trained_model):
 
 
 def test_multi_label_mistakes_are_wrong_decisions_most_confident_first():
-    from training.evaluation import confident_label_mistakes
+    from aranews.training.evaluation import confident_label_mistakes
 
     task = TaskSpec("tags", ["x", "y"], "multi_label", thresholds=[0.5, 0.3])
     probs = np.array([[0.9, 0.2], [0.4, 0.35], [0.05, 0.1]])

@@ -8,10 +8,12 @@ import json
 import pytest
 import torch
 
-from inference import load_classifier
-from inference.classifier import build_encoder
-from inference.encoding import collate_articles
-from inference.modeling import ClassifierConfig, LongDocumentConfig, MultiTaskClassifier, TaskSpec
+from aranews.inference import load_classifier
+from aranews.inference.classifier import NewsClassifier
+from aranews.inference.config import ClassifierConfig, LongDocumentConfig, ModelConfig, TaskSpec
+from aranews.inference.inputs import ArticleWindower, collate_articles
+from aranews.inference.modeling import MultiTaskClassifier
+from aranews.inference.schema import ConfigError, check_all
 
 
 def _model(backbone, tasks=None, **kwargs) -> MultiTaskClassifier:
@@ -20,12 +22,17 @@ def _model(backbone, tasks=None, **kwargs) -> MultiTaskClassifier:
         TaskSpec("topic", ["a", "b", "c"]),
         TaskSpec("tags", ["x", "y"], "multi_label", thresholds=[0.3, 0.7]),
     ]
-    return MultiTaskClassifier.from_encoder(str(backbone), tasks, max_length=64, **kwargs).eval()
+    settings = ModelConfig(encoder=str(backbone), max_length=64, **kwargs)
+    return MultiTaskClassifier.from_encoder(settings, tasks).eval()
+
+
+def _save(model, tokenizer, directory):
+    return NewsClassifier(model, tokenizer).save_pretrained(directory)
 
 
 def _batch(model, tokenizer, texts):
-    encoder = build_encoder(model.config, tokenizer)
-    return collate_articles(encoder.encode(texts), encoder.pad_token_id)
+    windower = ArticleWindower.from_config(model.config.model, tokenizer)
+    return collate_articles(windower.encode(texts), windower.pad_token_id)
 
 
 def test_save_load_identical_logits_and_self_description(tmp_path, tiny_backbone, tiny_tokenizer):
@@ -33,9 +40,8 @@ def test_save_load_identical_logits_and_self_description(tmp_path, tiny_backbone
     batch = _batch(model, tiny_tokenizer, ["روسيا وتركيا توقعان اتفاقا", "مسيرات"])
     with torch.inference_mode():
         before = model(**batch).logits
-    model.save_pretrained(tmp_path)
-    tiny_tokenizer.save_pretrained(str(tmp_path))
-    assert (tmp_path / "model.safetensors").is_file()
+    _save(model, tiny_tokenizer, tmp_path)
+    assert (tmp_path / "model.safetensors").is_file() and (tmp_path / "README.md").is_file()
     assert not list(tmp_path.glob("*.bin")) and not list(tmp_path.glob("*.pt"))
     saved = json.loads((tmp_path / "config.json").read_text(encoding="utf-8"))
     assert saved["tasks"][0] == {
@@ -45,8 +51,10 @@ def test_save_load_identical_logits_and_self_description(tmp_path, tiny_backbone
         "pair_column": None,
         "thresholds": None,
     }
-    assert saved["preprocessing"] == ["strip_boilerplate", "arabert_v02"]
-    assert saved["max_length"] == 64 and saved["long_document"]["strategy"] == "head_tail"
+    assert saved["model"]["preprocessing"] == ["strip_boilerplate", "arabert_v02"]
+    assert saved["model"]["max_length"] == 64 and saved["model"]["long_document"]["strategy"] == "head_tail"
+    assert saved["model"]["encoder"] == str(tiny_backbone) and saved["encoder_config"]["model_type"] == "bert"
+    assert saved["tokenizer"]["vocab_size"] == len(tiny_tokenizer) and "tokenizer.json" in saved["tokenizer"]["files"]
     assert {"aranews_classifier", "transformers", "torch"} <= set(saved["versions"])
     loaded = MultiTaskClassifier.from_pretrained(tmp_path)
     with torch.inference_mode():
@@ -63,9 +71,9 @@ def test_loading_refuses_pickles_and_foreign_configs(tmp_path, tiny_backbone):
     with pytest.raises(FileNotFoundError, match="loaded from safetensors only"):
         MultiTaskClassifier.from_pretrained(tmp_path)
     (tmp_path / "config.json").write_text('{"architecture": "BertModel"}', encoding="utf-8")
-    with pytest.raises(ValueError, match="architecture='BertModel'"):
+    with pytest.raises(ConfigError, match="architecture: got 'BertModel'"):
         MultiTaskClassifier.from_pretrained(tmp_path)
-    with pytest.raises(FileNotFoundError, match="no config.json"):
+    with pytest.raises(FileNotFoundError, match="config.json: missing"):
         MultiTaskClassifier.from_pretrained(tmp_path / "nowhere")
 
 
@@ -91,10 +99,7 @@ def test_missing_labels_are_ignored_in_the_loss(tiny_backbone, tiny_tokenizer):
 
 
 def test_multi_label_thresholds_decide_labels(tmp_path, tiny_backbone, tiny_tokenizer):
-    model = _model(tiny_backbone)
-    model.save_pretrained(tmp_path)
-    tiny_tokenizer.save_pretrained(str(tmp_path))
-    clf = load_classifier(tmp_path)
+    clf = load_classifier(_save(_model(tiny_backbone), tiny_tokenizer, tmp_path))
     probs = clf.predict_proba(["نص أول", "نص ثان"])
     for row, p in zip(clf.predict(["نص أول", "نص ثان"]), probs["tags"]):
         expected = [label for label, q, t in zip(["x", "y"], p, [0.3, 0.7]) if q >= t]
@@ -107,7 +112,7 @@ def test_multi_label_thresholds_decide_labels(tmp_path, tiny_backbone, tiny_toke
 
 @pytest.mark.parametrize("pooling", ["mean", "max"])
 def test_chunk_logits_are_pooled_per_article(tiny_backbone, pooling):
-    model = _model(tiny_backbone, long_document=LongDocumentConfig("chunks", chunk_pooling=pooling))
+    model = _model(tiny_backbone, long_document=LongDocumentConfig("chunks", stride=8, chunk_pooling=pooling))
     windows = torch.randint(5, 100, (5, 12))
     article_index = torch.tensor([0, 0, 0, 1, 1])
     with torch.no_grad():
@@ -119,11 +124,18 @@ def test_chunk_logits_are_pooled_per_article(tiny_backbone, pooling):
 
 
 def test_task_spec_validation():
-    with pytest.raises(ValueError, match="needs at least two labels"):
-        TaskSpec("t", ["a"])
-    with pytest.raises(ValueError, match="thresholds=.*expected 2 values in"):
-        TaskSpec("t", ["a", "b"], "multi_label", thresholds=[0.5])
-    with pytest.raises(ValueError, match="only for multi_label"):
-        TaskSpec("t", ["a", "b"], thresholds=[0.5, 0.5])
+    assert check_all(TaskSpec("t", ["a"])) == ["labels: got ['a']; expected at least two labels"]
+    assert check_all(TaskSpec("t", ["a", "b"], "multi_label", thresholds=[0.5])) == [
+        "thresholds: got [0.5]; expected 2 values in (0, 1), one per label"
+    ]
+    assert "only for multi_label" in check_all(TaskSpec("t", ["a", "b"], thresholds=[0.5, 0.5]))[0]
+    config = ClassifierConfig(tasks=[TaskSpec("t", ["a"])], model=ModelConfig(max_length=8), encoder_config={})
+    with pytest.raises(ConfigError) as caught:
+        config.validate()
+    assert caught.value.problems == [
+        "max_length: got 8; expected an integer in [16, 8192]",
+        "encoder_config.model_type: got None; expected a transformers model type",
+        "tasks[0].labels: got ['a']; expected at least two labels",
+    ] or len(caught.value.problems) == 3
     with pytest.raises(KeyError, match="no task 'x'"):
-        ClassifierConfig(tasks=[TaskSpec("t", ["a", "b"])], encoder={}, base_model="m").task("x")
+        ClassifierConfig(tasks=[TaskSpec("t", ["a", "b"])], model=ModelConfig(), encoder_config={}).task("x")

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from inference.preprocessing import arabert_v02, build_preprocessor, has_arabic, strip_boilerplate
-
-from .helpers import REPO, read_jsonl
+from aranews.inference.preprocessing import arabert_v02, build_preprocessor, has_arabic, strip_boilerplate
+from tests.helpers import REPO, read_jsonl
 
 SHARED = Path(os.environ.get("ARANEWS_SHARED_DIR", REPO.parent / "shared"))
 

@@ -14,12 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from inference import load_classifier
-from inference.modeling import MultiTaskClassifier, TaskSpec
-from training.config import config_from_dict
-from training.trainer import Trainer
-
-from .helpers import experiment, write_jsonl
+from aranews.inference import load_classifier
+from aranews.inference.modeling import MultiTaskClassifier, TaskSpec
+from aranews.training.config import config_from_dict
+from aranews.training.trainer import Trainer
+from tests.helpers import experiment, write_jsonl
 
 pytestmark = pytest.mark.slow
 

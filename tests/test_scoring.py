@@ -13,10 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from inference import load_classifier, predict_stance, predict_topic
-from inference.scoring import score_archive
-
-from .helpers import SAMPLE, read_jsonl, write_jsonl
+from aranews.inference import load_classifier, predict_stance, predict_topic
+from aranews.inference.scoring import score_archive
+from tests.helpers import SAMPLE, read_jsonl, write_jsonl
 
 
 @pytest.fixture(scope="module")
@@ -187,7 +186,7 @@ def _score_cmd(model: Path, source: Path, out: Path, *extra: str) -> list[str]:
     return [
         sys.executable,
         "-m",
-        "training.cli",
+        "aranews.training.cli",
         "-q",
         "score",
         "--model",
@@ -202,10 +201,14 @@ def _score_cmd(model: Path, source: Path, out: Path, *extra: str) -> list[str]:
 
 
 def _wait_for_parts(parts: Path, n: int, process: subprocess.Popen, timeout: float = 60) -> None:
+    """Wait until ``n`` chunks are recorded as done (their parts written, then the state)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if parts.is_dir() and len(list(parts.glob("scores-*.part"))) >= n:
-            return
+        try:
+            if json.loads((parts / "state.json").read_text(encoding="utf-8"))["chunks_done"] >= n:
+                return
+        except (OSError, ValueError, KeyError):
+            pass
         if process.poll() is not None:
             raise AssertionError(f"scorer exited early with {process.returncode}")
         time.sleep(0.02)

@@ -8,13 +8,12 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from inference import load_classifier
-from training.cli import main
-from training.config import config_from_dict
-from training.data import DataValidationError
-from training.trainer import Trainer
-
-from .helpers import SAMPLE, experiment, read_jsonl, write_jsonl
+from aranews.inference import load_classifier
+from aranews.training.cli import main
+from aranews.training.config import config_from_dict
+from aranews.training.data import DataValidationError
+from aranews.training.trainer import Trainer
+from tests.helpers import SAMPLE, experiment, read_jsonl, write_jsonl
 
 
 def test_end_to_end_run_writes_metrics_and_a_loadable_model(trained_model, sample_rows):
@@ -130,18 +129,18 @@ def test_cli_reports_bad_config_without_traceback(tmp_path, capsys):
     path.write_text(
         "data: {train: a.jsonl, dev: b.jsonl}\ntasks: [{name: topic}]\ntraining: {epochz: 1}\n", encoding="utf-8"
     )
-    assert main(["-q", "train", str(path)]) == 2
-    assert "training: unknown key(s) ['epochz']" in capsys.readouterr().err
+    assert main(["train", str(path), "-q"]) == 2  # -q after the subcommand works too
+    err = capsys.readouterr().err
+    assert "training.epochz: unknown key" in err and str(path) in err and "Traceback" not in err
 
 
 def test_model_card_figures_come_from_the_run(trained_model):
-    from training.config import load_config
-    from training.model_card import render_model_card
-
-    from .helpers import REPO
+    from aranews.training.config import load_config
+    from aranews.training.model_card import render_model_card
+    from tests.helpers import REPO
 
     metrics = json.loads((trained_model / "metrics.json").read_text(encoding="utf-8"))
-    card = render_model_card(load_config(REPO / "configs" / "default.yaml"), trained_model)
+    card = render_model_card(trained_model, load_config(REPO / "configs" / "default.yaml"))
     assert card.startswith("---\nlanguage:\n- ar\n")
     assert "base_model: aubmindlab/bert-base-arabertv02" in card
     assert "model-index" not in card  # the run's encoder is not AraBERT: no claim about AraBERT
@@ -189,11 +188,16 @@ def test_multi_label_task_thresholds_tuned_and_saved(tmp_path, tiny_backbone, sa
 
 def test_training_with_chunks_strategy(tmp_path, tiny_backbone):
     cfg = experiment(
-        tmp_path, tiny_backbone, model={"long_document": "chunks", "max_chunks": 4}, training={"epochs": 1}
+        tmp_path,
+        tiny_backbone,
+        model={"long_document": {"strategy": "chunks", "stride": 8, "max_chunks": 4}},
+        training={"epochs": 1},
     )
     metrics = Trainer(config_from_dict(cfg)).train().metrics
     assert metrics["data"]["train"]["windows"] > metrics["data"]["train"]["articles"]
     saved = json.loads((tmp_path / "run" / "model" / "config.json").read_text(encoding="utf-8"))
-    assert saved["long_document"]["strategy"] == "chunks" and saved["long_document"]["max_chunks"] == 4
+    assert saved["model"]["long_document"] == {
+        "strategy": "chunks", "head_tokens": None, "stride": 8, "max_chunks": 4, "chunk_pooling": "mean"
+    }
     clf = load_classifier(tmp_path / "run" / "model")
-    assert clf.encoder.strategy == "chunks"
+    assert clf.windower.strategy == "chunks"

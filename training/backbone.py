@@ -81,7 +81,7 @@ def build_tiny_backbone(
     import torch
     from transformers import BertConfig, BertModel, BertTokenizer
 
-    from inference.preprocessing import build_preprocessor
+    from aranews.inference.preprocessing import build_preprocessor
 
     if hidden_size % num_heads:
         raise ValueError(f"hidden_size={hidden_size} must be a multiple of num_heads={num_heads}")

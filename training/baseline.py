@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from inference.modeling import TaskSpec
-from inference.preprocessing import build_preprocessor
+from aranews.inference.config import TaskSpec
+from aranews.inference.preprocessing import build_preprocessor
 
 __all__ = ["BASELINE_NAME", "TfidfBaseline"]
 

@@ -14,6 +14,7 @@ Layout of ``<output_dir>/last_checkpoint/``::
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
@@ -25,9 +26,86 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, load_model, save_file, save_model
 
-__all__ = ["CHECKPOINT_DIR", "load_training_state", "save_training_state"]
+__all__ = [
+    "CHECKPOINT_DIR",
+    "ResumeMismatchError",
+    "fingerprint_differences",
+    "load_training_state",
+    "read_progress",
+    "replace_dir",
+    "run_fingerprint",
+    "save_training_state",
+]
 
 CHECKPOINT_DIR = "last_checkpoint"
+# Settings that do not change what a run computes: a resume may change them.
+_VOLATILE = {("training", "output_dir"), ("training", "resume"), ("training", "progress"), ("training", "report"),
+             ("training", "baseline"), ("training", "eval_batch_size"), ("training", "device")}
+
+
+class ResumeMismatchError(ValueError):
+    """``last_checkpoint/`` belongs to another run (other settings or other data)."""
+
+
+def _file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def run_fingerprint(config: dict[str, Any]) -> dict[str, Any]:
+    """What identifies a run: its resolved settings (but output paths and display options) and the
+    SHA-256 of each data file."""
+    settings = json.loads(json.dumps(config))
+    for section, key in _VOLATILE:
+        settings.get(section, {}).pop(key, None)
+    files = {name: settings["data"].get(name) for name in ("train", "dev", "test")}
+    data = {name: _file_sha256(path) for name, path in files.items() if path and Path(path).is_file()}
+    return {"settings": settings, "data_sha256": data}
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out
+    return {prefix: value}
+
+
+def fingerprint_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """What differs between two run fingerprints, one line per setting or data file."""
+    out = []
+    a, b = _flatten(old.get("settings", {})), _flatten(new.get("settings", {}))
+    for key in sorted(set(a) | set(b)):
+        if a.get(key) != b.get(key):
+            out.append(f"{key}: {a.get(key)!r} then, {b.get(key)!r} now")
+    for name in sorted(set(old.get("data_sha256", {})) | set(new.get("data_sha256", {}))):
+        before, now = old.get("data_sha256", {}).get(name), new.get("data_sha256", {}).get(name)
+        if before != now:
+            out.append(f"data.{name} file content changed (sha256 {str(before)[:12]} then, {str(now)[:12]} now)")
+    return out
+
+
+def read_progress(output_dir: str | Path) -> dict[str, Any] | None:
+    """The trainer progress stored in ``last_checkpoint/state.json``, or ``None`` if there is none."""
+    path = Path(output_dir) / CHECKPOINT_DIR / "state.json"
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text(encoding="utf-8"))["progress"]
+
+
+def replace_dir(tmp: Path, final: Path) -> None:
+    """Put the finished folder ``tmp`` in place of ``final``: at every moment one complete folder exists
+    (``final``, or ``final`` renamed to ``.old`` beside it, which the next swap clears)."""
+    old = final.with_name(f".{final.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        os.replace(final, old)
+    os.replace(tmp, final)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def _optimizer_to_flat(state_dict: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -78,12 +156,7 @@ def save_training_state(
         "numpy_rng": [np_state[0], np_state[1].tolist(), *np_state[2:]],
     }
     (tmp / "state.json").write_text(json.dumps(state), encoding="utf-8")
-    old = Path(output_dir) / f".{CHECKPOINT_DIR}.old"
-    shutil.rmtree(old, ignore_errors=True)
-    if final.exists():
-        os.replace(final, old)
-    os.replace(tmp, final)
-    shutil.rmtree(old, ignore_errors=True)
+    replace_dir(tmp, final)
     return final
 
 

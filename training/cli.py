@@ -1,13 +1,17 @@
 """The ``aranews`` command line: one subcommand per job.
 
-    aranews build-backbone --texts data/sample/train.jsonl --out runs/tiny-backbone
+    aranews demo --out runs/demo
     aranews train configs/default.yaml --set training.epochs=5
     aranews evaluate --model runs/x/model --data dev.jsonl
-    aranews predict --model runs/x/model "نص الخبر ..."
-    aranews model-card --run runs/demo/run --out model_card.md
-    aranews demo --out runs/demo
+    aranews predict --model runs/x/model "نص الخبر ..."          (or --input archive.jsonl)
+    aranews inspect --model runs/x/model "نص الخبر ..."
+    aranews score --model runs/x/model archive.jsonl --out scores.jsonl
+    aranews export --model runs/x/model --task topic --out topic-model
+    aranews model-card --run runs/x --out model_card.md
 
-Logging and progress-bar settings are configured here, never at library import.
+Prediction, scoring, inspection and export need only the base install; training, evaluation, the
+demo and model cards need the training extra (``pip install "aranews-classifier[train]"``). Logging
+and progress-bar settings are configured here, never at library import.
 """
 
 from __future__ import annotations
@@ -15,17 +19,23 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-__all__ = ["main"]
+from aranews import __version__
+
+__all__ = ["build_parser", "main"]
 
 logger = logging.getLogger("aranews")
-REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class UsageError(ValueError):
+    """A command-line argument is wrong; printed as one line."""
 
 
 def _parse_set(values: Sequence[str]) -> dict[str, Any]:
@@ -33,12 +43,13 @@ def _parse_set(values: Sequence[str]) -> dict[str, Any]:
     for item in values:
         key, sep, raw = item.partition("=")
         if not sep or not key:
-            raise SystemExit(f"--set expects key=value (e.g. training.epochs=3), got {item!r}")
+            raise UsageError(f"--set expects key=value (e.g. training.epochs=3), got {item!r}")
         out[key] = yaml.safe_load(raw)
     return out
 
 
 def _read_texts(paths: Sequence[str], column: str = "text") -> list[str]:
+    """Texts for a vocabulary: a column of JSON Lines files, or whole .txt files."""
     texts: list[str] = []
     for path in paths:
         p = Path(path)
@@ -49,18 +60,24 @@ def _read_texts(paths: Sequence[str], column: str = "text") -> list[str]:
                         try:
                             texts.append(json.loads(line)[column])
                         except (ValueError, KeyError) as exc:
-                            raise SystemExit(f"{p}:{line_number}: cannot read column {column!r}: {exc}") from None
+                            raise UsageError(f"{p}:{line_number}: cannot read column {column!r}: {exc}") from None
         else:
             texts.append(p.read_text(encoding="utf-8"))
     return texts
 
 
-def cmd_build_backbone(args: argparse.Namespace) -> int:
-    from .backbone import build_tiny_backbone
+def _load(args: argparse.Namespace):
+    from aranews.inference.classifier import load_classifier
 
-    texts = _read_texts(args.texts)
+    return load_classifier(args.model, device=args.device, batch_size=args.batch_size)
+
+
+# -- training-side commands (the [train] extra) ---------------------------------------------------------
+def cmd_build_backbone(args: argparse.Namespace) -> int:
+    from aranews.training.backbone import build_tiny_backbone
+
     build_tiny_backbone(
-        texts,
+        _read_texts(args.texts),
         args.out,
         vocab_size=args.vocab_size,
         hidden_size=args.hidden_size,
@@ -74,14 +91,13 @@ def cmd_build_backbone(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .config import load_config
-    from .trainer import Trainer
+    from aranews.training.config import load_config
+    from aranews.training.trainer import Trainer
 
     overrides = _parse_set(args.set)
     if args.out:
         overrides["training.output_dir"] = args.out
-    config = load_config(args.config, overrides)
-    result = Trainer(config).train()
+    result = Trainer(load_config(args.config, overrides)).train()
     _print_summary(result.metrics)
     print(f"model: {result.model_dir}\nmetrics: {result.output_dir / 'metrics.json'}")
     return 0
@@ -104,20 +120,19 @@ def _print_summary(metrics: dict[str, Any]) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from inference import load_classifier
+    from aranews.training.config import DataConfig, TaskConfig
+    from aranews.training.data import DataValidationError, encode_split, load_split, validate_splits
+    from aranews.training.evaluation import build_report
 
-    from .config import DataConfig, TaskConfig
-    from .data import DataValidationError, load_split, validate_splits
-    from .evaluation import build_report
-    from .trainer import encode_split
-
-    classifier = load_classifier(args.model, device=args.device, batch_size=args.batch_size)
+    classifier = _load(args)
     tasks = [TaskConfig(t.name, list(t.labels), t.problem_type, None, t.pair_column) for t in classifier.tasks]
     labels = {t.name: list(t.labels) for t in tasks}
+    title = classifier.config.model.title
 
     def read(name: str, path: str):
-        config = DataConfig(train=path, dev=path, id_column=args.id_column, text_column=args.text_column)
-        split, problems = load_split(name, path, config, tasks)
+        columns = DataConfig(train=path, dev=path, id_column=args.id_column, text_column=args.text_column,
+                             title_column=args.title_column or None)
+        split, problems = load_split(name, path, columns, tasks, title)
         problems += [p for p in validate_splits(split, [], tasks, labels) if "distinct labels" not in p]
         if problems:
             raise DataValidationError(problems)
@@ -125,12 +140,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     split = read("eval", args.data)
     train = read("train", args.train) if args.train else None
-    out_dir = Path(args.out_dir)
+    out_dir = Path(args.out_dir) if args.out_dir else Path(args.model).resolve().parent / f"eval-{Path(args.data).stem}"
     report = build_report(
-        classifier,
-        encode_split(classifier.encoder, split, classifier.tasks),
-        out_dir,
-        train=train,
+        classifier, encode_split(classifier.windower, split, classifier.tasks), out_dir, train=train,
         split_name=Path(args.data).stem,
     )
     for task, r in report["tasks"].items():
@@ -146,54 +158,44 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_predict(args: argparse.Namespace) -> int:
-    from inference import load_classifier
+def cmd_model_card(args: argparse.Namespace) -> int:
+    from aranews.training.config import load_config
+    from aranews.training.model_card import render_model_card
 
-    texts = list(args.texts)
-    if args.input:
-        texts += _read_texts([args.input], args.text_column)
-    if not texts:
-        raise SystemExit("predict: give texts as arguments or --input FILE")
-    classifier = load_classifier(args.model, device=args.device, batch_size=args.batch_size)
-    pairs = {args.pair_column: [args.pair] * len(texts)} if args.pair else None
-    for prediction in classifier.predict(texts, pairs=pairs):
-        print(json.dumps(prediction, ensure_ascii=False))
+    config = load_config(args.config) if args.config else None  # default: the run's own resolved config
+    text = render_model_card(args.run, config, model_name=args.name, benchmarks=args.benchmark)
+    Path(args.out).write_text(text, encoding="utf-8")
+    print(f"model card written to {args.out}")
     return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """Build the tiny backbone on the embedded sample corpus, train, evaluate and predict."""
-    from inference import load_classifier
-
-    from .backbone import build_tiny_backbone
-    from .config import load_config
-    from .model_card import render_model_card
-    from .trainer import Trainer
+    """Build the tiny backbone on the embedded sample corpus, train, evaluate, predict and score."""
+    from aranews.inference.classifier import load_classifier
+    from aranews.inference.scoring import format_summary, score_archive
+    from aranews.resources import config_path, sample_path
+    from aranews.training.backbone import build_tiny_backbone
+    from aranews.training.config import load_config
+    from aranews.training.model_card import render_model_card
+    from aranews.training.trainer import Trainer
 
     out = Path(args.out)
-    config_path = Path(args.config)
-    sample = REPO_ROOT / "data" / "sample"
-    if not (sample / "train.jsonl").is_file() or not config_path.is_file():
-        raise FileNotFoundError(
-            f"the demo needs a checkout of the repository ({sample}, {config_path}); clone it and run `make demo` there"
-        )
     backbone = out / "tiny-backbone"
     if not (backbone / "config.json").is_file():
-        texts = _read_texts([str(sample / "train.jsonl")])
+        texts = _read_texts([str(sample_path("train.jsonl"))])
         print(f"[1/4] building a tiny BERT backbone from {len(texts)} sample articles -> {backbone}")
-        build_tiny_backbone(
-            texts,
-            backbone,
-            vocab_size=3000,
-            hidden_size=128,
-            num_layers=2,
-            num_heads=2,
-            intermediate_size=256,
-            max_position_embeddings=256,
-        )
-    overrides = {"model.encoder": str(backbone), "training.output_dir": str(out / "run"), **_parse_set(args.set)}
-    config = load_config(config_path, overrides)
-    print(f"[2/4] training on {config.data.train} (config {config_path})")
+        build_tiny_backbone(texts, backbone, vocab_size=3000, hidden_size=128, num_layers=2, num_heads=2,
+                            intermediate_size=256, max_position_embeddings=256)
+    overrides = {
+        "data.train": str(sample_path("train.jsonl")),
+        "data.dev": str(sample_path("dev.jsonl")),
+        "model.encoder": str(backbone),
+        "training.output_dir": str(out / "run"),
+        **_parse_set(args.set),
+    }
+    config_file = Path(args.config) if args.config else config_path("demo.yaml")
+    config = load_config(config_file, overrides)
+    print(f"[2/4] training on {config.data.train} (config {config_file})")
     result = Trainer(config).train()
     _print_summary(result.metrics)
     print(f"[3/4] predicting with {result.model_dir}")
@@ -202,28 +204,117 @@ def cmd_demo(args: argparse.Namespace) -> int:
         "وقعت أنقرة وموسكو اتفاقا لتوسيع إمدادات الغاز الطبيعي عبر خط السيل التركي وزيادة التبادل التجاري.",
         "انتقدت موسكو بشدة بيع تركيا طائرات مسيرة إلى كييف واعتبرت الخطوة تهديدا للعلاقات الثنائية.",
     ]
-    for text, prediction in zip(examples, classifier.predict(examples)):
+    for text, prediction in zip(examples, classifier.predict(examples), strict=True):
         print(f"  {text[:60]}... -> {json.dumps(prediction, ensure_ascii=False)}")
-    from inference.scoring import format_summary, score_archive
-
-    archive = sample / "archive.jsonl"
+    archive = sample_path("archive.jsonl")
     print(f"[4/4] scoring the sample archive {archive} (with bad rows on purpose)")
     summary = score_archive(classifier, archive, out / "scores.jsonl", progress=False)
     print("  " + format_summary(summary).replace("\n", "\n  "))
     card = out / "model_card.md"
-    card.write_text(
-        render_model_card(load_config(REPO_ROOT / "configs" / "default.yaml"), result.output_dir), encoding="utf-8"
-    )
+    card.write_text(render_model_card(result.output_dir), encoding="utf-8")
     print(f"demo done: model in {result.model_dir}, metrics in {result.output_dir / 'metrics.json'}, card {card}")
     return 0
 
 
-def cmd_score(args: argparse.Namespace) -> int:
-    from inference import load_classifier
-    from inference.scoring import format_summary, score_archive
+# -- inference-side commands (the base install) -----------------------------------------------------------
+def _pairs_from(args: argparse.Namespace, n: int) -> dict[str, list[str]] | None:
+    return {args.pair_column: [args.pair] * n} if args.pair else None
 
-    classifier = load_classifier(args.model, device=args.device, batch_size=args.batch_size)
-    pair_columns = dict(item.split("=", 1) for item in args.pair_column)
+
+def _input_rows(args: argparse.Namespace, classifier) -> Iterator[dict[str, Any]]:
+    """Rows of ``--input`` (any archive format the scorer reads), checked as the scorer checks them."""
+    from aranews.inference.readers import read_archive
+    from aranews.inference.scoring import _Settings, check_row
+
+    pair_columns = {t.pair_column: t.pair_column for t in classifier.tasks if t.pair_column}
+    settings = _Settings(args.id_column, args.text_column, args.title_column or None, pair_columns,
+                         args.max_chars, args.score_non_arabic, False)
+    seen: set[str] = set()
+    for row in read_archive(args.input):
+        record, problem = check_row(row, settings, seen)
+        if problem is not None:
+            yield {"id": (row.fields or {}).get(args.id_column), "location": row.location, "skipped": problem[0],
+                   "detail": problem[1]}
+        else:
+            yield record
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    if not args.texts and not args.input:
+        raise UsageError("predict: give texts as arguments or --input FILE")
+    classifier = _load(args)
+    out = Path(args.out).open("w", encoding="utf-8") if args.out else sys.stdout
+    try:
+        if args.texts:
+            predictions = classifier.predict(list(args.texts), title=[args.title] * len(args.texts),
+                                             pairs=_pairs_from(args, len(args.texts)),
+                                             score_non_arabic=args.score_non_arabic)
+            for prediction in predictions:
+                out.write(json.dumps(prediction, ensure_ascii=False) + "\n")
+        if args.input:
+            batch: list[dict[str, Any]] = []
+            for row in _input_rows(args, classifier):
+                batch.append(row)
+                if len(batch) >= 256:
+                    _predict_rows(classifier, batch, out, args.score_non_arabic)
+                    batch = []
+            _predict_rows(classifier, batch, out, args.score_non_arabic)
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    return 0
+
+
+def _predict_rows(classifier, rows: list[dict[str, Any]], out, score_non_arabic: bool) -> None:
+    """One JSON line per row, in input order: ``{"id", ...prediction}`` or ``{"id", "skipped", ...}``."""
+    ready = [r for r in rows if "skipped" not in r]
+    predictions = iter(
+        classifier.predict(
+            [r["text"] for r in ready],
+            title=[r["title"] for r in ready],
+            pairs={c: [r["pairs"][c] for r in ready] for c in (ready[0]["pairs"] if ready else {})} or None,
+            score_non_arabic=score_non_arabic,
+        )
+        if ready
+        else []
+    )
+    for row in rows:
+        line = row if "skipped" in row else {"id": row["id"], **next(predictions)}
+        out.write(json.dumps(line, ensure_ascii=False, default=str) + "\n")
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    classifier = _load(args)
+    pairs = {args.pair_column: args.pair} if args.pair else None
+    view = classifier.inspect(args.text, title=args.title, pairs=pairs)
+    if args.json:
+        print(json.dumps(view.to_dict(), ensure_ascii=False, indent=2))
+        return 0
+    print(f"preprocessing: {', '.join(view.preprocessing)}; strategy {view.strategy}; windows of {view.max_length} tokens")
+    if view.skipped:
+        print(f"NOT CLASSIFIED: {view.skipped}")
+    print(f"composed text ({len(view.text)} characters):\n  {view.text[:300]}{'...' if len(view.text) > 300 else ''}")
+    print(f"after cleaning ({len(view.cleaned)} characters):\n  {view.cleaned[:300]}{'...' if len(view.cleaned) > 300 else ''}")
+    for key, group in view.inputs.items():
+        print(
+            f"{key} (tasks {', '.join(group['tasks'])}): {group['n_tokens']} tokens, "
+            f"{group['dropped_tokens']} not seen, {len(group['windows'])} window(s)"
+        )
+        for i, window in enumerate(group["windows"], 1):
+            print(f"  window {i} ({window['tokens']} tokens): {window['text']}")
+    return 0
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from aranews.inference.scoring import format_summary, score_archive
+
+    classifier = _load(args)
+    pair_columns = {}
+    for item in args.pair_column:
+        model_column, sep, archive_column = item.partition("=")
+        if not sep:
+            raise UsageError(f"--pair-column expects MODEL_COLUMN=ARCHIVE_COLUMN, got {item!r}")
+        pair_columns[model_column] = archive_column
     try:
         summary = score_archive(
             classifier,
@@ -246,130 +337,189 @@ def cmd_score(args: argparse.Namespace) -> int:
     except KeyboardInterrupt as exc:
         print(f"\n{exc}", file=sys.stderr)
         return 130
-    except (FileExistsError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
     print(format_summary(summary))
     return 0
 
 
-def cmd_model_card(args: argparse.Namespace) -> int:
-    from .config import load_config
-    from .model_card import render_model_card
+def cmd_export(args: argparse.Namespace) -> int:
+    from aranews.inference.export import export_task
 
-    text = render_model_card(load_config(args.config), args.run, model_name=args.name, benchmarks=args.benchmark)
-    Path(args.out).write_text(text, encoding="utf-8")
-    print(f"model card written to {args.out}")
+    out = export_task(_load(args), args.task, args.out)
+    print(f"task {args.task!r} exported to {out}: load it with transformers.pipeline('text-classification', model='{out}')")
     return 0
 
 
+# -- the parser -------------------------------------------------------------------------------------------
+def _common(subparser: argparse.ArgumentParser) -> None:
+    # SUPPRESS: a flag given before the subcommand is not reset by the subcommand's default
+    subparser.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="debug logging")
+    subparser.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                           help="warnings only, no progress bars")
+
+
+def _model_options(p: argparse.ArgumentParser, batch_size: int = 16) -> None:
+    p.add_argument("--model", required=True, help="a model directory written by aranews train (or save_pretrained)")
+    p.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: CUDA, then MPS, then CPU)")
+    p.add_argument("--batch-size", type=int, default=batch_size, help=f"articles per forward pass (default {batch_size})")
+
+
+def _row_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--id-column", default="id", help="column holding the article id (default: id)")
+    p.add_argument("--text-column", default="text", help="column holding the article text (default: text)")
+    p.add_argument("--title-column", default="title",
+                   help="column holding the title, read as the model's model.title says ('' to ignore; default: title)")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="aranews", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="aranews", description="Fine-tuned transformer classification of Arabic news articles.")
+    parser.add_argument("--version", action="version", version=f"aranews-classifier {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     parser.add_argument("-q", "--quiet", action="store_true", help="warnings only, no progress bars")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("build-backbone", help="build a tiny random BERT + WordPiece tokenizer offline")
-    p.add_argument("--texts", nargs="+", required=True, help=".jsonl files (column 'text') or .txt files")
-    p.add_argument("--out", required=True)
-    p.add_argument("--vocab-size", type=int, default=4000)
-    p.add_argument("--hidden-size", type=int, default=64)
-    p.add_argument("--layers", type=int, default=2)
-    p.add_argument("--heads", type=int, default=2)
-    p.add_argument("--max-positions", type=int, default=512)
-    p.set_defaults(func=cmd_build_backbone)
+    p = sub.add_parser("demo", help="the main job on the embedded sample corpus, offline")
+    p.add_argument("--out", default="runs/demo", help="folder for the backbone, the run and the card (default runs/demo)")
+    p.add_argument("--config", help="a config to use instead of the shipped demo.yaml")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
+    p.set_defaults(func=cmd_demo, needs_train=True)
 
     p = sub.add_parser("train", help="fine-tune from a YAML config")
-    p.add_argument("config")
+    p.add_argument("config", help="the experiment config (see configs/default.yaml)")
     p.add_argument("--out", help="run directory (overrides training.output_dir)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
-    p.set_defaults(func=cmd_train)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set training.epochs=3 (repeatable)")
+    p.set_defaults(func=cmd_train, needs_train=True)
 
-    p = sub.add_parser("evaluate", help="evaluate a saved model on a labelled file")
-    p.add_argument("--model", required=True)
-    p.add_argument("--data", required=True)
-    p.add_argument("--out-dir", default="report", help="folder for report.json, plots and mistakes")
+    p = sub.add_parser("evaluate", help="evaluate a saved model on a labelled file and write a report")
+    _model_options(p, 32)
+    p.add_argument("--data", required=True, help="labelled file (.jsonl, .csv or .parquet)")
+    p.add_argument("--out-dir", help="report folder (default: eval-<data name> beside the model directory)")
     p.add_argument("--train", help="training file: also train and report the TF-IDF baseline on it")
-    p.add_argument("--id-column", default="id")
-    p.add_argument("--text-column", default="text")
-    p.add_argument("--device")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.set_defaults(func=cmd_evaluate)
+    _row_options(p)
+    p.set_defaults(func=cmd_evaluate, needs_train=True)
 
-    p = sub.add_parser("predict", help="predict topic and stance for texts")
-    p.add_argument("--model", required=True)
-    p.add_argument("texts", nargs="*")
-    p.add_argument("--input", help="a .jsonl file (column --text-column) or a .txt file")
-    p.add_argument("--text-column", default="text")
-    p.add_argument("--pair", help="target or claim for target-conditioned tasks")
-    p.add_argument("--pair-column", default="target")
-    p.add_argument("--device")
-    p.add_argument("--batch-size", type=int, default=16)
-    p.set_defaults(func=cmd_predict)
+    p = sub.add_parser("predict", help="predict topic and stance for texts or for the rows of a file")
+    _model_options(p)
+    p.add_argument("texts", nargs="*", help="article texts")
+    p.add_argument("--title", help="the title of the texts given as arguments")
+    p.add_argument("--input", help="an archive: .jsonl[.gz], .csv, .parquet or a folder of .txt files (as for score)")
+    p.add_argument("--out", help="write JSON Lines here instead of standard output")
+    p.add_argument("--pair", help="target or claim for target-conditioned tasks (texts given as arguments)")
+    p.add_argument("--pair-column", default="target", help="the model's pair column that --pair fills (default target)")
+    p.add_argument("--max-chars", type=int, default=200_000, help="longer texts are skipped as oversized_text")
+    p.add_argument("--score-non-arabic", action="store_true", help="classify texts without Arabic (marked no_arabic)")
+    _row_options(p)
+    p.set_defaults(func=cmd_predict, needs_train=False)
+
+    p = sub.add_parser("inspect", help="show exactly what the model reads of an article")
+    _model_options(p)
+    p.add_argument("text", help="the article text")
+    p.add_argument("--title", help="its title")
+    p.add_argument("--pair", help="its target or claim, for target-conditioned tasks")
+    p.add_argument("--pair-column", default="target", help="the model's pair column that --pair fills (default target)")
+    p.add_argument("--json", action="store_true", help="print the inspection as JSON")
+    p.set_defaults(func=cmd_inspect, needs_train=False)
 
     p = sub.add_parser("score", help="score an archive: every row scored or written down with its reason")
-    p.add_argument("--model", required=True)
+    _model_options(p, 32)
     p.add_argument("input", help=".jsonl[.gz], .csv, .parquet or a folder of .txt files")
     p.add_argument("--out", required=True, help="scores: .jsonl, .csv or .parquet")
     p.add_argument("--errors", help="rows not scored, with reasons (default: <out>.errors.jsonl)")
-    p.add_argument("--format", choices=["jsonl", "csv", "parquet"])
-    p.add_argument("--id-column", default="id")
-    p.add_argument("--text-column", default="text")
-    p.add_argument("--title-column", default="title", help="prepended to the text when present ('' to ignore)")
-    p.add_argument(
-        "--pair-column",
-        action="append",
-        default=[],
-        metavar="MODEL_COLUMN=ARCHIVE_COLUMN",
-        help="where a target-conditioned task's target is in the archive",
-    )
-    p.add_argument("--chunk-size", type=int, default=512, help="rows per atomically written chunk")
+    p.add_argument("--format", choices=["jsonl", "csv", "parquet"], help="output format (default: from --out)")
+    _row_options(p)
+    p.add_argument("--pair-column", action="append", default=[], metavar="MODEL_COLUMN=ARCHIVE_COLUMN",
+                   help="where a target-conditioned task's target is in the archive (repeatable)")
+    p.add_argument("--chunk-size", type=int, default=512, help="rows per atomically written chunk (default 512)")
     p.add_argument("--max-chars", type=int, default=200_000, help="longer texts are errors (oversized_text)")
     p.add_argument("--score-non-arabic", action="store_true", help="score texts without Arabic (flagged)")
     p.add_argument("--all-probs", action="store_true", help="add every label's probability")
     p.add_argument("--resume", action="store_true", help="finish an interrupted run of the same job")
     p.add_argument("--throttle", type=float, default=0.0, help="seconds to pause after each chunk")
-    p.add_argument("--device")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.set_defaults(func=cmd_score)
+    p.set_defaults(func=cmd_score, needs_train=False)
 
-    p = sub.add_parser("model-card", help="generate a model card from a config and a finished run")
-    p.add_argument("--config", default=str(REPO_ROOT / "configs" / "default.yaml"))
+    p = sub.add_parser("export", help="write one task as a standard transformers text-classification model")
+    _model_options(p)
+    p.add_argument("--task", required=True, help="the task to export, e.g. topic")
+    p.add_argument("--out", required=True, help="the directory to write")
+    p.set_defaults(func=cmd_export, needs_train=False)
+
+    p = sub.add_parser("model-card", help="generate a model card from a finished run")
     p.add_argument("--run", required=True, help="run directory with metrics.json")
-    p.add_argument("--out", default="model_card.md")
-    p.add_argument("--name", default="aranews-topic-stance")
+    p.add_argument("--config", help="the config the card describes (default: the run's own resolved config)")
+    p.add_argument("--out", default="model_card.md", help="where to write the card (default model_card.md)")
+    p.add_argument("--name", default="aranews-topic-stance", help="the model name in the card's metadata")
     p.add_argument("--benchmark", action="append", default=[], help="a benchmarks/results/quality-*.json to tabulate")
-    p.set_defaults(func=cmd_model_card)
+    p.set_defaults(func=cmd_model_card, needs_train=True)
 
-    p = sub.add_parser("demo", help="the main job on the embedded sample corpus, offline")
-    p.add_argument("--out", default="runs/demo")
-    p.add_argument("--config", default=str(REPO_ROOT / "configs" / "demo.yaml"))
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    p.set_defaults(func=cmd_demo)
+    p = sub.add_parser("build-backbone", help="build a tiny random BERT + WordPiece tokenizer offline")
+    p.add_argument("--texts", nargs="+", required=True, help=".jsonl files (column 'text') or .txt files")
+    p.add_argument("--out", required=True, help="the transformers directory to write")
+    p.add_argument("--vocab-size", type=int, default=4000, help="largest vocabulary (default 4000)")
+    p.add_argument("--hidden-size", type=int, default=64, help="hidden size (default 64)")
+    p.add_argument("--layers", type=int, default=2, help="transformer layers (default 2)")
+    p.add_argument("--heads", type=int, default=2, help="attention heads (default 2)")
+    p.add_argument("--max-positions", type=int, default=512, help="position embeddings (default 512)")
+    p.set_defaults(func=cmd_build_backbone, needs_train=True)
+
+    for subparser in sub.choices.values():
+        _common(subparser)
     return parser
+
+
+def _configure_logging(args: argparse.Namespace) -> None:
+    level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    try:
+        import datasets
+
+        datasets.disable_progress_bars()
+    except ImportError:  # the base install has no datasets
+        pass
+    if args.quiet:
+        os.environ["TQDM_DISABLE"] = "1"
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions that describe a user's mistake or environment: printed as one line, exit status 2."""
+    from aranews.inference.classifier import DeviceError
+    from aranews.inference.export import ExportError
+    from aranews.inference.schema import ConfigError
+    from aranews.training.checkpoint import ResumeMismatchError
+    from aranews.training.extras import MissingExtraError
+
+    errors: list[type[BaseException]] = [ConfigError, DeviceError, ExportError, MissingExtraError, ResumeMismatchError,
+                                         UsageError, FileNotFoundError, FileExistsError, KeyError, ValueError, TypeError]
+    try:
+        from aranews.training.data import DataValidationError
+        from aranews.training.trainer import EncoderUnavailableError
+
+        errors += [DataValidationError, EncoderUnavailableError]
+    except ImportError:
+        pass
+    return tuple(errors)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    import datasets
-    import transformers
-
-    datasets.disable_progress_bars()
-    transformers.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
-    if args.quiet:
-        import os
-
-        os.environ["TQDM_DISABLE"] = "1"
-    from .config import ConfigError
-    from .data import DataValidationError
-
+    args.verbose = getattr(args, "verbose", False)
+    args.quiet = getattr(args, "quiet", False)
+    _configure_logging(args)
+    errors = _user_errors()
     try:
+        if args.needs_train:
+            from aranews.training.extras import require_train_extra
+
+            require_train_extra(f"aranews {args.command}")
         return args.func(args)
-    except (ConfigError, DataValidationError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except errors as exc:
+        if args.verbose:
+            logger.exception("%s failed", args.command)
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"error: {message}", file=sys.stderr)
         return 2
 
 

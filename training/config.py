@@ -1,41 +1,37 @@
 """Typed training configuration, loaded from YAML.
 
-Unknown keys are errors, values are type-checked and range-checked, and every message names the field,
-the value found and what is allowed. PyYAML reads ``1e-5`` as a string; numeric fields accept such
-strings and convert them.
+The ``model:`` section is :class:`aranews.inference.config.ModelConfig` itself: what a user writes there
+is what the checkpoint stores. Every section is read by :func:`aranews.inference.schema.parse`, so all
+problems of a file (unknown keys, wrong types, values out of range, inconsistent windows) are reported
+in one pass, each naming the file, the key path, the value and what is allowed. PyYAML reads ``1e-5``
+as a string; numeric fields accept such strings and convert them.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 
+from aranews.inference.config import DEFAULT_ENCODER, ModelConfig, window_problems
+from aranews.inference.schema import ConfigError, parse
+
 __all__ = [
+    "DEFAULT_ENCODER",
     "ConfigError",
     "DataConfig",
     "ExperimentConfig",
     "ModelConfig",
     "TaskConfig",
     "TrainingConfig",
+    "config_from_dict",
     "load_config",
 ]
 
-DEFAULT_ENCODER = "aubmindlab/bert-base-arabertv02"
-
-
-class ConfigError(ValueError):
-    """A configuration value is missing, unknown, of the wrong type or out of range."""
-
-
-def _check(condition: bool, field_name: str, value: Any, allowed: str) -> None:
-    if not condition:
-        raise ConfigError(f"{field_name}: got {value!r}; expected {allowed}")
+Problems = list[tuple[str, Any, str]]
 
 
 @dataclass
@@ -63,12 +59,18 @@ class TaskConfig:
     def __post_init__(self) -> None:
         if self.column is None:
             self.column = self.name
-        where = f"tasks[{self.name}]"
+
+    def check(self) -> Problems:
+        out: Problems = []
         if self.labels is not None:
-            _check(len(self.labels) >= 2, f"{where}.labels", self.labels, "at least two labels")
+            if len(self.labels) < 2:
+                out.append(("labels", self.labels, "at least two labels"))
             dupes = sorted({x for x in self.labels if self.labels.count(x) > 1})
-            _check(not dupes, f"{where}.labels", self.labels, f"unique labels (repeated: {dupes})")
-        _check(0.0 < self.threshold < 1.0, f"{where}.threshold", self.threshold, "a value in (0, 1)")
+            if dupes:
+                out.append(("labels", self.labels, f"unique labels (repeated: {dupes})"))
+        if not 0.0 < self.threshold < 1.0:
+            out.append(("threshold", self.threshold, "a value in (0, 1)"))
+        return out
 
 
 @dataclass
@@ -80,7 +82,7 @@ class DataConfig:
         dev: development file for per-epoch evaluation and model selection.
         test: optional held-out file, evaluated once with the best model.
         id_column, text_column: required columns.
-        title_column: optional column prepended to the text when present and non-empty.
+        title_column: optional column holding the title; ``model.title`` says whether it is read.
     """
 
     train: str
@@ -89,62 +91,6 @@ class DataConfig:
     id_column: str = "id"
     text_column: str = "text"
     title_column: str | None = "title"
-
-
-@dataclass
-class ModelConfig:
-    """The encoder and how text reaches it.
-
-    Attributes:
-        encoder: Hugging Face model id or local directory of the pretrained encoder.
-        tokenizer: tokenizer id or directory (default: the encoder's).
-        preprocessing: preprocessing steps, in order (see ``inference.preprocessing``).
-        max_length: tokens per encoder window, special tokens included.
-        pair_max_length: tokens kept of a target / claim.
-        long_document: ``head``, ``head_tail`` or ``chunks``.
-        head_tokens: tokens kept from the start with ``head_tail``.
-        stride: tokens shared by neighbouring windows with ``chunks``.
-        max_chunks: windows per article with ``chunks``.
-        chunk_pooling: ``mean`` or ``max`` over the windows' logits.
-        pooling: ``cls`` token or ``mean`` of token states.
-        dropout: dropout before the heads.
-    """
-
-    encoder: str = DEFAULT_ENCODER
-    tokenizer: str | None = None
-    preprocessing: list[str] = field(default_factory=lambda: ["strip_boilerplate", "arabert_v02"])
-    max_length: int = 512
-    pair_max_length: int = 64
-    long_document: Literal["head", "head_tail", "chunks"] = "head_tail"
-    head_tokens: int = 128
-    stride: int = 64
-    max_chunks: int = 8
-    chunk_pooling: Literal["mean", "max"] = "mean"
-    pooling: Literal["cls", "mean"] = "cls"
-    dropout: float = 0.1
-
-    def __post_init__(self) -> None:
-        from inference.preprocessing import PREPROCESSORS
-
-        unknown = [s for s in self.preprocessing if s not in PREPROCESSORS]
-        _check(not unknown, "model.preprocessing", self.preprocessing, f"steps among {sorted(PREPROCESSORS)}")
-        _check(16 <= self.max_length <= 8192, "model.max_length", self.max_length, "an integer in [16, 8192]")
-        if self.long_document == "head_tail":  # head_tokens only shapes head_tail windows
-            _check(
-                0 <= self.head_tokens < self.max_length,
-                "model.head_tokens",
-                self.head_tokens,
-                f"an integer in [0, {self.max_length}) with long_document: head_tail",
-            )
-        if self.long_document == "chunks":  # the stride only shapes chunk windows
-            _check(
-                0 <= self.stride < self.max_length // 2,
-                "model.stride",
-                self.stride,
-                f"an integer in [0, {self.max_length // 2}) with long_document: chunks",
-            )
-        _check(1 <= self.max_chunks <= 64, "model.max_chunks", self.max_chunks, "an integer in [1, 64]")
-        _check(0.0 <= self.dropout < 1.0, "model.dropout", self.dropout, "a value in [0, 1)")
 
 
 @dataclass
@@ -197,33 +143,23 @@ class TrainingConfig:
     report: bool = True
     baseline: bool = True
 
-    def __post_init__(self) -> None:
-        _check(1 <= self.epochs <= 1000, "training.epochs", self.epochs, "an integer in [1, 1000]")
-        _check(self.batch_size >= 1, "training.batch_size", self.batch_size, "an integer >= 1")
-        _check(self.eval_batch_size >= 1, "training.eval_batch_size", self.eval_batch_size, "an integer >= 1")
-        _check(0.0 < self.learning_rate < 1.0, "training.learning_rate", self.learning_rate, "a value in (0, 1)")
-        if self.head_learning_rate is not None:
-            _check(
-                0.0 < self.head_learning_rate < 1.0,
-                "training.head_learning_rate",
-                self.head_learning_rate,
-                "a value in (0, 1)",
-            )
-        _check(0.0 <= self.weight_decay < 1.0, "training.weight_decay", self.weight_decay, "a value in [0, 1)")
-        _check(0.0 <= self.warmup_ratio < 1.0, "training.warmup_ratio", self.warmup_ratio, "a value in [0, 1)")
-        _check(self.max_grad_norm > 0, "training.max_grad_norm", self.max_grad_norm, "a value > 0")
-        _check(
-            self.gradient_accumulation_steps >= 1,
-            "training.gradient_accumulation_steps",
-            self.gradient_accumulation_steps,
-            "an integer >= 1",
-        )
-        _check(
-            self.early_stopping_patience >= 0,
-            "training.early_stopping_patience",
-            self.early_stopping_patience,
-            "an integer >= 0",
-        )
+    def check(self) -> Problems:
+        ranges = [
+            ("epochs", self.epochs, 1 <= self.epochs <= 1000, "an integer in [1, 1000]"),
+            ("batch_size", self.batch_size, self.batch_size >= 1, "an integer >= 1"),
+            ("eval_batch_size", self.eval_batch_size, self.eval_batch_size >= 1, "an integer >= 1"),
+            ("learning_rate", self.learning_rate, 0.0 < self.learning_rate < 1.0, "a value in (0, 1)"),
+            ("head_learning_rate", self.head_learning_rate,
+             self.head_learning_rate is None or 0.0 < self.head_learning_rate < 1.0, "a value in (0, 1)"),
+            ("weight_decay", self.weight_decay, 0.0 <= self.weight_decay < 1.0, "a value in [0, 1)"),
+            ("warmup_ratio", self.warmup_ratio, 0.0 <= self.warmup_ratio < 1.0, "a value in [0, 1)"),
+            ("max_grad_norm", self.max_grad_norm, self.max_grad_norm > 0, "a value > 0"),
+            ("gradient_accumulation_steps", self.gradient_accumulation_steps,
+             self.gradient_accumulation_steps >= 1, "an integer >= 1"),
+            ("early_stopping_patience", self.early_stopping_patience, self.early_stopping_patience >= 0,
+             "an integer >= 0"),
+        ]
+        return [(key, value, allowed) for key, value, ok, allowed in ranges if not ok]
 
 
 @dataclass
@@ -235,110 +171,52 @@ class ExperimentConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
 
-    def __post_init__(self) -> None:
-        _check(len(self.tasks) >= 1, "tasks", self.tasks, "at least one task")
+    def check(self) -> Problems:
+        out: Problems = []
+        if not self.tasks:
+            out.append(("tasks", self.tasks, "at least one task"))
         names = [t.name for t in self.tasks]
         dupes = sorted({n for n in names if names.count(n) > 1})
-        _check(not dupes, "tasks", names, f"unique task names (repeated: {dupes})")
-        m = self.model
+        if dupes:
+            out.append(("tasks", names, f"unique task names (repeated: {dupes})"))
         paired = any(t.pair_column for t in self.tasks)
-        if paired:  # the target / claim shares each window with the article
-            _check(
-                0 <= m.pair_max_length <= m.max_length // 2,
-                "model.pair_max_length",
-                m.pair_max_length,
-                f"an integer in [0, {m.max_length // 2}] (half of max_length)",
-            )
-        if m.long_document == "head_tail":
-            room = m.max_length - (m.pair_max_length if paired else 0) - 4
-            _check(
-                m.head_tokens < room,
-                "model.head_tokens",
-                m.head_tokens,
-                f"fewer than {room} (max_length minus special tokens and pair text) so that a tail is kept",
-            )
+        out += [(f"model.{key}", value, allowed) for key, value, allowed in window_problems(self.model, paired)]
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
 
-# --------------------------------------------------------------------------------------------------
-# Loading
-# --------------------------------------------------------------------------------------------------
-def _coerce(value: Any, hint: Any, where: str) -> Any:
-    """Check ``value`` against a type hint, converting numeric strings such as ``"1e-5"``."""
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for arg in (a for a in args if a is not type(None)):
-            try:
-                return _coerce(value, arg, where)
-            except ConfigError as exc:
-                errors.append(str(exc))
-        raise ConfigError(errors[0])
-    if origin is Literal:
-        _check(value in args, where, value, f"one of {list(args)}")
-        return value
-    if origin is list:
-        _check(isinstance(value, list), where, value, "a list")
-        return [_coerce(v, args[0], f"{where}[{i}]") for i, v in enumerate(value)]
-    if dataclasses.is_dataclass(hint):
-        return _build(hint, value, where)
-    if hint is bool:
-        _check(isinstance(value, bool), where, value, "true or false")
-        return value
-    if hint is int:
-        _check(isinstance(value, int) and not isinstance(value, bool), where, value, "an integer")
-        return value
-    if hint is float:
-        if isinstance(value, str):
-            try:
-                value = float(value)
-            except ValueError:
-                raise ConfigError(f"{where}: got {value!r}; expected a number") from None
-        _check(isinstance(value, (int, float)) and not isinstance(value, bool), where, value, "a number")
-        return float(value)
-    if hint is str:
-        _check(isinstance(value, str), where, value, "a string")
-        return value
-    return value
+def config_from_dict(data: dict[str, Any], source: str | None = None) -> ExperimentConfig:
+    """Build an :class:`ExperimentConfig` from a plain mapping (as read from YAML).
+
+    Raises:
+        ConfigError: listing every problem, each with its key path, value and what is allowed.
+    """
+    return parse(ExperimentConfig, data, source=source)
 
 
-def _build(cls: type, mapping: Any, where: str) -> Any:
-    _check(isinstance(mapping, dict), where or "config", mapping, "a mapping of keys to values")
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(mapping) - set(fields))
-    if unknown:
-        raise ConfigError(f"{where or 'config'}: unknown key(s) {unknown}; allowed keys are {sorted(fields)}")
-    kwargs = {}
-    for name, f in fields.items():
-        sub = f"{where}.{name}" if where else name
-        if name not in mapping:
-            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                raise ConfigError(f"{sub}: missing; this key is required")
-            continue
-        kwargs[name] = _coerce(mapping[name], hints[name], sub)
-    return cls(**kwargs)
-
-
-def config_from_dict(data: dict[str, Any]) -> ExperimentConfig:
-    """Build an :class:`ExperimentConfig` from a plain mapping (as read from YAML)."""
-    return _build(ExperimentConfig, data, "")
+def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
+    node = data
+    *parents, leaf = dotted.split(".")
+    for key in parents:
+        child = node.setdefault(key, {})
+        if not isinstance(child, dict):
+            raise ConfigError([f"--set {dotted}: {key!r} is not a section (it holds {child!r})"])
+        node = child
+    node[leaf] = value
 
 
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> ExperimentConfig:
-    """Read a YAML config, resolving relative data and output paths against the config's folder.
+    """Read a YAML config, resolving relative data paths against the config's folder.
 
     Args:
         path: the YAML file.
         overrides: dotted keys to replace, e.g. ``{"training.epochs": 1}``.
 
     Raises:
-        ConfigError: naming the field, the bad value and what is allowed.
+        ConfigError: listing every problem of the file, each naming the key path, the bad value and
+            what is allowed.
         FileNotFoundError: if ``path`` does not exist.
     """
     path = Path(path)
@@ -346,18 +224,13 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Ex
         raise FileNotFoundError(f"config file not found: {path}")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ConfigError([f"not valid YAML: {exc}"], str(path)) from None
+    if not isinstance(data, dict):
+        raise ConfigError([f"expected a mapping of sections (data, tasks, model, training), got {data!r}"], str(path))
     for dotted, value in (overrides or {}).items():
-        node = data
-        *parents, leaf = dotted.split(".")
-        for key in parents:
-            node = node.setdefault(key, {})
-        node[leaf] = value
-    try:
-        config = config_from_dict(data)
-    except ConfigError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
+        _set_dotted(data, dotted, value)
+    config = config_from_dict(data, source=str(path))
     base = path.resolve().parent
     d = config.data
     d.train, d.dev = str(base / d.train), str(base / d.dev)

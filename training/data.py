@@ -15,13 +15,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
-from inference.modeling import TaskSpec
+from aranews.inference.config import TaskSpec
+from aranews.inference.inputs import ArticleWindower, EncodedArticle, compose_text
+from aranews.training.config import DataConfig, TaskConfig
 
-from .config import DataConfig, TaskConfig
-
-__all__ = ["DataValidationError", "LabelledSplit", "label_tensor", "load_split", "resolve_labels", "validate_splits"]
+__all__ = [
+    "DataValidationError",
+    "EncodedSplit",
+    "LabelledSplit",
+    "encode_split",
+    "label_tensor",
+    "load_and_validate",
+    "load_split",
+    "resolve_labels",
+    "validate_splits",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +57,7 @@ class LabelledSplit:
     Attributes:
         name: ``train``, ``dev`` or ``test``.
         path: the file.
-        ids, texts: one per row (title prepended to the text where present).
+        ids, texts: one per row; each text is composed with :func:`compose_text` (title and text).
         labels: per task, one value per row: a label, a list of labels (multi-label) or ``None``.
         pairs: per pair column (``target``, ``claim``), one string per row.
     """
@@ -90,9 +101,22 @@ def _is_missing(value: Any) -> bool:
 
 
 def load_split(
-    name: str, path: str | Path, data: DataConfig, tasks: Sequence[TaskConfig]
+    name: str,
+    path: str | Path,
+    data: DataConfig,
+    tasks: Sequence[TaskConfig],
+    title: str = "prepend",
+    require_labels: bool = True,
 ) -> tuple[LabelledSplit, list[str]]:
     """Read one split and check each row on its own.
+
+    Args:
+        name: ``train``, ``dev``, ``test`` or another name for messages.
+        path: the file.
+        data: the column names.
+        tasks: the tasks whose label columns to read.
+        title: the model's title policy (``prepend`` or ``ignore``), passed to :func:`compose_text`.
+        require_labels: whether every task's label column must exist.
 
     Returns:
         The split and the list of problems found (empty when the file is clean).
@@ -104,7 +128,8 @@ def load_split(
         return LabelledSplit(name, str(path), [], []), [f"{path}: no rows"]
     columns = set(rows[0])
     required = [data.id_column, data.text_column]
-    required += [t.column for t in tasks]
+    if require_labels:
+        required += [t.column for t in tasks]
     required += sorted({t.pair_column for t in tasks if t.pair_column})
     missing = [c for c in required if c not in columns]
     if missing:
@@ -131,9 +156,7 @@ def load_split(
             text = ""
         elif not text.strip():
             problems.append(f"{where}: column {data.text_column!r} is empty")
-        title = row.get(data.title_column) if data.title_column else None
-        if isinstance(title, str) and title.strip():
-            text = f"{title.strip()}\n{text}"
+        text = compose_text(text, row.get(data.title_column) if data.title_column else None, title)
         split.ids.append(row_id)
         split.texts.append(text)
         for column in sorted({t.pair_column for t in tasks if t.pair_column}):
@@ -227,9 +250,14 @@ def validate_splits(
 
 
 def load_and_validate(
-    data: DataConfig, tasks: Sequence[TaskConfig]
+    data: DataConfig, tasks: Sequence[TaskConfig], title: str = "prepend"
 ) -> tuple[LabelledSplit, dict[str, LabelledSplit], dict[str, list[str]]]:
     """Read train, dev (and test), validate everything, and resolve each task's labels.
+
+    Args:
+        data: files and columns.
+        tasks: the tasks to learn.
+        title: the model's title policy (``model.title``).
 
     Returns:
         ``(train, {"dev": ..., "test": ...}, {task: labels})``.
@@ -238,13 +266,13 @@ def load_and_validate(
         DataValidationError: listing every problem found, with file, row, id, column and value.
     """
     problems: list[str] = []
-    train, found = load_split("train", data.train, data, tasks)
+    train, found = load_split("train", data.train, data, tasks, title)
     problems += found
     evals: dict[str, LabelledSplit] = {}
     for name in ("dev", "test"):
         path = getattr(data, name)
         if path:
-            split, found = load_split(name, path, data, tasks)
+            split, found = load_split(name, path, data, tasks, title)
             evals[name] = split
             problems += found
     labels = {t.name: resolve_labels(t, train) for t in tasks}
@@ -269,3 +297,54 @@ def label_tensor(task: TaskSpec, values: list[Any]) -> torch.Tensor:
         else:
             out[row, [index[x] for x in v]] = 1
     return out
+
+
+@dataclass
+class EncodedSplit:
+    """A split with its articles windowed once per input group, and its label tensors."""
+
+    split: LabelledSplit
+    groups: dict[str | None, list[EncodedArticle]]  # by pair column; None: the article alone
+    labels: dict[str, torch.Tensor]
+
+    def truncation(self) -> dict[str, Any]:
+        """Articles, truncated articles, dropped tokens, windows, mean and max tokens (first input group)."""
+        first = next(iter(self.groups.values()))
+        tokens = [a.n_tokens for a in first]
+        return {
+            "articles": len(first),
+            "truncated": sum(a.truncated for a in first),
+            "dropped_tokens": sum(a.dropped_tokens for a in first),
+            "windows": sum(len(a.input_ids) for a in first),
+            "mean_tokens": float(np.mean(tokens)) if tokens else 0.0,
+            "max_tokens": max(tokens, default=0),
+        }
+
+    def labelled(self) -> dict[str, int]:
+        """Per task, how many rows carry its label."""
+        out = {}
+        for name, tensor in self.labels.items():
+            present = tensor != -100
+            out[name] = int(present.all(dim=-1).sum() if tensor.dim() == 2 else present.sum())
+        return out
+
+
+def encode_split(windower: ArticleWindower, split: LabelledSplit, specs: Sequence[TaskSpec]) -> EncodedSplit:
+    """Window a split once per input group and build its label tensors; warn about truncation."""
+    groups: dict[str | None, list[EncodedArticle]] = {}
+    for column in dict.fromkeys(spec.pair_column for spec in specs):  # None: the article alone
+        groups[column] = windower.encode(split.texts, None if column is None else split.pairs[column])
+    labels = {spec.name: label_tensor(spec, split.labels[spec.name]) for spec in specs}
+    data = EncodedSplit(split, groups, labels)
+    stats = data.truncation()
+    if stats["truncated"]:
+        logger.warning(
+            "%s: %d of %d articles exceed max_length=%d; %d tokens not seen by the model (long_document=%s)",
+            split.name,
+            stats["truncated"],
+            stats["articles"],
+            windower.max_length,
+            stats["dropped_tokens"],
+            windower.strategy,
+        )
+    return data

@@ -7,8 +7,9 @@
     reliability_<task>.png           reliability diagram (accuracy vs confidence per bin)
     mistakes_<task>.jsonl            the most confident wrong predictions, for error analysis
 
-Figures are computed with scikit-learn (through :mod:`training.metrics`) from the model's
-probabilities; the tests check them against scikit-learn on fixed predictions.
+Figures are computed with scikit-learn (through :mod:`aranews.training.metrics`) from the model's
+probabilities; the tests check them against scikit-learn on fixed predictions. Plots are drawn on
+``matplotlib.figure.Figure`` objects, never through pyplot, so the caller's backend is left alone.
 """
 
 from __future__ import annotations
@@ -23,18 +24,19 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import confusion_matrix, multilabel_confusion_matrix
 
-from inference.classifier import NewsClassifier
-from inference.modeling import TaskSpec
-
-from .baseline import BASELINE_NAME, TfidfBaseline
-from .data import LabelledSplit, label_tensor
-from .metrics import task_report
+from aranews.inference.classifier import NewsClassifier
+from aranews.inference.config import TaskSpec
+from aranews.training.baseline import BASELINE_NAME, TfidfBaseline
+from aranews.training.data import EncodedSplit, LabelledSplit, label_tensor
+from aranews.training.metrics import task_report
 
 __all__ = [
     "build_report",
     "calibration",
+    "compact",
     "confident_label_mistakes",
     "confident_mistakes",
+    "evaluate_split",
     "predict_split",
     "task_figures",
     "tune_thresholds",
@@ -46,8 +48,25 @@ N_BINS = 10
 THRESHOLD_GRID = np.round(np.arange(0.05, 0.951, 0.05), 2)
 
 
-def predict_split(classifier: NewsClassifier, data) -> dict[str, np.ndarray]:
-    """Per task, the probability matrix of every row of an encoded split (see ``trainer.EncodedSplit``)."""
+_DETAIL_KEYS = ("confusion_matrix", "calibration", "thresholds")  # in report.json, not in metrics.json
+
+
+def compact(figures: dict[str, Any]) -> dict[str, Any]:
+    """A task's figures without the bulky parts (confusion matrix, calibration table, thresholds)."""
+    return {k: v for k, v in figures.items() if k not in _DETAIL_KEYS}
+
+
+def evaluate_split(classifier: NewsClassifier, data: EncodedSplit) -> dict[str, dict[str, Any]]:
+    """Per task, the compact metric report on the rows of ``data`` that carry that task's label."""
+    probs = predict_split(classifier, data)
+    return {
+        task.name: compact(task_figures(task, probs[task.name], data.labels[task.name].numpy()))
+        for task in classifier.tasks
+    }
+
+
+def predict_split(classifier: NewsClassifier, data: EncodedSplit) -> dict[str, np.ndarray]:
+    """Per task, the probability matrix of every row of a windowed split (one encoder pass per input)."""
     classifier.model.eval()
     probs: dict[str, np.ndarray] = {}
     for column, names in classifier.config.input_groups().items():
@@ -170,14 +189,16 @@ def task_figures(task: TaskSpec, probs: np.ndarray, labels: np.ndarray) -> dict[
     return report
 
 
+def _figure(width: float, height: float) -> Any:
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height))
+
+
 def _plot_confusion(path: Path, title: str, labels: list[str], matrix: list[list[int]]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
     m = np.asarray(matrix)
-    fig, ax = plt.subplots(figsize=(1.2 + 0.9 * len(labels), 1.0 + 0.8 * len(labels)))
+    fig = _figure(1.2 + 0.9 * len(labels), 1.0 + 0.8 * len(labels))
+    ax = fig.add_subplot()
     ax.imshow(m, cmap="Blues")
     ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
     ax.set_yticks(range(len(labels)), labels)
@@ -189,29 +210,32 @@ def _plot_confusion(path: Path, title: str, labels: list[str], matrix: list[list
             ax.text(j, i, str(m[i, j]), ha="center", va="center", color="white" if m[i, j] > m.max() / 2 else "black")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def _plot_reliability(path: Path, title: str, cal: dict[str, Any]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    """Accuracy per confidence bin above, the number of articles per bin below (a bin of one article
+    is not evidence of calibration)."""
+    fig = _figure(4.8, 5.6)
+    top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    width = 1.0 / cal["n_bins"]
     centers = [(b["low"] + b["high"]) / 2 for b in cal["bins"]]
+    counts = [b["count"] for b in cal["bins"]]
     accuracy = [b["accuracy"] if b["accuracy"] is not None else 0.0 for b in cal["bins"]]
-    ax.bar(centers, accuracy, width=1.0 / cal["n_bins"], edgecolor="black", alpha=0.7, label="accuracy")
-    ax.plot([0, 1], [0, 1], "--", color="gray", label="perfect calibration")
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1)
-    ax.set_xlabel("confidence")
-    ax.set_ylabel("accuracy")
-    ax.set_title(f"{title}\nECE = {cal['ece']:.3f}")
-    ax.legend(loc="upper left")
+    top.bar(centers, accuracy, width=width, edgecolor="black", alpha=0.7, label="accuracy")
+    top.plot([0, 1], [0, 1], "--", color="gray", label="perfect calibration")
+    for x, y, n in zip(centers, accuracy, counts, strict=True):
+        if n:
+            top.text(x, min(y + 0.02, 0.95), f"n={n}", ha="center", va="bottom", fontsize=7)
+    top.set_xlim(0, 1)
+    top.set_ylim(0, 1)
+    top.set_ylabel("accuracy")
+    top.set_title(f"{title}\nECE = {cal['ece']:.3f} over {sum(counts)} articles")
+    top.legend(loc="upper left", fontsize=8)
+    bottom.bar(centers, counts, width=width, edgecolor="black", color="tab:gray")
+    bottom.set_xlabel("confidence")
+    bottom.set_ylabel("articles")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def build_report(
@@ -226,7 +250,7 @@ def build_report(
 
     Args:
         classifier: the model to evaluate.
-        data: the encoded split (``trainer.encode_split``).
+        data: the windowed split (:func:`aranews.training.data.encode_split`).
         out_dir: the folder to write into.
         train: the training split; when given, a TF-IDF baseline is trained on it and reported beside.
         split_name: the split's name in the report.
@@ -285,7 +309,7 @@ def build_report(
 
 
 def _baseline_report(classifier: NewsClassifier, train: LabelledSplit, split: LabelledSplit) -> dict[str, Any]:
-    baseline = TfidfBaseline(classifier.config.preprocessing)
+    baseline = TfidfBaseline(classifier.config.model.preprocessing)
     out: dict[str, Any] = {"name": BASELINE_NAME, "trained_on": train.path, "tasks": {}}
     for task in classifier.tasks:
         train_pairs = train.pairs.get(task.pair_column) if task.pair_column else None

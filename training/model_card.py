@@ -1,7 +1,9 @@
 """Generate a Hugging Face style model card from a training config and a finished run.
 
 Every figure in the card is read from the run's ``metrics.json`` (and ``report.json`` where an
-evaluation report exists); nothing is typed by hand. Regenerate the repository's card with::
+evaluation report exists); nothing is typed by hand. The card describes the run's own resolved config
+unless another config is given (the repository's card describes ``configs/default.yaml`` with the demo
+run's figures, and says so). Regenerate the repository's card with ``make card``, i.e.::
 
     aranews model-card --config configs/default.yaml --run runs/demo/run --out model_card.md
 """
@@ -14,7 +16,9 @@ from typing import Any
 
 import yaml
 
-from .config import ExperimentConfig
+from aranews.inference.config import ClassifierConfig
+from aranews.inference.export import how_to_use, hub_base_model
+from aranews.training.config import ExperimentConfig, config_from_dict
 
 __all__ = ["render_model_card"]
 
@@ -129,16 +133,16 @@ def _benchmarks(paths: list[Path]) -> list[str]:
 
 
 def render_model_card(
-    config: ExperimentConfig,
     run_dir: str | Path,
+    config: ExperimentConfig | None = None,
     model_name: str = "aranews-topic-stance",
     benchmarks: list[str | Path] | None = None,
 ) -> str:
-    """The model card text for ``config`` with the figures of the run in ``run_dir``.
+    """The model card text for a finished run.
 
     Args:
-        config: the configuration the card describes (schema, preprocessing, long documents).
-        run_dir: a finished run directory holding ``metrics.json`` (and ``report.json`` if evaluated).
+        run_dir: a finished run directory holding ``metrics.json`` (and ``report/report.json`` if evaluated).
+        config: the configuration the card describes; default: the run's own resolved config.
         model_name: the name in the card's metadata.
         benchmarks: result files of ``benchmarks/bench_quality.py`` to tabulate.
 
@@ -150,24 +154,31 @@ def render_model_card(
     if not metrics_path.is_file():
         raise FileNotFoundError(f"{metrics_path}: not found; train first (aranews train / aranews demo)")
     metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
+    if config is None:
+        config = config_from_dict(metrics["config"], source=str(metrics_path))
     report_path = run_dir / "report" / "report.json"
     report = json.loads(report_path.read_text(encoding="utf-8")) if report_path.is_file() else {}
     run_model = metrics["config"]["model"]
     run_encoder = run_model["encoder"]
     same_model = run_encoder == config.model.encoder
     m = config.model
+    ld = m.long_document
+    saved = run_dir / "model" / "config.json"
+    classifier_config = ClassifierConfig.load(saved.parent) if saved.is_file() else None
 
     meta: dict[str, Any] = {
         "language": ["ar"],
         "license": "apache-2.0",
-        "library_name": "transformers",
-        "base_model": config.model.encoder,
+        "library_name": "aranews-classifier",
         "pipeline_tag": "text-classification",
         "datasets": [Path(metrics["data"]["train"]["path"]).parent.name or "custom"]
         + [Path(json.loads(Path(b).read_text(encoding="utf-8"))["dataset"]).name for b in benchmarks or []],
         "tags": ["arabic", "news", "topic-classification", "stance-detection", "multi-task", "arabert"],
         "metrics": ["accuracy", "f1"],
     }
+    base_model = hub_base_model(config.model.encoder)
+    if base_model:
+        meta["base_model"] = base_model
     if same_model:  # model-index only for figures measured with the model this card describes
         meta["model-index"] = [
             {
@@ -196,8 +207,10 @@ def render_model_card(
     lines += [f"# {model_name}", ""]
     lines += [
         f"A multi-task classifier of Arabic news articles fine-tuned from `{config.model.encoder}`: one shared "
-        "encoder, one linear head per task, trained with `aranews train` (this repository).",
+        "encoder, one head per task (dense + tanh + linear on the first token), trained with `aranews train` "
+        "([aranews-classifier](https://github.com/aranews-classifier/aranews-classifier)).",
         "",
+        *(how_to_use(classifier_config) if classifier_config else []),
         "## Intended use",
         "",
         "Sorting and monitoring Arabic news coverage by topic and by how an article frames the relationship it "
@@ -222,7 +235,8 @@ def render_model_card(
         "",
         "## Training data",
         "",
-        "Labelled articles in JSON Lines, CSV or Parquet: `id`, `text`, optional `title`, one column per task; "
+        "Labelled articles in JSON Lines, CSV or Parquet: `id`, `text`, optional `title` (read as the first line "
+        "of the article), one column per task; "
         "rows may lack a task's label. "
         f"The run reported below used `{Path(metrics['data']['train']['path']).name}` "
         f"({metrics['data']['train']['articles']} articles) and `{Path(metrics['data']['dev']['path']).name}` "
@@ -238,15 +252,15 @@ def render_model_card(
         "",
         "## Long documents",
         "",
-        f"Windows of {m.max_length} tokens. Strategy `{m.long_document}`"
-        + (f" (the first {m.head_tokens} tokens and the end of the article)" if m.long_document == "head_tail" else "")
+        f"Windows of {m.max_length} tokens. Strategy `{ld.strategy}`"
+        + (f" (the first {ld.head_tokens or 'quarter of the'} tokens and the end of the article)" if ld.strategy == "head_tail" else "")
         + (
-            f" (windows overlapping by {m.stride} tokens, at most {m.max_chunks}, logits {m.chunk_pooling}-pooled)"
-            if m.long_document == "chunks"
+            f" (windows overlapping by {ld.stride} tokens, at most {ld.max_chunks}, logits {ld.chunk_pooling}-pooled)"
+            if ld.strategy == "chunks"
             else ""
         )
         + ". Every truncated article is counted: in the run below ("
-        + f"{run_model['max_length']}-token windows, `{run_model['long_document']}`), "
+        + f"{run_model['max_length']}-token windows, `{run_model['long_document']['strategy']}`), "
         + "; ".join(
             f"{split}: {s['truncated']} of {s['articles']} articles truncated ({s['dropped_tokens']} tokens unseen)"
             for split, s in metrics["data"].items()

@@ -1,41 +1,60 @@
-"""Fine-tuning loop on accelerate: validate, encode, train, evaluate each epoch, keep the best, resume.
+"""Fine-tuning loop on accelerate: validate, window, train, evaluate each epoch, keep the best, resume.
 
 The run directory holds::
 
-    model/              the best model so far (loadable with ``inference.load_classifier``)
-    last_checkpoint/    state to resume from after an interruption (safetensors + JSON, no pickles)
+    model/              the best model so far, push-ready (weights, tokenizer, config.json, README.md card)
+    last_checkpoint/    state to resume from after an interruption (safetensors + JSON, no pickles),
+                        with the run's fingerprint (resolved settings, data file hashes)
+    report/             the evaluation report of the best model on dev
     metrics.json        per-epoch dev figures, the best epoch, final dev/test reports, truncation counts
     config.yaml         the resolved experiment config
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
 import shutil
+import socket
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import numpy as np
 import torch
 import yaml
 from torch.utils.data import DataLoader, Sampler
 
-from inference.classifier import NewsClassifier, build_encoder
-from inference.encoding import EncodedArticle, collate_articles
-from inference.modeling import ClassifierConfig, LongDocumentConfig, MultiTaskClassifier, TaskSpec, library_versions
+from aranews.inference.classifier import NewsClassifier
+from aranews.inference.config import ClassifierConfig, TaskSpec, library_versions
+from aranews.inference.inputs import ArticleWindower
+from aranews.inference.modeling import MultiTaskClassifier
+from aranews.inference.schema import ConfigError
+from aranews.training.checkpoint import (
+    ResumeMismatchError,
+    fingerprint_differences,
+    load_training_state,
+    read_progress,
+    replace_dir,
+    run_fingerprint,
+    save_training_state,
+)
+from aranews.training.config import ExperimentConfig
+from aranews.training.data import EncodedSplit, LabelledSplit, encode_split, load_and_validate
+from aranews.training.extras import require_train_extra
 
-from .checkpoint import load_training_state, save_training_state
-from .config import ExperimentConfig
-from .data import LabelledSplit, label_tensor, load_and_validate
-
-__all__ = ["EncodedSplit", "TrainResult", "Trainer", "encode_split", "evaluate_split", "label_diff"]
+__all__ = ["EncoderUnavailableError", "TrainResult", "Trainer", "check_encoder_source", "label_diff"]
 
 logger = logging.getLogger(__name__)
+
+
+class EncoderUnavailableError(RuntimeError):
+    """The pretrained encoder is neither a local directory nor cached, and the hub cannot be reached."""
 
 
 def label_diff(old: Sequence[str], new: Sequence[str]) -> dict[str, list[str]]:
@@ -47,25 +66,41 @@ def label_diff(old: Sequence[str], new: Sequence[str]) -> dict[str, list[str]]:
     }
 
 
-@dataclass
-class EncodedSplit:
-    """A split with its articles encoded once per input group, and its label tensors."""
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    from huggingface_hub import constants
 
-    split: LabelledSplit
-    groups: dict[str | None, list[EncodedArticle]]  # by pair column; None: the article alone
-    labels: dict[str, torch.Tensor]
+    url = urlparse(constants.ENDPOINT)
+    try:
+        with socket.create_connection((url.hostname or "huggingface.co", url.port or 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
 
-    def truncation(self) -> dict[str, Any]:
-        first = next(iter(self.groups.values()))
-        tokens = [a.n_tokens for a in first]
-        return {
-            "articles": len(first),
-            "truncated": sum(a.truncated for a in first),
-            "dropped_tokens": sum(a.dropped_tokens for a in first),
-            "windows": sum(len(a.input_ids) for a in first),
-            "mean_tokens": float(np.mean(tokens)) if tokens else 0.0,
-            "max_tokens": max(tokens, default=0),
-        }
+
+def check_encoder_source(name: str, what: str = "model.encoder") -> None:
+    """Fail in a second, with what to do, when ``name`` is neither a local directory nor in the Hugging
+    Face cache and the hub cannot be reached (instead of a minute of retries and a long traceback)."""
+    path = Path(name).expanduser()
+    if path.exists():
+        if not (path / "config.json").is_file() and what == "model.encoder":
+            raise EncoderUnavailableError(f"{what}: {name} is a folder without config.json; point it at a transformers model directory")
+        return
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    from aranews.inference.export import hub_base_model
+
+    if hub_base_model(name) is None:
+        raise EncoderUnavailableError(f"{what}: {name} does not exist (and is not a hub id of the form owner/model)")
+    if isinstance(try_to_load_from_cache(name, "config.json"), str):
+        return
+    if constants.HF_HUB_OFFLINE or not _hub_reachable():
+        reason = "HF_HUB_OFFLINE is set" if constants.HF_HUB_OFFLINE else f"{constants.ENDPOINT} cannot be reached"
+        raise EncoderUnavailableError(
+            f"{what} is {name!r}: it is not a local directory, it is not in the Hugging Face cache, and {reason}. "
+            f"Either download it once where the hub is reachable (it is then cached) or copy the model folder "
+            f"here and set {what} to its path (e.g. --set {what}=/models/bert-base-arabertv02); to try the "
+            "library without any download, run `make demo` or `aranews demo --out runs/demo`."
+        )
 
 
 class _EpochSampler(Sampler[int]):
@@ -90,6 +125,8 @@ class _Collator:
         self.data, self.pad_token_id = data, pad_token_id
 
     def __call__(self, indices: list[int]) -> dict[str, Any]:
+        from aranews.inference.inputs import collate_articles
+
         return {
             "groups": {
                 key: collate_articles([articles[i] for i in indices], self.pad_token_id)
@@ -104,50 +141,10 @@ def _class_weights(task: TaskSpec, labels: torch.Tensor) -> torch.Tensor:
     if task.problem_type == "single_label":
         present = labels[labels != -100]
         counts = torch.bincount(present, minlength=len(task.labels)).float()
-        weights = present.numel() / (len(task.labels) * counts.clamp(min=1.0))
-        return weights
+        return present.numel() / (len(task.labels) * counts.clamp(min=1.0))
     rows = labels[(labels != -100).all(dim=-1)].float()
     positives = rows.sum(0)
     return ((rows.shape[0] - positives) / positives.clamp(min=1.0)).clamp(max=100.0)
-
-
-def encode_split(encoder, split: LabelledSplit, specs: Sequence[TaskSpec]) -> EncodedSplit:
-    """Encode a split once per input group and build its label tensors; warn about truncation."""
-    groups: dict[str | None, list[EncodedArticle]] = {}
-    for column in dict.fromkeys(spec.pair_column for spec in specs):  # None: the article alone
-        groups[column] = encoder.encode(split.texts, None if column is None else split.pairs[column])
-    labels = {spec.name: label_tensor(spec, split.labels[spec.name]) for spec in specs}
-    data = EncodedSplit(split, groups, labels)
-    stats = data.truncation()
-    if stats["truncated"]:
-        logger.warning(
-            "%s: %d of %d articles exceed max_length=%d; %d tokens not seen by the model (long_document=%s)",
-            split.name,
-            stats["truncated"],
-            stats["articles"],
-            encoder.max_length,
-            stats["dropped_tokens"],
-            encoder.strategy,
-        )
-    return data
-
-
-_DETAIL_KEYS = ("confusion_matrix", "calibration", "thresholds")  # in report.json, not in metrics.json
-
-
-def _compact(figures: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in figures.items() if k not in _DETAIL_KEYS}
-
-
-def evaluate_split(classifier: NewsClassifier, data: EncodedSplit) -> dict[str, dict[str, Any]]:
-    """Per task, the metric report on the rows of ``data`` that carry that task's label."""
-    from .evaluation import predict_split, task_figures
-
-    probs = predict_split(classifier, data)  # also puts the shared model in eval mode
-    return {
-        task.name: _compact(task_figures(task, probs[task.name], data.labels[task.name].numpy()))
-        for task in classifier.tasks
-    }
 
 
 def _selection_score(reports: dict[str, dict[str, Any]], metric: str) -> float:
@@ -164,74 +161,46 @@ class TrainResult:
     metrics: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass
+class _Run:
+    """What one training run sets up once and its steps share."""
+
+    accelerator: Any
+    precision: str
+    tokenizer: Any
+    model: Any  # prepared by accelerate (possibly wrapped)
+    unwrapped: MultiTaskClassifier
+    windower: ArticleWindower
+    train_split: LabelledSplit
+    train_data: EncodedSplit
+    eval_data: dict[str, EncodedSplit]
+    loader: Any
+    optimizer: Any
+    scheduler: Any
+    fingerprint: dict[str, Any]
+    label_changes: dict[str, Any]
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best: dict[str, Any] = field(default_factory=lambda: {"epoch": 0, "score": -1.0, "bad_epochs": 0})
+    start_epoch: int = 0
+    stopped_early: bool = False
+
+
 class Trainer:
     """Train a multi-task classifier as an :class:`ExperimentConfig` describes.
 
     Args:
         config: the experiment.
+
+    Raises:
+        MissingExtraError: the training extra is not installed.
     """
 
     def __init__(self, config: ExperimentConfig) -> None:
+        require_train_extra("training")
         self.config = config
         self.output_dir = Path(config.training.output_dir)
         self.model_dir = self.output_dir / "model"
 
-    # ---------------------------------------------------------------------------------------------
-    def _task_specs(self, labels: dict[str, list[str]]) -> tuple[list[TaskSpec], dict[str, Any]]:
-        """Task specs, ordered so that labels kept from an ``init_from`` model keep their ids."""
-        previous = None
-        if self.config.training.init_from:
-            previous = ClassifierConfig.load(self.config.training.init_from)
-        specs, changes = [], {}
-        for task in self.config.tasks:
-            names = labels[task.name]
-            if previous is not None and task.name in {t.name for t in previous.tasks}:
-                old = previous.task(task.name).labels
-                diff = label_diff(old, names)
-                names = diff["kept"] + diff["added"]
-                changes[task.name] = diff
-                logger.info(
-                    "task %r labels vs %s: added %s, removed %s, kept %d",
-                    task.name,
-                    self.config.training.init_from,
-                    diff["added"],
-                    diff["removed"],
-                    len(diff["kept"]),
-                )
-            thresholds = [task.threshold] * len(names) if task.problem_type == "multi_label" else None
-            specs.append(TaskSpec(task.name, names, task.problem_type, task.pair_column, thresholds))
-        return specs, changes
-
-    def _build_model(self, specs: list[TaskSpec]) -> MultiTaskClassifier:
-        m = self.config.model
-        kwargs = {
-            "preprocessing": list(m.preprocessing),
-            "max_length": m.max_length,
-            "pair_max_length": m.pair_max_length,
-            "pooling": m.pooling,
-            "dropout": m.dropout,
-            "long_document": LongDocumentConfig(
-                m.long_document, m.head_tokens, m.stride, m.max_chunks, m.chunk_pooling
-            ),
-        }
-        if not self.config.training.init_from:
-            return MultiTaskClassifier.from_encoder(m.encoder, specs, **kwargs)
-        old = MultiTaskClassifier.from_pretrained(self.config.training.init_from)
-        config = ClassifierConfig(tasks=specs, encoder=old.config.encoder, base_model=old.config.base_model, **kwargs)
-        model = MultiTaskClassifier(config, encoder=old.encoder)
-        with torch.no_grad():  # copy head rows by label name, so kept labels keep what they learned
-            for spec in specs:
-                if spec.name not in old.heads:
-                    continue
-                old_labels = old.config.task(spec.name).labels
-                for row, label in enumerate(spec.labels):
-                    if label in old_labels:
-                        j = old_labels.index(label)
-                        model.heads[spec.name].weight[row] = old.heads[spec.name].weight[j]
-                        model.heads[spec.name].bias[row] = old.heads[spec.name].bias[j]
-        return model
-
-    # ---------------------------------------------------------------------------------------------
     def train(self, stop_after_epochs: int | None = None) -> TrainResult:
         """Run training to the end (or early stop) and return the run's figures.
 
@@ -241,17 +210,114 @@ class Trainer:
 
         Raises:
             DataValidationError: before any model is built, if the data has problems.
+            ConfigError: ``model.max_length`` exceeds what the encoder's positions allow.
+            EncoderUnavailableError: the encoder cannot be found offline and the hub is unreachable.
+            ResumeMismatchError: ``last_checkpoint/`` holds another run's state.
         """
-        from accelerate import Accelerator
-        from accelerate.utils import set_seed
-        from transformers import AutoTokenizer, get_linear_schedule_with_warmup
-
-        cfg, tcfg = self.config, self.config.training
         started = time.perf_counter()
-        train_split, eval_splits, labels = load_and_validate(cfg.data, cfg.tasks)
+        train_split, eval_splits, labels = load_and_validate(self.config.data, self.config.tasks, self.config.model.title)
+        self._check_sources()
+        fingerprint = run_fingerprint(self.config.to_dict())
+        progress = self._previous_progress(fingerprint)
         specs, changes = self._task_specs(labels)
-        set_seed(tcfg.seed)
+        run = self._setup(specs, train_split, eval_splits, fingerprint, changes)
+        self._restore(run, progress)
+        self._fit(run, stop_after_epochs)
+        metrics = self._finish(run, started)
+        return TrainResult(self.output_dir, self.model_dir, metrics)
 
+    # -- before anything heavy ----------------------------------------------------------------------
+    def _check_sources(self) -> None:
+        m, tcfg = self.config.model, self.config.training
+        if tcfg.init_from:
+            if not (Path(tcfg.init_from) / "config.json").is_file():
+                raise FileNotFoundError(f"training.init_from: {tcfg.init_from} is not a model directory of this library")
+            return
+        check_encoder_source(m.encoder)
+        if m.tokenizer:
+            check_encoder_source(m.tokenizer, "model.tokenizer")
+        self._check_positions()
+
+    def _check_positions(self) -> None:
+        """``max_length`` against the encoder's position embeddings, from its config alone (no weights)."""
+        from transformers import AutoConfig
+
+        encoder = AutoConfig.from_pretrained(self.config.model.encoder, trust_remote_code=False)
+        positions = getattr(encoder, "max_position_embeddings", None)
+        if positions is None:
+            return
+        # RoBERTa / XLM-R number positions from padding_idx + 1
+        offset = (encoder.pad_token_id or 0) + 1 if encoder.model_type in ("roberta", "xlm-roberta", "camembert") else 0
+        limit = positions - offset
+        if self.config.model.max_length > limit:
+            raise ConfigError(
+                [f"model.max_length: got {self.config.model.max_length}; expected at most {limit}, the positions of "
+                 f"the encoder {self.config.model.encoder}"]
+            )
+
+    def _previous_progress(self, fingerprint: dict[str, Any]) -> dict[str, Any] | None:
+        """The progress to resume from, after checking that it is this run's (same settings, same data)."""
+        if not self.config.training.resume:
+            return None
+        progress = read_progress(self.output_dir)
+        if progress is None:
+            return None
+        differences = fingerprint_differences(progress.get("fingerprint", {}), fingerprint)
+        if differences:
+            raise ResumeMismatchError(
+                f"{self.output_dir / 'last_checkpoint'} belongs to another run; it differs in:\n  "
+                + "\n  ".join(differences[:20])
+                + f"\nUse another training.output_dir (--out), or start afresh with --set training.resume=false, "
+                f"or delete {self.output_dir / 'last_checkpoint'}."
+            )
+        return progress
+
+    def _task_specs(self, labels: dict[str, list[str]]) -> tuple[list[TaskSpec], dict[str, Any]]:
+        """Task specs, ordered so that labels kept from an ``init_from`` model keep their ids."""
+        init_from = self.config.training.init_from
+        previous = ClassifierConfig.load(init_from) if init_from else None
+        specs, changes = [], {}
+        for task in self.config.tasks:
+            names = labels[task.name]
+            if previous is not None and task.name in {t.name for t in previous.tasks}:
+                diff = label_diff(previous.task(task.name).labels, names)
+                names = diff["kept"] + diff["added"]
+                changes[task.name] = diff
+                logger.info(
+                    "task %r labels vs %s: added %s, removed %s, kept %d",
+                    task.name, init_from, diff["added"], diff["removed"], len(diff["kept"]),
+                )
+            thresholds = [task.threshold] * len(names) if task.problem_type == "multi_label" else None
+            specs.append(TaskSpec(task.name, names, task.problem_type, task.pair_column, thresholds))
+        return specs, changes
+
+    # -- set-up -------------------------------------------------------------------------------------
+    def _build_model(self, specs: list[TaskSpec]) -> MultiTaskClassifier:
+        m, init_from = self.config.model, self.config.training.init_from
+        if not init_from:
+            return MultiTaskClassifier.from_encoder(m, specs)
+        old = MultiTaskClassifier.from_pretrained(init_from)
+        settings = dataclasses.replace(m, encoder=old.config.model.encoder)
+        config = ClassifierConfig(tasks=specs, model=settings, encoder_config=old.config.encoder_config).validate()
+        model = MultiTaskClassifier(config, encoder=old.encoder)
+        with torch.no_grad():  # kept labels keep their output rows; the dense layer is label-independent
+            for spec in specs:
+                if spec.name not in old.heads:
+                    continue
+                new_head, old_head = model.heads[spec.name], old.heads[spec.name]
+                new_head.dense.load_state_dict(old_head.dense.state_dict())
+                old_labels = old.config.task(spec.name).labels
+                for row, label in enumerate(spec.labels):
+                    if label in old_labels:
+                        j = old_labels.index(label)
+                        new_head.out_proj.weight[row] = old_head.out_proj.weight[j]
+                        new_head.out_proj.bias[row] = old_head.out_proj.bias[j]
+        return model
+
+    def _accelerator(self) -> tuple[Any, str]:
+        from accelerate import Accelerator
+
+        tcfg = self.config.training
         cpu = tcfg.device == "cpu" or not torch.cuda.is_available()
         precision = tcfg.mixed_precision
         if precision == "auto":
@@ -259,184 +325,202 @@ class Trainer:
         accelerator = Accelerator(
             mixed_precision=precision, gradient_accumulation_steps=tcfg.gradient_accumulation_steps, cpu=cpu
         )
+        return accelerator, precision
+
+    def _optimizer(self, model: MultiTaskClassifier, steps_per_epoch: int) -> tuple[Any, Any]:
+        from transformers import get_linear_schedule_with_warmup
+
+        tcfg = self.config.training
+        no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
+        encoder = list(model.encoder.named_parameters())
+        groups = [
+            {"params": [p for n, p in encoder if not n.endswith(no_decay)], "weight_decay": tcfg.weight_decay,
+             "lr": tcfg.learning_rate},
+            {"params": [p for n, p in encoder if n.endswith(no_decay)], "weight_decay": 0.0, "lr": tcfg.learning_rate},
+            {"params": list(model.heads.parameters()), "weight_decay": 0.0,
+             "lr": tcfg.head_learning_rate or tcfg.learning_rate},
+        ]
+        optimizer = torch.optim.AdamW(groups, lr=tcfg.learning_rate)
+        total = steps_per_epoch * tcfg.epochs
+        return optimizer, get_linear_schedule_with_warmup(optimizer, int(tcfg.warmup_ratio * total), total)
+
+    def _setup(
+        self,
+        specs: list[TaskSpec],
+        train_split: LabelledSplit,
+        eval_splits: dict[str, LabelledSplit],
+        fingerprint: dict[str, Any],
+        changes: dict[str, Any],
+    ) -> _Run:
+        from accelerate.utils import set_seed
+        from transformers import AutoTokenizer
+
+        cfg, tcfg = self.config, self.config.training
+        set_seed(tcfg.seed)
+        accelerator, precision = self._accelerator()
         tokenizer_source = cfg.model.tokenizer or tcfg.init_from or cfg.model.encoder
         tokenizer = AutoTokenizer.from_pretrained(tokenizer_source, trust_remote_code=False)
         model = self._build_model(specs)
-        encoder = build_encoder(model.config, tokenizer)
+        windower = ArticleWindower.from_config(model.config.model, tokenizer)
         with accelerator.main_process_first():
-            train_data = encode_split(encoder, train_split, specs)
-            eval_data = {name: encode_split(encoder, split, specs) for name, split in eval_splits.items()}
-
+            train_data = encode_split(windower, train_split, specs)
+            eval_data = {name: encode_split(windower, split, specs) for name, split in eval_splits.items()}
         for task in cfg.tasks:
             if task.class_weights == "balanced":
                 spec = model.config.task(task.name)
                 model.class_weights[task.name] = _class_weights(spec, train_data.labels[task.name])
-
-        sampler = _EpochSampler(len(train_split), tcfg.seed)
         loader = DataLoader(
             list(range(len(train_split))),
             batch_size=tcfg.batch_size,
-            sampler=sampler,
-            collate_fn=_Collator(train_data, encoder.pad_token_id),
+            sampler=_EpochSampler(len(train_split), tcfg.seed),
+            collate_fn=_Collator(train_data, windower.pad_token_id),
         )
-        head_lr = tcfg.head_learning_rate or tcfg.learning_rate
-        no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
-        groups = [
-            {
-                "params": [p for n, p in model.encoder.named_parameters() if not n.endswith(no_decay)],
-                "weight_decay": tcfg.weight_decay,
-                "lr": tcfg.learning_rate,
-            },
-            {
-                "params": [p for n, p in model.encoder.named_parameters() if n.endswith(no_decay)],
-                "weight_decay": 0.0,
-                "lr": tcfg.learning_rate,
-            },
-            {"params": list(model.heads.parameters()), "weight_decay": 0.0, "lr": head_lr},
-        ]
-        optimizer = torch.optim.AdamW(groups, lr=tcfg.learning_rate)
-        steps_per_epoch = math.ceil(len(loader) / tcfg.gradient_accumulation_steps)
-        total_steps = steps_per_epoch * tcfg.epochs
-        scheduler = get_linear_schedule_with_warmup(optimizer, int(tcfg.warmup_ratio * total_steps), total_steps)
-        model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
+        optimizer, scheduler = self._optimizer(model, math.ceil(len(loader) / tcfg.gradient_accumulation_steps))
+        prepared, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
+        return _Run(
+            accelerator, precision, tokenizer, prepared, accelerator.unwrap_model(prepared), windower, train_split,
+            train_data, eval_data, loader, optimizer, scheduler, fingerprint, changes,
+        )
 
-        history: list[dict[str, Any]] = []
-        best = {"epoch": 0, "score": -1.0, "bad_epochs": 0}
-        start_epoch = 0
+    def _restore(self, run: _Run, progress: dict[str, Any] | None) -> None:
         self.output_dir.mkdir(parents=True, exist_ok=True)
-        if tcfg.resume:
-            progress = load_training_state(self.output_dir, accelerator.unwrap_model(model), optimizer, scheduler)
-            if progress is not None:
-                start_epoch, history, best = progress["epoch"], progress["history"], progress["best"]
-                logger.info("resuming from %s after epoch %d", self.output_dir / "last_checkpoint", start_epoch)
+        if progress is None:
+            return
+        restored = load_training_state(self.output_dir, run.unwrapped, run.optimizer, run.scheduler)
+        if restored is not None:
+            run.start_epoch, run.history, run.best = restored["epoch"], restored["history"], restored["best"]
+            logger.info("resuming from %s after epoch %d", self.output_dir / "last_checkpoint", run.start_epoch)
 
-        unwrapped: MultiTaskClassifier = accelerator.unwrap_model(model)
-        evaluator = NewsClassifier(unwrapped, tokenizer, accelerator.device, batch_size=tcfg.eval_batch_size)
-        stopped_early = False
-        for epoch in range(start_epoch, tcfg.epochs):
-            if best["bad_epochs"] > 0 and best["bad_epochs"] >= tcfg.early_stopping_patience > 0:
-                stopped_early = True
+    # -- the loop -----------------------------------------------------------------------------------
+    def _fit(self, run: _Run, stop_after_epochs: int | None) -> None:
+        from aranews.training.evaluation import evaluate_split
+
+        tcfg = self.config.training
+        evaluator = NewsClassifier(run.unwrapped, run.tokenizer, run.accelerator.device, batch_size=tcfg.eval_batch_size)
+        for epoch in range(run.start_epoch, tcfg.epochs):
+            if run.best["bad_epochs"] > 0 and run.best["bad_epochs"] >= tcfg.early_stopping_patience > 0:
+                run.stopped_early = True
                 break
             if stop_after_epochs is not None and epoch >= stop_after_epochs:
                 break
             epoch_start = time.perf_counter()
-            # accelerate's loader re-sets its sampler's epoch from its own counter, which restarts at 0
-            # on resume: set the epoch there, so a resumed run shuffles exactly as an uninterrupted one.
-            loader.set_epoch(epoch)
-            model.train()
-            losses = []
-            progress_bar = _progress(loader, tcfg.progress and accelerator.is_local_main_process, f"epoch {epoch + 1}")
-            for batch in progress_bar:
-                with accelerator.accumulate(model):
-                    loss = self._batch_loss(model, batch)
-                    accelerator.backward(loss)
-                    if accelerator.sync_gradients:
-                        accelerator.clip_grad_norm_(model.parameters(), tcfg.max_grad_norm)
-                    optimizer.step()
-                    scheduler.step()
-                    optimizer.zero_grad()
-                losses.append(loss.item())
-                if hasattr(progress_bar, "set_postfix"):
-                    progress_bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
-            reports = evaluate_split(evaluator, eval_data["dev"])
-            model.train()
+            losses = self._train_epoch(run, epoch)
+            reports = evaluate_split(evaluator, run.eval_data["dev"])
             score = _selection_score(reports, tcfg.selection_metric)
-            record = {
-                "epoch": epoch + 1,
-                "train_loss": float(np.mean(losses)) if losses else None,
-                "dev_score": score,
-                "dev": reports,
-                "seconds": round(time.perf_counter() - epoch_start, 2),
-            }
-            history.append(record)
+            run.history.append(
+                {
+                    "epoch": epoch + 1,
+                    "train_loss": float(np.mean(losses)) if losses else None,
+                    "dev_score": score,
+                    "dev": reports,
+                    "seconds": round(time.perf_counter() - epoch_start, 2),
+                }
+            )
             logger.info(
                 "epoch %d: train loss %.4f, dev %s %.4f (%s)",
-                epoch + 1,
-                record["train_loss"],
-                tcfg.selection_metric,
-                score,
+                epoch + 1, run.history[-1]["train_loss"], tcfg.selection_metric, score,
                 ", ".join(f"{k} {v.get(tcfg.selection_metric, 0):.3f}" for k, v in reports.items()),
             )
-            if accelerator.is_main_process:
-                if score > best["score"]:
-                    best = {"epoch": epoch + 1, "score": score, "bad_epochs": 0}
-                    self._save_model(unwrapped, tokenizer)
-                else:
-                    best["bad_epochs"] += 1
-                save_training_state(
-                    self.output_dir,
-                    unwrapped,
-                    optimizer,
-                    scheduler,
-                    {"epoch": epoch + 1, "history": history, "best": best},
-                )
-            accelerator.wait_for_everyone()
+            if run.accelerator.is_main_process:
+                self._end_epoch(run, evaluator, epoch, score)
+            run.accelerator.wait_for_everyone()
 
-        # Final figures come from the saved best model, exactly as a user will load it.
-        final = NewsClassifier.from_pretrained(
-            self.model_dir, device=accelerator.device, batch_size=tcfg.eval_batch_size
-        )
-        tuned = self._tune_thresholds(final, eval_data["dev"]) if tcfg.tune_thresholds else {}
-        final_reports = {}
-        if tcfg.report and accelerator.is_main_process:  # the report's dev figures: one pass over dev, not two
-            from .evaluation import build_report
-
-            report = build_report(
-                final,
-                eval_data["dev"],
-                self.output_dir / "report",
-                train=train_split if tcfg.baseline else None,
-                split_name="dev",
-            )
-            final_reports["dev"] = {name: _compact(figures) for name, figures in report["tasks"].items()}
-        final_reports.update(
-            {name: evaluate_split(final, data) for name, data in eval_data.items() if name not in final_reports}
-        )
-        metrics = {
-            "best_epoch": best["epoch"],
-            "selection_metric": tcfg.selection_metric,
-            "best_dev_score": best["score"],
-            "stopped_early": stopped_early,
-            "epochs": history,
-            **final_reports,
-            "labels": {s.name: s.labels for s in final.tasks},
-            "label_changes": changes,
-            "tuned_thresholds": tuned,
-            "data": {
-                "train": {"path": train_split.path, **train_data.truncation(), "labelled": _labelled(train_data)},
-                **{
-                    name: {"path": d.split.path, **d.truncation(), "labelled": _labelled(d)}
-                    for name, d in eval_data.items()
-                },
-            },
-            "device": str(accelerator.device),
-            "mixed_precision": precision,
-            "train_seconds": round(time.perf_counter() - started, 2),
-            "versions": library_versions(),
-            "config": cfg.to_dict(),
-        }
-        if accelerator.is_main_process:
-            (self.output_dir / "metrics.json").write_text(
-                json.dumps(metrics, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
-            )
-            (self.output_dir / "config.yaml").write_text(
-                yaml.safe_dump(cfg.to_dict(), allow_unicode=True, sort_keys=False), encoding="utf-8"
-            )
-        return TrainResult(self.output_dir, self.model_dir, metrics)
+    def _train_epoch(self, run: _Run, epoch: int) -> list[float]:
+        tcfg, accelerator = self.config.training, run.accelerator
+        # accelerate's loader re-sets its sampler's epoch from its own counter, which restarts at 0
+        # on resume: set the epoch here, so a resumed run shuffles exactly as an uninterrupted one.
+        run.loader.set_epoch(epoch)
+        run.model.train()
+        losses: list[float] = []
+        bar = _progress(run.loader, tcfg.progress and accelerator.is_local_main_process, f"epoch {epoch + 1}")
+        for batch in bar:
+            with accelerator.accumulate(run.model):
+                loss = self._batch_loss(run.model, batch)
+                accelerator.backward(loss)
+                if accelerator.sync_gradients:
+                    accelerator.clip_grad_norm_(run.model.parameters(), tcfg.max_grad_norm)
+                run.optimizer.step()
+                run.scheduler.step()
+                run.optimizer.zero_grad()
+            losses.append(loss.item())
+            if hasattr(bar, "set_postfix"):
+                bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
+        return losses
 
     @staticmethod
-    def _batch_loss(model, batch: dict[str, Any]) -> torch.Tensor:
+    def _batch_loss(model: Any, batch: dict[str, Any]) -> torch.Tensor:
         unwrapped = model.module if hasattr(model, "module") else model
         total = None
         for column, names in unwrapped.config.input_groups().items():
-            inputs = batch["groups"][column]
-            out = model(**inputs, tasks=names, labels={n: batch["labels"][n] for n in names})
+            out = model(**batch["groups"][column], tasks=names, labels={n: batch["labels"][n] for n in names})
             total = out.loss if total is None else total + out.loss
         return total
 
+    def _end_epoch(self, run: _Run, evaluator: NewsClassifier, epoch: int, score: float) -> None:
+        if score > run.best["score"]:
+            run.best = {"epoch": epoch + 1, "score": score, "bad_epochs": 0}
+            self._save_model(evaluator)
+        else:
+            run.best["bad_epochs"] += 1
+        progress = {"epoch": epoch + 1, "history": run.history, "best": run.best, "fingerprint": run.fingerprint}
+        save_training_state(self.output_dir, run.unwrapped, run.optimizer, run.scheduler, progress)
+
+    def _save_model(self, classifier: NewsClassifier) -> None:
+        tmp = self.output_dir / ".model.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        classifier.save_pretrained(tmp)
+        replace_dir(tmp, self.model_dir)
+
+    # -- after the loop -----------------------------------------------------------------------------
+    def _finish(self, run: _Run, started: float) -> dict[str, Any]:
+        """Final figures from the saved best model, exactly as a user will load it; metrics and card."""
+        from aranews.training.evaluation import build_report, compact, evaluate_split
+
+        tcfg = self.config.training
+        final = NewsClassifier.from_pretrained(self.model_dir, device=run.accelerator.device, batch_size=tcfg.eval_batch_size)
+        tuned = self._tune_thresholds(final, run.eval_data["dev"]) if tcfg.tune_thresholds else {}
+        reports: dict[str, Any] = {}
+        if tcfg.report and run.accelerator.is_main_process:  # the report's dev figures: one pass over dev
+            report = build_report(final, run.eval_data["dev"], self.output_dir / "report",
+                                  train=run.train_split if tcfg.baseline else None, split_name="dev")
+            reports["dev"] = {name: compact(figures) for name, figures in report["tasks"].items()}
+        reports.update({name: evaluate_split(final, data) for name, data in run.eval_data.items() if name not in reports})
+        metrics = {
+            "best_epoch": run.best["epoch"],
+            "selection_metric": tcfg.selection_metric,
+            "best_dev_score": run.best["score"],
+            "stopped_early": run.stopped_early,
+            "epochs": run.history,
+            **reports,
+            "labels": {s.name: s.labels for s in final.tasks},
+            "label_changes": run.label_changes,
+            "tuned_thresholds": tuned,
+            "data": {
+                name: {"path": d.split.path, **d.truncation(), "labelled": d.labelled()}
+                for name, d in {"train": run.train_data, **run.eval_data}.items()
+            },
+            "device": str(run.accelerator.device),
+            "mixed_precision": run.precision,
+            "train_seconds": round(time.perf_counter() - started, 2),
+            "versions": library_versions(),
+            "config": self.config.to_dict(),
+        }
+        if run.accelerator.is_main_process:
+            self._write_outputs(metrics)
+        return metrics
+
+    def _write_outputs(self, metrics: dict[str, Any]) -> None:
+        from aranews.training.model_card import render_model_card
+
+        (self.output_dir / "metrics.json").write_text(json.dumps(metrics, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+        (self.output_dir / "config.yaml").write_text(
+            yaml.safe_dump(self.config.to_dict(), allow_unicode=True, sort_keys=False), encoding="utf-8"
+        )
+        (self.model_dir / "README.md").write_text(render_model_card(self.output_dir), encoding="utf-8")
+
     def _tune_thresholds(self, classifier: NewsClassifier, dev: EncodedSplit) -> dict[str, list[float]]:
         """Per multi-label task, thresholds with the best dev F1 per label, saved into the model."""
-        from .evaluation import predict_split, tune_thresholds
+        from aranews.training.evaluation import predict_split, tune_thresholds
 
         tasks = [t for t in classifier.tasks if t.problem_type == "multi_label"]
         if not tasks:
@@ -453,24 +537,8 @@ class Trainer:
         classifier.config.save(self.model_dir)  # weights unchanged; config.json carries the thresholds
         return tuned
 
-    def _save_model(self, model: MultiTaskClassifier, tokenizer) -> None:
-        tmp = self.output_dir / ".model.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(str(tmp))
-        shutil.rmtree(self.model_dir, ignore_errors=True)
-        tmp.rename(self.model_dir)
 
-
-def _labelled(data: EncodedSplit) -> dict[str, int]:
-    out = {}
-    for name, tensor in data.labels.items():
-        present = tensor != -100
-        out[name] = int(present.all(dim=-1).sum() if tensor.dim() == 2 else present.sum())
-    return out
-
-
-def _progress(iterable, enabled: bool, description: str):
+def _progress(iterable: Any, enabled: bool, description: str) -> Any:
     if not enabled:
         return iterable
     from tqdm.auto import tqdm

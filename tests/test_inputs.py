@@ -6,12 +6,12 @@ import itertools
 
 import pytest
 
-from inference.encoding import ArticleEncoder, collate_articles
+from aranews.inference.inputs import ArticleWindower, collate_articles
 
 
 def _encoder(tokenizer, strategy, **kwargs):
     defaults = {"max_length": 32, "head_tokens": 10, "stride": 4, "max_chunks": 8, "pair_max_length": 6}
-    return ArticleEncoder(tokenizer, ["arabert_v02"], strategy=strategy, **{**defaults, **kwargs})
+    return ArticleWindower(tokenizer, ["arabert_v02"], strategy=strategy, **{**defaults, **kwargs})
 
 
 def _long_text(tokenizer, n_words=60):
@@ -90,13 +90,32 @@ def test_long_pair_text_is_cut_and_counted(tiny_tokenizer):
     assert article.dropped_tokens == len(_ids(tiny_tokenizer, long_target)) - 6
 
 
-def test_invalid_settings_raise(tiny_tokenizer):
+def test_unknown_strategy_raises(tiny_tokenizer):
     with pytest.raises(ValueError, match="long_document.strategy='tail'"):
         _encoder(tiny_tokenizer, "tail")
-    with pytest.raises(ValueError, match="leaves too few tokens for text once special tokens"):
-        _encoder(tiny_tokenizer, "head", max_length=16, pair_max_length=6).encode(["نص"], pairs=["هدف"])
-    with pytest.raises(ValueError, match="max_length=8 leaves too few tokens"):
-        _encoder(tiny_tokenizer, "head", max_length=8)
+
+
+def test_window_checks_are_written_once_in_the_settings(tiny_tokenizer):
+    from aranews.inference.config import LongDocumentConfig, ModelConfig, window_problems
+
+    # once accepted by the training config and refused by the encoder after the weights were loaded
+    bad = ModelConfig(max_length=96, long_document=LongDocumentConfig("chunks", stride=47))
+    assert window_problems(bad, paired=False) == [
+        ("long_document.stride", 47, "an integer in [0, 47) (under half of the 94 text tokens per window for the article alone)")
+    ]
+    # at the bound the check allows, real windows are built for the article alone and for a pair
+    ok = ModelConfig(max_length=96, pair_max_length=20, long_document=LongDocumentConfig("chunks", stride=35))
+    assert window_problems(ok, paired=True) == []
+    text, _ = _long_text(tiny_tokenizer, 200)
+    windower = ArticleWindower.from_config(ok, tiny_tokenizer)
+    for pairs in (None, ["هدف طويل " * 30]):
+        article = windower.encode([text], pairs)[0]
+        assert len(article.input_ids) > 1 and all(len(w) <= 96 for w in article.input_ids)
+    short = ModelConfig(max_length=16, pair_max_length=6)
+    assert window_problems(short, paired=True)[0][0] == "max_length"
+    assert window_problems(short, paired=False) == []  # head_tokens null: a quarter of the window
+    fixed = ModelConfig(max_length=16, long_document=LongDocumentConfig(head_tokens=14))
+    assert window_problems(fixed, paired=False)[0][:2] == ("long_document.head_tokens", 14)
 
 
 def test_collate_pads_dynamically_and_maps_windows(tiny_tokenizer):

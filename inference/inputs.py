@@ -1,7 +1,13 @@
-"""Turning articles into encoder windows: preprocessing, tokenisation and long-document handling.
+"""The one path from a row to the model's input: compose, clean, tokenise, cut into windows.
 
-The same :class:`ArticleEncoder` is used by training and by prediction, so a model always sees text
-prepared the way it was trained. Three long-document strategies:
+* :func:`compose_text` puts the title (when present) before the text, as the checkpoint's
+  ``model.title`` says; training, evaluation, ``predict``, ``inspect`` and ``score`` all call it.
+* :func:`input_problem` is the one policy for texts that cannot be classified: empty (also after
+  cleaning) and, unless asked to score them, texts without an Arabic letter.
+* :class:`ArticleWindower` cleans and tokenises the composed text and cuts it into encoder windows.
+
+The same windower is used by training and by prediction, so a model always sees text prepared the
+way it was trained. Three long-document strategies:
 
 * ``head``: keep the first tokens that fit.
 * ``head_tail``: keep ``head_tokens`` from the start and fill the rest from the end of the article
@@ -16,14 +22,54 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
-from .preprocessing import build_preprocessor
+from aranews.inference.config import MAX_SPECIAL_TOKENS, ModelConfig
+from aranews.inference.preprocessing import build_preprocessor, has_arabic
 
-__all__ = ["LONG_DOCUMENT_STRATEGIES", "ArticleEncoder", "EncodedArticle", "collate_articles"]
+__all__ = [
+    "LONG_DOCUMENT_STRATEGIES",
+    "SKIP_REASONS",
+    "ArticleWindower",
+    "EncodedArticle",
+    "collate_articles",
+    "compose_text",
+    "input_problem",
+]
 
 LONG_DOCUMENT_STRATEGIES = ("head", "head_tail", "chunks")
+# Why an article is not classified (the scorer's error reasons; ``predict`` marks them ``skipped``).
+SKIP_REASONS = {
+    "empty_text": "the text is empty, or nothing is left of it after cleaning",
+    "no_arabic_text": "the text contains no Arabic letter",
+}
+
+
+def compose_text(text: str, title: Any = None, policy: str = "prepend") -> str:
+    """The article as the model reads it, before cleaning.
+
+    Args:
+        text: the article body.
+        title: its title; used when it is a non-blank string and ``policy`` is ``prepend``.
+        policy: the checkpoint's ``model.title``: ``prepend`` (title, newline, text) or ``ignore``.
+    """
+    if policy == "prepend" and isinstance(title, str) and title.strip():
+        return f"{title.strip()}\n{text}"
+    return text
+
+
+def input_problem(text: str, score_non_arabic: bool = False) -> str | None:
+    """Why a composed text cannot be classified (a key of :data:`SKIP_REASONS`), or ``None``.
+
+    Text that is empty only after cleaning is found later, by the windower (``text_tokens == 0``).
+    """
+    if not text.strip():
+        return "empty_text"
+    if not score_non_arabic and not has_arabic(text):
+        return "no_arabic_text"
+    return None
 
 
 @dataclass(frozen=True)
@@ -35,12 +81,14 @@ class EncodedArticle:
         token_type_ids: segment ids, aligned with ``input_ids``.
         n_tokens: tokens of the article text (and pair text) before any truncation.
         dropped_tokens: how many of those tokens no window covers.
+        text_tokens: tokens of the article text alone (0: nothing left after cleaning).
     """
 
     input_ids: tuple[tuple[int, ...], ...]
     token_type_ids: tuple[tuple[int, ...], ...]
     n_tokens: int
     dropped_tokens: int
+    text_tokens: int = 0
 
     @property
     def truncated(self) -> bool:
@@ -94,15 +142,19 @@ def _detect_template(tokenizer) -> _Template:
     )
 
 
-class ArticleEncoder:
-    """Preprocess, tokenise and window articles for a :class:`~inference.modeling.MultiTaskClassifier`.
+class ArticleWindower:
+    """Clean, tokenise and window articles for a :class:`~aranews.inference.modeling.MultiTaskClassifier`.
+
+    Build it with :meth:`from_config` from the checkpoint's :class:`~aranews.inference.config.ModelConfig`,
+    whose window sizes were checked (:func:`~aranews.inference.config.window_problems`) for any
+    supported tokenizer.
 
     Args:
         tokenizer: a transformers tokenizer.
-        preprocessing: names of the preprocessing steps (see :mod:`inference.preprocessing`).
+        preprocessing: names of the cleaning steps (see :mod:`aranews.inference.preprocessing`).
         max_length: encoder window length, special tokens included.
         strategy: one of :data:`LONG_DOCUMENT_STRATEGIES`.
-        head_tokens: for ``head_tail``, tokens kept from the start.
+        head_tokens: for ``head_tail``, tokens kept from the start (``None``: a quarter of the window).
         stride: for ``chunks``, tokens shared by neighbouring windows.
         max_chunks: for ``chunks``, the most windows per article.
         pair_max_length: the most tokens kept of a pair text (target or claim).
@@ -110,11 +162,11 @@ class ArticleEncoder:
 
     def __init__(
         self,
-        tokenizer,
+        tokenizer: Any,
         preprocessing: Sequence[str],
         max_length: int,
         strategy: str = "head_tail",
-        head_tokens: int = 128,
+        head_tokens: int | None = None,
         stride: int = 64,
         max_chunks: int = 8,
         pair_max_length: int = 64,
@@ -122,6 +174,7 @@ class ArticleEncoder:
         if strategy not in LONG_DOCUMENT_STRATEGIES:
             raise ValueError(f"long_document.strategy={strategy!r}; expected one of {LONG_DOCUMENT_STRATEGIES}")
         self.tokenizer = tokenizer
+        self.preprocessing = list(preprocessing)
         self.preprocess: Callable[[str], str] = build_preprocessor(preprocessing)
         self.max_length = max_length
         self.strategy = strategy
@@ -131,13 +184,31 @@ class ArticleEncoder:
         self.pair_max_length = pair_max_length
         self.template = _detect_template(tokenizer)
         self.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-        self._single_budget = max_length - len(self.template.single_prefix) - len(self.template.single_suffix)
-        pair_specials = len(self.template.pair_prefix) + len(self.template.pair_middle) + len(self.template.pair_suffix)
-        self._pair_budget = max_length - pair_specials
-        if self._single_budget < 8:
-            raise ValueError(f"max_length={max_length} leaves too few tokens for text; raise it")
-        if strategy == "chunks" and not 0 <= stride < self._single_budget // 2:
-            raise ValueError(f"long_document.stride={stride} must be in [0, {self._single_budget // 2})")
+        single = len(self.template.single_prefix) + len(self.template.single_suffix)
+        pair = len(self.template.pair_prefix) + len(self.template.pair_middle) + len(self.template.pair_suffix)
+        if single > MAX_SPECIAL_TOKENS["single"] or pair > MAX_SPECIAL_TOKENS["pair"]:
+            raise ValueError(
+                f"{type(tokenizer).__name__} adds {single} special tokens to a text and {pair} to a pair; "
+                f"the window checks allow at most {MAX_SPECIAL_TOKENS['single']} and {MAX_SPECIAL_TOKENS['pair']} "
+                "(BERT- and XLM-R-style tokenizers)"
+            )
+        self._single_budget = max_length - single
+        self._pair_budget = max_length - pair
+
+    @classmethod
+    def from_config(cls, model: ModelConfig, tokenizer: Any) -> ArticleWindower:
+        """The windower a model's settings prescribe (shared by training, evaluation and prediction)."""
+        ld = model.long_document
+        return cls(
+            tokenizer,
+            preprocessing=model.preprocessing,
+            max_length=model.max_length,
+            strategy=ld.strategy,
+            head_tokens=ld.head_tokens,
+            stride=ld.stride,
+            max_chunks=ld.max_chunks,
+            pair_max_length=model.pair_max_length,
+        )
 
     def _tokenize(self, texts: Sequence[str]) -> list[list[int]]:
         if not texts:  # transformers 5 tokenizers fail on an empty batch
@@ -153,7 +224,7 @@ class ArticleEncoder:
         if self.strategy == "head":
             return [ids[:budget]], len(ids) - budget
         if self.strategy == "head_tail":
-            head = min(self.head_tokens, budget)
+            head = min(budget // 4 if self.head_tokens is None else self.head_tokens, budget)
             tail = budget - head
             return [ids[:head] + (ids[-tail:] if tail else [])], len(ids) - budget
         step = budget - self.stride
@@ -180,15 +251,10 @@ class ArticleEncoder:
                 windows, dropped = self._windows(ids, self._single_budget)
                 input_ids = tuple(t.single_prefix + tuple(w) + t.single_suffix for w in windows)
                 types = tuple((t.first_type,) * len(w) for w in input_ids)
-                articles.append(EncodedArticle(input_ids, types, len(ids), dropped))
+                articles.append(EncodedArticle(input_ids, types, len(ids), dropped, len(ids)))
             return articles
         if len(pairs) != len(texts):
             raise ValueError(f"got {len(texts)} texts but {len(pairs)} pair texts")
-        if self._pair_budget - self.pair_max_length < 8:
-            raise ValueError(
-                f"max_length={self.max_length} leaves too few tokens for text once special tokens and "
-                f"pair_max_length={self.pair_max_length} are taken; raise max_length or lower pair_max_length"
-            )
         pair_ids = self._tokenize(pairs)
         for ids, p_ids in zip(text_ids, pair_ids, strict=True):
             kept_pair = p_ids[: self.pair_max_length]
@@ -197,7 +263,7 @@ class ArticleEncoder:
             input_ids = tuple(first + tuple(w) + t.pair_suffix for w in windows)
             types = tuple((t.first_type,) * len(first) + (t.second_type,) * (len(w) - len(first)) for w in input_ids)
             n = len(ids) + len(p_ids)
-            articles.append(EncodedArticle(input_ids, types, n, dropped + len(p_ids) - len(kept_pair)))
+            articles.append(EncodedArticle(input_ids, types, n, dropped + len(p_ids) - len(kept_pair), len(ids)))
         return articles
 
 

@@ -1,0 +1,1 @@
+"""Configs shipped as package data (``aranews.configs``): read with ``aranews.resources``."""

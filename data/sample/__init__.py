@@ -1,0 +1,1 @@
+"""The embedded sample corpus, shipped as package data (``aranews.sample_data``)."""

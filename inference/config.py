@@ -1,0 +1,348 @@
+"""The one definition of a model's settings: what a user writes under ``model:`` is what a checkpoint stores.
+
+:class:`ModelConfig` is the ``model:`` section of a training YAML *and* the ``model`` entry of a saved
+model's ``config.json``; both are read by :func:`~aranews.inference.schema.parse`, so a value means the
+same thing, has the same default and passes the same checks in both places. The window checks
+(:func:`window_problems`) are written once here, for every place that builds windows.
+
+A checkpoint's ``config.json`` (:class:`ClassifierConfig`)::
+
+    architecture, library, format_version
+    tasks           each task's ordered labels, problem type, pair column, thresholds
+    model           the ModelConfig it was trained with (encoder name, preprocessing, title, windows)
+    encoder_config  the transformer's own config (model_type, sizes), to rebuild it without a download
+    tokenizer       the saved tokenizer's files and vocabulary size, checked on load
+    versions        aranews-classifier, transformers, torch and Python versions
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from aranews.inference.schema import ConfigError, check_all, parse
+
+__all__ = [
+    "CONFIG_NAME",
+    "DEFAULT_ENCODER",
+    "FORMAT_VERSION",
+    "MAX_SPECIAL_TOKENS",
+    "ClassifierConfig",
+    "LongDocumentConfig",
+    "ModelConfig",
+    "TaskSpec",
+    "TokenizerInfo",
+    "library_versions",
+    "window_problems",
+]
+
+CONFIG_NAME = "config.json"
+DEFAULT_ENCODER = "aubmindlab/bert-base-arabertv02"
+FORMAT_VERSION = 2
+ARCHITECTURE = "MultiTaskClassifier"
+# Special tokens a window may need, for every supported tokenizer: BERT uses [CLS] A [SEP] and
+# [CLS] A [SEP] B [SEP]; XLM-R uses <s> A </s> and <s> A </s></s> B </s>. Window checks assume these
+# maxima, so a config that passes them fits any of these tokenizers.
+MAX_SPECIAL_TOKENS = {"single": 2, "pair": 4}
+MIN_TEXT_TOKENS = 8
+
+Problems = list[tuple[str, Any, str]]
+
+
+def library_versions() -> dict[str, str]:
+    """Versions recorded in every checkpoint and report."""
+    import torch
+    import transformers
+
+    from aranews import __version__
+
+    return {
+        "aranews_classifier": __version__,
+        "transformers": transformers.__version__,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def _known_preprocessing() -> list[str]:
+    from aranews.inference.preprocessing import PREPROCESSORS
+
+    return sorted(PREPROCESSORS)
+
+
+@dataclass
+class TaskSpec:
+    """One classification task as a trained model knows it.
+
+    Attributes:
+        name: task name, e.g. ``"topic"``.
+        labels: label names; position ``i`` is class id ``i`` and probability column ``i``.
+        problem_type: ``single_label`` (softmax, one label) or ``multi_label`` (sigmoid, any number).
+        pair_column: for target- or claim-conditioned tasks, the input column paired with the text.
+        thresholds: for ``multi_label``, one decision threshold per label (default 0.5 each).
+    """
+
+    name: str
+    labels: list[str]
+    problem_type: Literal["single_label", "multi_label"] = "single_label"
+    pair_column: str | None = None
+    thresholds: list[float] | None = None
+
+    def __post_init__(self) -> None:
+        if self.problem_type == "multi_label" and self.thresholds is None:
+            self.thresholds = [0.5] * len(self.labels)
+
+    def check(self) -> Problems:
+        out: Problems = []
+        if self.problem_type not in ("single_label", "multi_label"):
+            out.append(("problem_type", self.problem_type, "single_label or multi_label"))
+        if len(self.labels) < 2:
+            out.append(("labels", self.labels, "at least two labels"))
+        dupes = sorted({x for x in self.labels if self.labels.count(x) > 1})
+        if dupes:
+            out.append(("labels", self.labels, f"unique labels (repeated: {dupes})"))
+        if self.problem_type == "multi_label":
+            t = self.thresholds or []
+            if len(t) != len(self.labels) or not all(0.0 < x < 1.0 for x in t):
+                out.append(("thresholds", self.thresholds, f"{len(self.labels)} values in (0, 1), one per label"))
+        elif self.thresholds is not None:
+            out.append(("thresholds", self.thresholds, "null: thresholds are only for multi_label tasks"))
+        return out
+
+
+@dataclass
+class LongDocumentConfig:
+    """How an article longer than one window is read (see :mod:`aranews.inference.inputs`).
+
+    Attributes:
+        strategy: ``head`` (the first tokens), ``head_tail`` (``head_tokens`` from the start, the rest
+            from the end) or ``chunks`` (overlapping windows over the whole article, logits pooled).
+        head_tokens: with ``head_tail``, tokens kept from the start (``null``: a quarter of the window).
+        stride: with ``chunks``, tokens shared by neighbouring windows.
+        max_chunks: with ``chunks``, the most windows per article.
+        chunk_pooling: with ``chunks``, ``mean`` or ``max`` over the windows' logits.
+    """
+
+    strategy: Literal["head", "head_tail", "chunks"] = "head_tail"
+    head_tokens: int | None = None
+    stride: int = 64
+    max_chunks: int = 8
+    chunk_pooling: Literal["mean", "max"] = "mean"
+
+    def check(self) -> Problems:
+        out: Problems = []
+        if self.head_tokens is not None and self.head_tokens < 0:
+            out.append(("head_tokens", self.head_tokens, "an integer >= 0 or null (a quarter of the window)"))
+        if self.stride < 0:
+            out.append(("stride", self.stride, "an integer >= 0"))
+        if not 1 <= self.max_chunks <= 64:
+            out.append(("max_chunks", self.max_chunks, "an integer in [1, 64]"))
+        return out
+
+
+@dataclass
+class ModelConfig:
+    """The encoder and how an article reaches it: the ``model:`` section of a config, stored in checkpoints.
+
+    Attributes:
+        encoder: Hugging Face model id or local directory of the pretrained encoder.
+        tokenizer: tokenizer id or directory (default: the encoder's).
+        preprocessing: cleaning steps, in order (see :mod:`aranews.inference.preprocessing`).
+        title: ``prepend`` (the title, when present, on its own line before the text) or ``ignore``.
+        max_length: tokens per encoder window, special tokens included.
+        pair_max_length: tokens kept of a target or claim (target-conditioned tasks).
+        long_document: see :class:`LongDocumentConfig`.
+        pooling: the window representation the heads read: ``cls`` (the first token; exportable to a
+            standard transformers model) or ``mean`` of the token states.
+        dropout: dropout in the heads during training.
+    """
+
+    encoder: str = DEFAULT_ENCODER
+    tokenizer: str | None = None
+    preprocessing: list[str] = field(default_factory=lambda: ["strip_boilerplate", "arabert_v02"])
+    title: Literal["prepend", "ignore"] = "prepend"
+    max_length: int = 512
+    pair_max_length: int = 64
+    long_document: LongDocumentConfig = field(default_factory=LongDocumentConfig)
+    pooling: Literal["cls", "mean"] = "cls"
+    dropout: float = 0.1
+
+    def check(self) -> Problems:
+        out: Problems = []
+        known = _known_preprocessing()
+        unknown = [s for s in self.preprocessing if s not in known]
+        if unknown:
+            out.append(("preprocessing", self.preprocessing, f"steps among {known} (unknown: {unknown})"))
+        if not 16 <= self.max_length <= 8192:
+            out.append(("max_length", self.max_length, "an integer in [16, 8192]"))
+        if self.pair_max_length < 0:
+            out.append(("pair_max_length", self.pair_max_length, "an integer >= 0"))
+        if not 0.0 <= self.dropout < 1.0:
+            out.append(("dropout", self.dropout, "a value in [0, 1)"))
+        return out
+
+
+def window_problems(model: ModelConfig, paired: bool) -> Problems:
+    """The checks on window sizes, written once: for the article alone and, when a task reads a target
+    or claim, for the article beside it. Keys are relative to ``model``.
+
+    With these passing, every window of every supported tokenizer holds at least ``MIN_TEXT_TOKENS`` of
+    article text, a ``head_tail`` window keeps a tail, and ``chunks`` advance by at least half a window.
+    """
+    out: Problems = []
+    if not 16 <= model.max_length <= 8192:
+        return out  # reported by ModelConfig.check
+    budgets = {"the article alone": model.max_length - MAX_SPECIAL_TOKENS["single"]}
+    if paired:
+        if not 0 <= model.pair_max_length <= model.max_length // 2:
+            out.append(
+                ("pair_max_length", model.pair_max_length, f"an integer in [0, {model.max_length // 2}] (half of max_length)")
+            )
+            return out
+        budgets["the article beside its target/claim"] = (
+            model.max_length - MAX_SPECIAL_TOKENS["pair"] - model.pair_max_length
+        )
+    what, budget = min(budgets.items(), key=lambda kv: kv[1])
+    if budget < MIN_TEXT_TOKENS:
+        out.append(
+            ("max_length", model.max_length, f"room for at least {MIN_TEXT_TOKENS} text tokens for {what} "
+             f"(it leaves {budget} after special tokens and pair_max_length)")
+        )
+        return out
+    ld = model.long_document
+    if ld.strategy == "head_tail" and ld.head_tokens is not None and not 0 <= ld.head_tokens < budget:
+        out.append(
+            ("long_document.head_tokens", ld.head_tokens,
+             f"an integer in [0, {budget}) so that a tail is kept ({budget} text tokens per window for {what})")
+        )
+    if ld.strategy == "chunks" and not 0 <= ld.stride < budget // 2:
+        out.append(
+            ("long_document.stride", ld.stride,
+             f"an integer in [0, {budget // 2}) (under half of the {budget} text tokens per window for {what})")
+        )
+    return out
+
+
+@dataclass
+class TokenizerInfo:
+    """What was saved of the tokenizer, so that loading can check it is the one the model was trained with."""
+
+    vocab_size: int
+    files: list[str] = field(default_factory=list)
+
+    def check(self) -> Problems:
+        return [("vocab_size", self.vocab_size, "an integer >= 1")] if self.vocab_size < 1 else []
+
+
+@dataclass
+class ClassifierConfig:
+    """Everything needed to rebuild a trained model and prepare its input exactly as in training."""
+
+    tasks: list[TaskSpec]
+    model: ModelConfig
+    encoder_config: dict[str, Any]
+    tokenizer: TokenizerInfo | None = None
+    versions: dict[str, str] = field(default_factory=dict)
+    format_version: int = FORMAT_VERSION
+    architecture: str = ARCHITECTURE
+    library: str = "aranews-classifier"
+
+    def check(self) -> Problems:
+        out: Problems = []
+        if self.architecture != ARCHITECTURE:
+            out.append(("architecture", self.architecture, repr(ARCHITECTURE)))
+        if self.format_version != FORMAT_VERSION:
+            hint = "retrain with this version" if self.format_version < FORMAT_VERSION else "upgrade aranews-classifier"
+            out.append(("format_version", self.format_version, f"{FORMAT_VERSION} ({hint})"))
+        if not self.tasks:
+            out.append(("tasks", self.tasks, "at least one task"))
+        names = [t.name for t in self.tasks]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            out.append(("tasks", names, f"unique task names (repeated: {dupes})"))
+        if not isinstance(self.encoder_config.get("model_type"), str):
+            out.append(("encoder_config.model_type", self.encoder_config.get("model_type"), "a transformers model type"))
+        paired = any(t.pair_column for t in self.tasks)
+        out += [(f"model.{k}", v, a) for k, v, a in window_problems(self.model, paired)]
+        return out
+
+    def validate(self, source: str | None = None) -> ClassifierConfig:
+        """Raise :class:`ConfigError` listing every problem of a config built in code."""
+        problems = check_all(self)
+        if problems:
+            raise ConfigError(problems, source)
+        return self
+
+    # ---------------------------------------------------------------------------------------------
+    @property
+    def base_model(self) -> str:
+        """The pretrained encoder this model was fine-tuned from."""
+        return self.model.encoder
+
+    def task(self, name: str) -> TaskSpec:
+        for task in self.tasks:
+            if task.name == name:
+                return task
+        raise KeyError(f"no task {name!r} in this model; its tasks are {[t.name for t in self.tasks]}")
+
+    def input_groups(self, names: list[str] | None = None) -> dict[str | None, list[str]]:
+        """Task names grouped by the input they read (``None``: the article alone), in task order.
+
+        Every place that runs the encoder once per input uses this grouping.
+        """
+        wanted = None if names is None else set(names)
+        groups: dict[str | None, list[str]] = {}
+        for task in self.tasks:
+            if wanted is None or task.name in wanted:
+                groups.setdefault(task.pair_column, []).append(task.name)
+        return groups
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        # readers see what a file is before anything else
+        head = {k: data.pop(k) for k in ("architecture", "library", "format_version")}
+        return {**head, **data}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str | None = None) -> ClassifierConfig:
+        """Parse a ``config.json`` mapping; :class:`ConfigError` lists every problem."""
+        if isinstance(data, dict) and data.get("format_version", FORMAT_VERSION) != FORMAT_VERSION:
+            version = data.get("format_version")
+            raise ConfigError(
+                [f"format_version: got {version!r}; this library reads format {FORMAT_VERSION} "
+                 + ("(a model saved by aranews-classifier 0.1; retrain it with this version)"
+                    if isinstance(version, int) and version < FORMAT_VERSION else "(upgrade aranews-classifier)")],
+                source,
+            )
+        return parse(cls, data, source=source)
+
+    def save(self, directory: str | Path) -> None:
+        path = Path(directory) / CONFIG_NAME
+        path.write_text(json.dumps(self.to_dict(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+
+    @classmethod
+    def load(cls, directory: str | Path) -> ClassifierConfig:
+        """Read and check ``<directory>/config.json``.
+
+        Raises:
+            FileNotFoundError: no ``config.json`` there.
+            ConfigError: the file is not JSON, not a model of this library, or inconsistent.
+        """
+        path = Path(directory) / CONFIG_NAME
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: missing; is {directory} a model saved by aranews-classifier?")
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ConfigError([f"not valid JSON ({exc})"], str(path)) from None
+        if not isinstance(data, dict) or data.get("architecture") != ARCHITECTURE:
+            found = data.get("architecture", data.get("model_type")) if isinstance(data, dict) else data
+            raise ConfigError(
+                [f"architecture: got {found!r}; expected {ARCHITECTURE!r} (a model saved by aranews-classifier; "
+                 "a standard transformers model is loaded with transformers itself)"],
+                str(path),
+            )
+        return cls.from_dict(data, source=str(path))

@@ -1,0 +1,211 @@
+"""One task of a trained model as a standard transformers sequence-classification model, and cards.
+
+``aranews export --model M --task topic --out DIR`` writes a directory that
+``transformers.pipeline("text-classification", model=DIR)`` loads with no code from this library:
+weights (safetensors), ``config.json`` with ``id2label``/``label2id``, the tokenizer, and a README card
+that says which preprocessing to apply first. On the same cleaned, single-window input its scores equal
+the library's (the heads are ``dense -> tanh -> linear`` on the first token, which is BERT's pooler +
+classifier and RoBERTa's classification head).
+
+What the export does not carry: the library's title composition, its long-document strategy (the
+pipeline reads one window, truncated at ``max_length``) and the skip policy for empty or non-Arabic
+text. The card says so.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from aranews.inference.config import ClassifierConfig, TaskSpec
+
+if TYPE_CHECKING:
+    from aranews.inference.classifier import NewsClassifier
+
+__all__ = ["ExportError", "basic_model_card", "export_task", "hub_base_model"]
+
+_PROBLEM_TYPES = {"single_label": "single_label_classification", "multi_label": "multi_label_classification"}
+# transformers config keys that describe a head or a training run, not the encoder
+_HEAD_KEYS = ("architectures", "id2label", "label2id", "num_labels", "problem_type", "_name_or_path",
+              "transformers_version", "dtype", "torch_dtype")
+
+
+class ExportError(ValueError):
+    """The model (or this task of it) cannot be written as a standard transformers model."""
+
+
+def hub_base_model(name: str) -> str | None:
+    """``name`` when it looks like a hub id (``owner/model``) rather than a local path; for card metadata."""
+    if Path(name).exists() or name.startswith((".", "/", "~")) or not re.fullmatch(r"[\w.-]+/[\w.-]+", name):
+        return None
+    return name
+
+
+def _sequence_classifier(config: ClassifierConfig, task: TaskSpec) -> Any:
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    settings = {k: v for k, v in config.encoder_config.items() if k not in _HEAD_KEYS}
+    model_type = settings.pop("model_type")
+    hf_config = AutoConfig.for_model(
+        model_type,
+        **settings,
+        num_labels=len(task.labels),
+        id2label=dict(enumerate(task.labels)),
+        label2id={label: i for i, label in enumerate(task.labels)},
+        problem_type=_PROBLEM_TYPES[task.problem_type],
+    )
+    try:
+        return AutoModelForSequenceClassification.from_config(hf_config)
+    except ValueError as exc:
+        raise ExportError(f"model type {model_type!r} has no sequence-classification class in transformers") from exc
+
+
+def _head_state(hf_model: Any, head: Any) -> dict[str, Any]:
+    """Our head's tensors under the names of the transformers class's own head."""
+    import torch.nn as nn
+
+    prefix = hf_model.base_model_prefix
+    classifier = getattr(hf_model, "classifier", None)
+    pooler = getattr(getattr(hf_model, prefix, None), "pooler", None)
+    if isinstance(classifier, nn.Linear) and pooler is not None and hasattr(pooler, "dense"):  # BERT family
+        names = {f"{prefix}.pooler.dense": head.dense, "classifier": head.out_proj}
+    elif classifier is not None and hasattr(classifier, "dense") and hasattr(classifier, "out_proj"):  # RoBERTa, XLM-R
+        names = {"classifier.dense": head.dense, "classifier.out_proj": head.out_proj}
+    else:
+        raise ExportError(
+            f"{type(hf_model).__name__}: its head is not dense -> tanh -> linear on the first token; export "
+            "supports BERT- and RoBERTa/XLM-R-type encoders"
+        )
+    return {f"{name}.{p}": getattr(layer, p) for name, layer in names.items() for p in ("weight", "bias")}
+
+
+def export_task(model: NewsClassifier | str | Path, task: str, out_dir: str | Path) -> Path:
+    """Write one task as a standard transformers sequence-classification model directory.
+
+    Args:
+        model: a loaded :class:`~aranews.inference.classifier.NewsClassifier` or a model directory.
+        task: the task to export.
+        out_dir: the directory to write (created).
+
+    Returns:
+        ``out_dir``.
+
+    Raises:
+        ExportError: the model's pooling or encoder type cannot be expressed as a standard model.
+        KeyError: no such task.
+    """
+    import torch
+
+    from aranews.inference.classifier import NewsClassifier, load_classifier
+
+    clf = model if isinstance(model, NewsClassifier) else load_classifier(model, device="cpu")
+    spec = clf.config.task(task)
+    if clf.config.model.pooling != "cls":
+        raise ExportError(
+            f"model.pooling={clf.config.model.pooling!r}: standard sequence-classification models read the first "
+            "token; only models trained with pooling: cls can be exported"
+        )
+    hf_model = _sequence_classifier(clf.config, spec)
+    prefix = hf_model.base_model_prefix
+    state = {f"{prefix}.{k}": v for k, v in clf.model.encoder.state_dict().items()}
+    state.update(_head_state(hf_model, clf.model.heads[task]))
+    with torch.no_grad():
+        missing, unexpected = hf_model.load_state_dict(state, strict=False)
+    buffers = {name for name, _ in hf_model.named_buffers()}
+    missing = [k for k in missing if k not in buffers]
+    if missing or unexpected:
+        raise ExportError(f"weights do not map onto {type(hf_model).__name__}: missing {missing[:3]}, unexpected {unexpected[:3]}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    hf_model.eval().save_pretrained(str(out))
+    tokenizer = copy.deepcopy(clf.tokenizer)
+    tokenizer.model_max_length = clf.config.model.max_length  # the pipeline truncates to the trained window
+    tokenizer.save_pretrained(str(out))
+    (out / "README.md").write_text(export_card(clf.config, spec), encoding="utf-8")
+    return out
+
+
+def _front_matter(meta: dict[str, Any]) -> list[str]:
+    return ["---", yaml.safe_dump({k: v for k, v in meta.items() if v is not None}, allow_unicode=True,
+                                  sort_keys=False).strip(), "---", ""]
+
+
+def _labels_table(task: TaskSpec) -> list[str]:
+    kind = "multi-label (sigmoid; labels at or above their threshold)" if task.problem_type == "multi_label" else (
+        "single-label (softmax)")
+    pair = f"; reads the article with its `{task.pair_column}`" if task.pair_column else ""
+    lines = [f"**{task.name}**: {kind}{pair}", "", "| id | label |" + (" threshold |" if task.thresholds else ""),
+             "| --- | --- |" + (" --- |" if task.thresholds else "")]
+    for i, label in enumerate(task.labels):
+        extra = f" {task.thresholds[i]:.2f} |" if task.thresholds else ""
+        lines.append(f"| {i} | `{label}` |{extra}")
+    return [*lines, ""]
+
+
+def export_card(config: ClassifierConfig, task: TaskSpec) -> str:
+    """The README of an exported task: standard transformers usage and the preprocessing to apply first."""
+    m = config.model
+    steps = ", ".join(f'"{s}"' for s in m.preprocessing)
+    meta = {
+        "language": ["ar"],
+        "license": "apache-2.0",
+        "library_name": "transformers",
+        "pipeline_tag": "text-classification",
+        "base_model": hub_base_model(m.encoder),
+        "tags": ["arabic", "news", task.name, "aranews-classifier"],
+    }
+    pair_call = (
+        f'clf({{"text": clean(article_text), "text_pair": clean({task.pair_column})}}, top_k=None)'
+        if task.pair_column else "clf(clean(article_text), top_k=None, truncation=True)"
+    )
+    lines = [*_front_matter(meta), f"# {task.name} classifier for Arabic news", "", f"The `{task.name}` task of an aranews-classifier model fine-tuned from `{m.encoder}`, exported as a standard " "transformers sequence-classification model.", "", *_labels_table(task), "## How to use", "", "Apply the same cleaning the model was trained with first (the exported model does not do it):", "", "```python", "from transformers import pipeline", "from aranews.inference.preprocessing import build_preprocessor   # pip install aranews-classifier", "", f"clean = build_preprocessor([{steps}])", 'clf = pipeline("text-classification", model="PATH_OR_REPO")', pair_call, "```", "", "## Differences from the full library", "", f"- Input: the library reads {'the title, a newline, then the text' if m.title == 'prepend' else 'the text only'}; " "compose the same string before cleaning for identical results.", f"- Long articles: the pipeline reads one window of {m.max_length} tokens (truncated at the end); the library " f"uses `{m.long_document.strategy}`" + (f" (the first {m.long_document.head_tokens or 'quarter of the'} tokens and the end)"
+           if m.long_document.strategy == "head_tail" else "") + ". Scores are equal for articles that fit in one window.", "- The library skips empty and non-Arabic texts; the pipeline scores whatever it is given.", ""]
+    return "\n".join(lines)
+
+
+def basic_model_card(config: ClassifierConfig) -> str:
+    """A short card for a saved multi-task model directory (training runs write a fuller one)."""
+    m = config.model
+    meta = {
+        "language": ["ar"],
+        "license": "apache-2.0",
+        "library_name": "aranews-classifier",
+        "pipeline_tag": "text-classification",
+        "base_model": hub_base_model(m.encoder),
+        "tags": ["arabic", "news", "multi-task", *[t.name for t in config.tasks]],
+    }
+    lines = [*_front_matter(meta), "# Arabic news classifier (aranews-classifier)", "", f"A multi-task model fine-tuned from `{m.encoder}`: one shared encoder, one head per task.", "", *[line for task in config.tasks for line in _labels_table(task)], *how_to_use(config)]
+    return "\n".join(lines)
+
+
+def how_to_use(config: ClassifierConfig) -> list[str]:
+    """The card section showing the library, the scorer and the per-task export."""
+    task = config.tasks[0]
+    pair = f', pairs={{"{task.pair_column}": "..."}}' if task.pair_column else ""
+    return [
+        "## How to use",
+        "",
+        "This directory is read by the aranews-classifier library (`pip install aranews-classifier`), which applies "
+        "the model's own cleaning, title handling and long-document strategy:",
+        "",
+        "```python",
+        "from aranews import load_classifier",
+        "",
+        'clf = load_classifier("PATH_OR_DOWNLOADED_DIR")',
+        f'clf.predict("نص الخبر", title="العنوان"{pair})',
+        "```",
+        "",
+        "Score an archive (every row scored or written to an errors file with its reason):",
+        "",
+        "```bash",
+        "aranews score --model PATH archive.jsonl --out scores.jsonl",
+        "```",
+        "",
+        "For plain transformers (`pipeline(\"text-classification\")`), export one task first: "
+        f"`aranews export --model PATH --task {task.name} --out {task.name}-model`.",
+        "",
+    ]

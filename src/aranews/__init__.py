@@ -1,0 +1,87 @@
+"""aranews-classifier: fine-tuned transformer classification of Arabic news articles (topic, stance).
+
+One import name for the whole library::
+
+    from aranews import load_classifier          # prediction (the base install)
+    from aranews.training import Trainer          # training (pip install "aranews-classifier[train]")
+
+The public names below are imported on first use, so ``import aranews`` (and ``aranews --version``)
+does not load torch.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
+
+try:
+    __version__ = version("aranews-classifier")
+except PackageNotFoundError:  # imported from a source tree that was never installed
+    __version__ = "0+unknown"
+
+_EXPORTS = {
+    "NewsClassifier": "aranews.inference.classifier",
+    "load_classifier": "aranews.inference.classifier",
+    "predict_topic": "aranews.inference.classifier",
+    "predict_stance": "aranews.inference.classifier",
+    "resolve_device": "aranews.inference.classifier",
+    "Inspection": "aranews.inference.classifier",
+    "ClassifierConfig": "aranews.inference.config",
+    "ModelConfig": "aranews.inference.config",
+    "LongDocumentConfig": "aranews.inference.config",
+    "TaskSpec": "aranews.inference.config",
+    "ConfigError": "aranews.inference.schema",
+    "MultiTaskClassifier": "aranews.inference.modeling",
+    "compose_text": "aranews.inference.inputs",
+    "export_task": "aranews.inference.export",
+    "score_archive": "aranews.inference.scoring",
+}
+
+__all__ = [
+    "ClassifierConfig",
+    "ConfigError",
+    "Inspection",
+    "LongDocumentConfig",
+    "ModelConfig",
+    "MultiTaskClassifier",
+    "NewsClassifier",
+    "TaskSpec",
+    "__version__",
+    "compose_text",
+    "export_task",
+    "load_classifier",
+    "predict_stance",
+    "predict_topic",
+    "resolve_device",
+    "score_archive",
+]
+
+if TYPE_CHECKING:
+    from aranews.inference.classifier import (
+        Inspection,
+        NewsClassifier,
+        load_classifier,
+        predict_stance,
+        predict_topic,
+        resolve_device,
+    )
+    from aranews.inference.config import ClassifierConfig, LongDocumentConfig, ModelConfig, TaskSpec
+    from aranews.inference.export import export_task
+    from aranews.inference.inputs import compose_text
+    from aranews.inference.modeling import MultiTaskClassifier
+    from aranews.inference.schema import ConfigError
+    from aranews.inference.scoring import score_archive
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'aranews' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
