@@ -239,8 +239,10 @@ class NewsClassifier:
         info = model.config.tokenizer
         if info is not None and len(tokenizer) != info.vocab_size:
             raise ConfigError(
-                [f"tokenizer: {len(tokenizer)} tokens, but the model was saved with a {info.vocab_size}-token "
-                 "tokenizer; the tokenizer files do not belong to this model"],
+                [
+                    f"tokenizer: {len(tokenizer)} tokens, but the model was saved with a {info.vocab_size}-token "
+                    "tokenizer; the tokenizer files do not belong to this model"
+                ],
                 str(path),
             )
         return cls(model, tokenizer, resolved, batch_size=batch_size, source=str(path))
@@ -401,13 +403,22 @@ class NewsClassifier:
     # -- the public predict API ---------------------------------------------------------------------
     @overload
     def predict_proba(
-        self, texts: str, *, title: str | None = ..., pairs: dict[str, str] | None = ...,
-        tasks: Sequence[str] | None = ..., score_non_arabic: bool = ...,
+        self,
+        texts: str,
+        *,
+        title: str | None = ...,
+        pairs: dict[str, str] | None = ...,
+        tasks: Sequence[str] | None = ...,
+        score_non_arabic: bool = ...,
     ) -> dict[str, np.ndarray]: ...
     @overload
     def predict_proba(
-        self, texts: Sequence[str], *, title: Sequence[str | None] | None = ...,
-        pairs: dict[str, Sequence[str]] | None = ..., tasks: Sequence[str] | None = ...,
+        self,
+        texts: Sequence[str],
+        *,
+        title: Sequence[str | None] | None = ...,
+        pairs: dict[str, Sequence[str]] | None = ...,
+        tasks: Sequence[str] | None = ...,
         score_non_arabic: bool = ...,
     ) -> dict[str, np.ndarray]: ...
 
@@ -440,9 +451,7 @@ class NewsClassifier:
             pairs = {k: [v] for k, v in (pairs or {}).items()}
         return self.classify(texts, titles=title, pairs=pairs, tasks=tasks, score_non_arabic=score_non_arabic)
 
-    def decide(
-        self, result: BatchResult, thresholds: dict[str, Sequence[float]] | None = None
-    ) -> list[Prediction]:
+    def decide(self, result: BatchResult, thresholds: dict[str, Sequence[float]] | None = None) -> list[Prediction]:
         """Turn a :class:`BatchResult` into one prediction per article (labels and scores).
 
         Raises:
@@ -480,7 +489,9 @@ class NewsClassifier:
         for name, values in overrides.items():
             task = self.config.task(name)
             if task.problem_type != "multi_label":
-                raise ValueError(f"thresholds[{name!r}]: task {name!r} is single-label; thresholds are for multi-label tasks")
+                raise ValueError(
+                    f"thresholds[{name!r}]: task {name!r} is single-label; thresholds are for multi-label tasks"
+                )
             values = list(values)
             if len(values) != len(task.labels) or not all(
                 isinstance(v, (int, float)) and 0.0 < v < 1.0 for v in values
@@ -494,15 +505,25 @@ class NewsClassifier:
 
     @overload
     def predict(
-        self, texts: str, *, title: str | None = ..., pairs: dict[str, str] | None = ...,
-        tasks: Sequence[str] | None = ..., thresholds: dict[str, Sequence[float]] | None = ...,
+        self,
+        texts: str,
+        *,
+        title: str | None = ...,
+        pairs: dict[str, str] | None = ...,
+        tasks: Sequence[str] | None = ...,
+        thresholds: dict[str, Sequence[float]] | None = ...,
         score_non_arabic: bool = ...,
     ) -> Prediction: ...
     @overload
     def predict(
-        self, texts: Sequence[str], *, title: Sequence[str | None] | None = ...,
-        pairs: dict[str, Sequence[str]] | None = ..., tasks: Sequence[str] | None = ...,
-        thresholds: dict[str, Sequence[float]] | None = ..., score_non_arabic: bool = ...,
+        self,
+        texts: Sequence[str],
+        *,
+        title: Sequence[str | None] | None = ...,
+        pairs: dict[str, Sequence[str]] | None = ...,
+        tasks: Sequence[str] | None = ...,
+        thresholds: dict[str, Sequence[float]] | None = ...,
+        score_non_arabic: bool = ...,
     ) -> list[Prediction]: ...
 
     def predict(self, texts, *, title=None, pairs=None, tasks=None, thresholds=None, score_non_arabic=False):
@@ -583,15 +604,15 @@ def _check_tokenizer_files(path: Path, info: TokenizerInfo | None) -> None:
     missing = [name for name in info.files if not (path / name).is_file()]
     if missing:
         raise ConfigError(
-            [f"tokenizer file(s) {missing} listed in {CONFIG_NAME} are missing; the model cannot read text "
-             "without the tokenizer it was trained with"],
+            [
+                f"tokenizer file(s) {missing} listed in {CONFIG_NAME} are missing; the model cannot read text "
+                "without the tokenizer it was trained with"
+            ],
             str(path),
         )
 
 
-def load_classifier(
-    path: str | Path, device: str | torch.device | None = None, batch_size: int = 16
-) -> NewsClassifier:
+def load_classifier(path: str | Path, device: str | torch.device | None = None, batch_size: int = 16) -> NewsClassifier:
     """Load a trained classifier directory for prediction.
 
     Args:

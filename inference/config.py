@@ -199,7 +199,11 @@ def window_problems(model: ModelConfig, paired: bool) -> Problems:
     if paired:
         if not 0 <= model.pair_max_length <= model.max_length // 2:
             out.append(
-                ("pair_max_length", model.pair_max_length, f"an integer in [0, {model.max_length // 2}] (half of max_length)")
+                (
+                    "pair_max_length",
+                    model.pair_max_length,
+                    f"an integer in [0, {model.max_length // 2}] (half of max_length)",
+                )
             )
             return out
         budgets["the article beside its target/claim"] = (
@@ -208,20 +212,30 @@ def window_problems(model: ModelConfig, paired: bool) -> Problems:
     what, budget = min(budgets.items(), key=lambda kv: kv[1])
     if budget < MIN_TEXT_TOKENS:
         out.append(
-            ("max_length", model.max_length, f"room for at least {MIN_TEXT_TOKENS} text tokens for {what} "
-             f"(it leaves {budget} after special tokens and pair_max_length)")
+            (
+                "max_length",
+                model.max_length,
+                f"room for at least {MIN_TEXT_TOKENS} text tokens for {what} "
+                f"(it leaves {budget} after special tokens and pair_max_length)",
+            )
         )
         return out
     ld = model.long_document
     if ld.strategy == "head_tail" and ld.head_tokens is not None and not 0 <= ld.head_tokens < budget:
         out.append(
-            ("long_document.head_tokens", ld.head_tokens,
-             f"an integer in [0, {budget}) so that a tail is kept ({budget} text tokens per window for {what})")
+            (
+                "long_document.head_tokens",
+                ld.head_tokens,
+                f"an integer in [0, {budget}) so that a tail is kept ({budget} text tokens per window for {what})",
+            )
         )
     if ld.strategy == "chunks" and not 0 <= ld.stride < budget // 2:
         out.append(
-            ("long_document.stride", ld.stride,
-             f"an integer in [0, {budget // 2}) (under half of the {budget} text tokens per window for {what})")
+            (
+                "long_document.stride",
+                ld.stride,
+                f"an integer in [0, {budget // 2}) (under half of the {budget} text tokens per window for {what})",
+            )
         )
     return out
 
@@ -264,7 +278,9 @@ class ClassifierConfig:
         if dupes:
             out.append(("tasks", names, f"unique task names (repeated: {dupes})"))
         if not isinstance(self.encoder_config.get("model_type"), str):
-            out.append(("encoder_config.model_type", self.encoder_config.get("model_type"), "a transformers model type"))
+            out.append(
+                ("encoder_config.model_type", self.encoder_config.get("model_type"), "a transformers model type")
+            )
         paired = any(t.pair_column for t in self.tasks)
         out += [(f"model.{k}", v, a) for k, v, a in window_problems(self.model, paired)]
         return out
@@ -312,9 +328,14 @@ class ClassifierConfig:
         if isinstance(data, dict) and data.get("format_version", FORMAT_VERSION) != FORMAT_VERSION:
             version = data.get("format_version")
             raise ConfigError(
-                [f"format_version: got {version!r}; this library reads format {FORMAT_VERSION} "
-                 + ("(a model saved by aranews-classifier 0.1; retrain it with this version)"
-                    if isinstance(version, int) and version < FORMAT_VERSION else "(upgrade aranews-classifier)")],
+                [
+                    f"format_version: got {version!r}; this library reads format {FORMAT_VERSION} "
+                    + (
+                        "(a model saved by aranews-classifier 0.1; retrain it with this version)"
+                        if isinstance(version, int) and version < FORMAT_VERSION
+                        else "(upgrade aranews-classifier)"
+                    )
+                ],
                 source,
             )
         return parse(cls, data, source=source)
@@ -341,8 +362,10 @@ class ClassifierConfig:
         if not isinstance(data, dict) or data.get("architecture") != ARCHITECTURE:
             found = data.get("architecture", data.get("model_type")) if isinstance(data, dict) else data
             raise ConfigError(
-                [f"architecture: got {found!r}; expected {ARCHITECTURE!r} (a model saved by aranews-classifier; "
-                 "a standard transformers model is loaded with transformers itself)"],
+                [
+                    f"architecture: got {found!r}; expected {ARCHITECTURE!r} (a model saved by aranews-classifier; "
+                    "a standard transformers model is loaded with transformers itself)"
+                ],
                 str(path),
             )
         return cls.from_dict(data, source=str(path))

@@ -30,8 +30,17 @@ __all__ = ["ExportError", "basic_model_card", "export_task", "hub_base_model"]
 
 _PROBLEM_TYPES = {"single_label": "single_label_classification", "multi_label": "multi_label_classification"}
 # transformers config keys that describe a head or a training run, not the encoder
-_HEAD_KEYS = ("architectures", "id2label", "label2id", "num_labels", "problem_type", "_name_or_path",
-              "transformers_version", "dtype", "torch_dtype")
+_HEAD_KEYS = (
+    "architectures",
+    "id2label",
+    "label2id",
+    "num_labels",
+    "problem_type",
+    "_name_or_path",
+    "transformers_version",
+    "dtype",
+    "torch_dtype",
+)
 
 
 class ExportError(ValueError):
@@ -118,7 +127,9 @@ def export_task(model: NewsClassifier | str | Path, task: str, out_dir: str | Pa
     buffers = {name for name, _ in hf_model.named_buffers()}
     missing = [k for k in missing if k not in buffers]
     if missing or unexpected:
-        raise ExportError(f"weights do not map onto {type(hf_model).__name__}: missing {missing[:3]}, unexpected {unexpected[:3]}")
+        raise ExportError(
+            f"weights do not map onto {type(hf_model).__name__}: missing {missing[:3]}, unexpected {unexpected[:3]}"
+        )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     hf_model.eval().save_pretrained(str(out))
@@ -130,16 +141,27 @@ def export_task(model: NewsClassifier | str | Path, task: str, out_dir: str | Pa
 
 
 def _front_matter(meta: dict[str, Any]) -> list[str]:
-    return ["---", yaml.safe_dump({k: v for k, v in meta.items() if v is not None}, allow_unicode=True,
-                                  sort_keys=False).strip(), "---", ""]
+    return [
+        "---",
+        yaml.safe_dump({k: v for k, v in meta.items() if v is not None}, allow_unicode=True, sort_keys=False).strip(),
+        "---",
+        "",
+    ]
 
 
 def _labels_table(task: TaskSpec) -> list[str]:
-    kind = "multi-label (sigmoid; labels at or above their threshold)" if task.problem_type == "multi_label" else (
-        "single-label (softmax)")
+    kind = (
+        "multi-label (sigmoid; labels at or above their threshold)"
+        if task.problem_type == "multi_label"
+        else ("single-label (softmax)")
+    )
     pair = f"; reads the article with its `{task.pair_column}`" if task.pair_column else ""
-    lines = [f"**{task.name}**: {kind}{pair}", "", "| id | label |" + (" threshold |" if task.thresholds else ""),
-             "| --- | --- |" + (" --- |" if task.thresholds else "")]
+    lines = [
+        f"**{task.name}**: {kind}{pair}",
+        "",
+        "| id | label |" + (" threshold |" if task.thresholds else ""),
+        "| --- | --- |" + (" --- |" if task.thresholds else ""),
+    ]
     for i, label in enumerate(task.labels):
         extra = f" {task.thresholds[i]:.2f} |" if task.thresholds else ""
         lines.append(f"| {i} | `{label}` |{extra}")
@@ -160,10 +182,45 @@ def export_card(config: ClassifierConfig, task: TaskSpec) -> str:
     }
     pair_call = (
         f'clf({{"text": clean(article_text), "text_pair": clean({task.pair_column})}}, top_k=None)'
-        if task.pair_column else "clf(clean(article_text), top_k=None, truncation=True)"
+        if task.pair_column
+        else "clf(clean(article_text), top_k=None, truncation=True)"
     )
-    lines = [*_front_matter(meta), f"# {task.name} classifier for Arabic news", "", f"The `{task.name}` task of an aranews-classifier model fine-tuned from `{m.encoder}`, exported as a standard " "transformers sequence-classification model.", "", *_labels_table(task), "## How to use", "", "Apply the same cleaning the model was trained with first (the exported model does not do it):", "", "```python", "from transformers import pipeline", "from aranews.inference.preprocessing import build_preprocessor   # pip install aranews-classifier", "", f"clean = build_preprocessor([{steps}])", 'clf = pipeline("text-classification", model="PATH_OR_REPO")', pair_call, "```", "", "## Differences from the full library", "", f"- Input: the library reads {'the title, a newline, then the text' if m.title == 'prepend' else 'the text only'}; " "compose the same string before cleaning for identical results.", f"- Long articles: the pipeline reads one window of {m.max_length} tokens (truncated at the end); the library " f"uses `{m.long_document.strategy}`" + (f" (the first {m.long_document.head_tokens or 'quarter of the'} tokens and the end)"
-           if m.long_document.strategy == "head_tail" else "") + ". Scores are equal for articles that fit in one window.", "- The library skips empty and non-Arabic texts; the pipeline scores whatever it is given.", ""]
+    lines = [
+        *_front_matter(meta),
+        f"# {task.name} classifier for Arabic news",
+        "",
+        f"The `{task.name}` task of an aranews-classifier model fine-tuned from `{m.encoder}`, exported as a standard "
+        "transformers sequence-classification model.",
+        "",
+        *_labels_table(task),
+        "## How to use",
+        "",
+        "Apply the same cleaning the model was trained with first (the exported model does not do it):",
+        "",
+        "```python",
+        "from transformers import pipeline",
+        "from aranews.inference.preprocessing import build_preprocessor   # pip install aranews-classifier",
+        "",
+        f"clean = build_preprocessor([{steps}])",
+        'clf = pipeline("text-classification", model="PATH_OR_REPO")',
+        pair_call,
+        "```",
+        "",
+        "## Differences from the full library",
+        "",
+        f"- Input: the library reads {'the title, a newline, then the text' if m.title == 'prepend' else 'the text only'}; "
+        "compose the same string before cleaning for identical results.",
+        f"- Long articles: the pipeline reads one window of {m.max_length} tokens (truncated at the end); the library "
+        f"uses `{m.long_document.strategy}`"
+        + (
+            f" (the first {m.long_document.head_tokens or 'quarter of the'} tokens and the end)"
+            if m.long_document.strategy == "head_tail"
+            else ""
+        )
+        + ". Scores are equal for articles that fit in one window.",
+        "- The library skips empty and non-Arabic texts; the pipeline scores whatever it is given.",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -178,7 +235,15 @@ def basic_model_card(config: ClassifierConfig) -> str:
         "base_model": hub_base_model(m.encoder),
         "tags": ["arabic", "news", "multi-task", *[t.name for t in config.tasks]],
     }
-    lines = [*_front_matter(meta), "# Arabic news classifier (aranews-classifier)", "", f"A multi-task model fine-tuned from `{m.encoder}`: one shared encoder, one head per task.", "", *[line for task in config.tasks for line in _labels_table(task)], *how_to_use(config)]
+    lines = [
+        *_front_matter(meta),
+        "# Arabic news classifier (aranews-classifier)",
+        "",
+        f"A multi-task model fine-tuned from `{m.encoder}`: one shared encoder, one head per task.",
+        "",
+        *[line for task in config.tasks for line in _labels_table(task)],
+        *how_to_use(config),
+    ]
     return "\n".join(lines)
 
 
@@ -205,7 +270,7 @@ def how_to_use(config: ClassifierConfig) -> list[str]:
         "aranews score --model PATH archive.jsonl --out scores.jsonl",
         "```",
         "",
-        "For plain transformers (`pipeline(\"text-classification\")`), export one task first: "
+        'For plain transformers (`pipeline("text-classification")`), export one task first: '
         f"`aranews export --model PATH --task {task.name} --out {task.name}-model`.",
         "",
     ]

@@ -157,7 +157,9 @@ class MultiTaskClassifier(nn.Module):
         try:
             model = cls(config)
         except (TypeError, ValueError, KeyError) as exc:  # transformers rejects the encoder_config
-            raise ConfigError([f"encoder_config: cannot build the encoder ({exc})"], str(Path(directory) / "config.json")) from None
+            raise ConfigError(
+                [f"encoder_config: cannot build the encoder ({exc})"], str(Path(directory) / "config.json")
+            ) from None
         problems = _weights_problems(weights, config, model)
         if problems:
             raise ConfigError(problems)

@@ -156,8 +156,9 @@ def _score_chunk(
     for i, (record, decision) in enumerate(zip(records, decisions, strict=True)):
         reason = result.skipped[i]
         if reason is not None:
-            skipped.append({"id": record["id"], "location": record["location"], "reason": reason,
-                            "detail": SKIP_REASONS[reason]})
+            skipped.append(
+                {"id": record["id"], "location": record["location"], "reason": reason, "detail": SKIP_REASONS[reason]}
+            )
             continue
         row: dict[str, Any] = {"id": record["id"]}
         for task in classifier.tasks:
@@ -170,7 +171,10 @@ def _score_chunk(
                 row[f"{task.name}_score"] = d["score"]
             if s.all_probabilities:
                 row[f"{task.name}_probs"] = json.dumps(
-                    {label: round(float(p), 6) for label, p in zip(task.labels, result.probs[task.name][i], strict=True)},
+                    {
+                        label: round(float(p), 6)
+                        for label, p in zip(task.labels, result.probs[task.name][i], strict=True)
+                    },
                     ensure_ascii=False,
                 )
         article = result.articles[i]
@@ -299,7 +303,10 @@ def score_archive(
     )
     job = _open_job(classifier, input_path, output, errors_path, output_format, settings, chunk_size, resume)
     summary = ScoreSummary(
-        str(input_path), str(output), str(job.errors_file), resumed=job.state["chunks_done"] > 0,
+        str(input_path),
+        str(output),
+        str(job.errors_file),
+        resumed=job.state["chunks_done"] > 0,
         provenance=_provenance(classifier, job.model_hash),
     )
     started = time.perf_counter()
@@ -396,8 +403,12 @@ def _run_chunks(job: _Job, classifier: NewsClassifier, progress: bool, throttle_
                 continue  # finished before the interruption; its ids are in `seen` again
             records = [r for _, r, problem in checked if problem is None]
             errors = [
-                {"id": (row.fields or {}).get(s.id_column), "location": row.location, "reason": problem[0],
-                 "detail": problem[1]}
+                {
+                    "id": (row.fields or {}).get(s.id_column),
+                    "location": row.location,
+                    "reason": problem[0],
+                    "detail": problem[1],
+                }
                 for row, _, problem in checked
                 if problem is not None
             ]
@@ -425,7 +436,9 @@ def _finish_job(job: _Job, classifier: NewsClassifier, summary: ScoreSummary) ->
     """Assemble the output and errors files from the parts, count what they hold, write the summary."""
     columns = ["id"]
     for task in classifier.tasks:
-        columns += [task.name, f"{task.name}_score"] + ([f"{task.name}_probs"] if job.settings.all_probabilities else [])
+        columns += [task.name, f"{task.name}_score"] + (
+            [f"{task.name}_probs"] if job.settings.all_probabilities else []
+        )
     columns += ["n_tokens", "truncated", "no_arabic", "model_sha256"]
     _assemble(sorted(job.parts_dir.glob("scores-*.part")), job.output, job.output_format, columns)
     _assemble(sorted(job.parts_dir.glob("errors-*.part")), job.errors_file, "jsonl", [])

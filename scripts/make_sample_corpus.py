@@ -243,7 +243,9 @@ def compose(rng: random.Random, topic: str, lead: str, stance: str, split: str) 
 
 def write_archive(dev: list[dict]) -> None:
     """An unlabelled archive for the batch-scoring demo: the dev articles plus one row of each bad kind."""
-    lines = [json.dumps({"id": f"arc-{r['id']}", "title": r["title"], "text": r["text"]}, ensure_ascii=False) for r in dev]
+    lines = [
+        json.dumps({"id": f"arc-{r['id']}", "title": r["title"], "text": r["text"]}, ensure_ascii=False) for r in dev
+    ]
     lines += [
         json.dumps({"id": f"arc-{dev[0]['id']}", "text": "نسخة مكررة من خبر سابق"}, ensure_ascii=False),  # duplicate id
         json.dumps({"id": "arc-empty", "text": "   "}),  # empty text

@@ -64,13 +64,19 @@ def test_all_problems_are_reported_in_one_pass(tmp_path):
     ):
         assert any(p.startswith(expected) for p in problems), (expected, problems)
     # the window check that used to pass here and fail after the encoder was loaded
-    fixed = {**bad, "data": {"train": "t.jsonl", "dev": "d.jsonl"}, "tasks": [{"name": "topic"}],
-             "training": {"epochs": 0}}
+    fixed = {
+        **bad,
+        "data": {"train": "t.jsonl", "dev": "d.jsonl"},
+        "tasks": [{"name": "topic"}],
+        "training": {"epochs": 0},
+    }
     path.write_text(yaml.safe_dump(fixed), encoding="utf-8")
     with pytest.raises(ConfigError) as caught:
         load_config(path)
     assert [p.split(":")[0] for p in caught.value.problems] == [
-        "model.dropuot", "training.epochs", "model.long_document.stride"
+        "model.dropuot",
+        "training.epochs",
+        "model.long_document.stride",
     ]
 
 

@@ -101,7 +101,11 @@ def test_window_checks_are_written_once_in_the_settings(tiny_tokenizer):
     # once accepted by the training config and refused by the encoder after the weights were loaded
     bad = ModelConfig(max_length=96, long_document=LongDocumentConfig("chunks", stride=47))
     assert window_problems(bad, paired=False) == [
-        ("long_document.stride", 47, "an integer in [0, 47) (under half of the 94 text tokens per window for the article alone)")
+        (
+            "long_document.stride",
+            47,
+            "an integer in [0, 47) (under half of the 94 text tokens per window for the article alone)",
+        )
     ]
     # at the bound the check allows, real windows are built for the article alone and for a pair
     ok = ModelConfig(max_length=96, pair_max_length=20, long_document=LongDocumentConfig("chunks", stride=35))

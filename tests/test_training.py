@@ -197,7 +197,11 @@ def test_training_with_chunks_strategy(tmp_path, tiny_backbone):
     assert metrics["data"]["train"]["windows"] > metrics["data"]["train"]["articles"]
     saved = json.loads((tmp_path / "run" / "model" / "config.json").read_text(encoding="utf-8"))
     assert saved["model"]["long_document"] == {
-        "strategy": "chunks", "head_tokens": None, "stride": 8, "max_chunks": 4, "chunk_pooling": "mean"
+        "strategy": "chunks",
+        "head_tokens": None,
+        "stride": 8,
+        "max_chunks": 4,
+        "chunk_pooling": "mean",
     }
     clf = load_classifier(tmp_path / "run" / "model")
     assert clf.windower.strategy == "chunks"

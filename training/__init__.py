@@ -21,7 +21,15 @@ _EXPORTS = {
     "Trainer": "trainer",
 }
 
-__all__ = ["ConfigError", "DataValidationError", "ExperimentConfig", "MissingExtraError", "TrainResult", "Trainer", "load_config"]
+__all__ = [
+    "ConfigError",
+    "DataValidationError",
+    "ExperimentConfig",
+    "MissingExtraError",
+    "TrainResult",
+    "Trainer",
+    "load_config",
+]
 
 if TYPE_CHECKING:
     from aranews.training.config import ConfigError, ExperimentConfig, load_config

@@ -39,8 +39,15 @@ __all__ = [
 
 CHECKPOINT_DIR = "last_checkpoint"
 # Settings that do not change what a run computes: a resume may change them.
-_VOLATILE = {("training", "output_dir"), ("training", "resume"), ("training", "progress"), ("training", "report"),
-             ("training", "baseline"), ("training", "eval_batch_size"), ("training", "device")}
+_VOLATILE = {
+    ("training", "output_dir"),
+    ("training", "resume"),
+    ("training", "progress"),
+    ("training", "report"),
+    ("training", "baseline"),
+    ("training", "eval_batch_size"),
+    ("training", "device"),
+}
 
 
 class ResumeMismatchError(ValueError):

@@ -17,6 +17,7 @@ and progress-bar settings are configured here, never at library import.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -130,8 +131,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     title = classifier.config.model.title
 
     def read(name: str, path: str):
-        columns = DataConfig(train=path, dev=path, id_column=args.id_column, text_column=args.text_column,
-                             title_column=args.title_column or None)
+        columns = DataConfig(
+            train=path,
+            dev=path,
+            id_column=args.id_column,
+            text_column=args.text_column,
+            title_column=args.title_column or None,
+        )
         split, problems = load_split(name, path, columns, tasks, title)
         problems += [p for p in validate_splits(split, [], tasks, labels) if "distinct labels" not in p]
         if problems:
@@ -142,7 +148,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     train = read("train", args.train) if args.train else None
     out_dir = Path(args.out_dir) if args.out_dir else Path(args.model).resolve().parent / f"eval-{Path(args.data).stem}"
     report = build_report(
-        classifier, encode_split(classifier.windower, split, classifier.tasks), out_dir, train=train,
+        classifier,
+        encode_split(classifier.windower, split, classifier.tasks),
+        out_dir,
+        train=train,
         split_name=Path(args.data).stem,
     )
     for task, r in report["tasks"].items():
@@ -184,8 +193,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if not (backbone / "config.json").is_file():
         texts = _read_texts([str(sample_path("train.jsonl"))])
         print(f"[1/4] building a tiny BERT backbone from {len(texts)} sample articles -> {backbone}")
-        build_tiny_backbone(texts, backbone, vocab_size=3000, hidden_size=128, num_layers=2, num_heads=2,
-                            intermediate_size=256, max_position_embeddings=256)
+        build_tiny_backbone(
+            texts,
+            backbone,
+            vocab_size=3000,
+            hidden_size=128,
+            num_layers=2,
+            num_heads=2,
+            intermediate_size=256,
+            max_position_embeddings=256,
+        )
     overrides = {
         "data.train": str(sample_path("train.jsonl")),
         "data.dev": str(sample_path("dev.jsonl")),
@@ -227,14 +244,25 @@ def _input_rows(args: argparse.Namespace, classifier) -> Iterator[dict[str, Any]
     from aranews.inference.scoring import _Settings, check_row
 
     pair_columns = {t.pair_column: t.pair_column for t in classifier.tasks if t.pair_column}
-    settings = _Settings(args.id_column, args.text_column, args.title_column or None, pair_columns,
-                         args.max_chars, args.score_non_arabic, False)
+    settings = _Settings(
+        args.id_column,
+        args.text_column,
+        args.title_column or None,
+        pair_columns,
+        args.max_chars,
+        args.score_non_arabic,
+        False,
+    )
     seen: set[str] = set()
     for row in read_archive(args.input):
         record, problem = check_row(row, settings, seen)
         if problem is not None:
-            yield {"id": (row.fields or {}).get(args.id_column), "location": row.location, "skipped": problem[0],
-                   "detail": problem[1]}
+            yield {
+                "id": (row.fields or {}).get(args.id_column),
+                "location": row.location,
+                "skipped": problem[0],
+                "detail": problem[1],
+            }
         else:
             yield record
 
@@ -243,12 +271,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if not args.texts and not args.input:
         raise UsageError("predict: give texts as arguments or --input FILE")
     classifier = _load(args)
-    out = Path(args.out).open("w", encoding="utf-8") if args.out else sys.stdout
-    try:
+    with contextlib.ExitStack() as stack:
+        out = stack.enter_context(Path(args.out).open("w", encoding="utf-8")) if args.out else sys.stdout
         if args.texts:
-            predictions = classifier.predict(list(args.texts), title=[args.title] * len(args.texts),
-                                             pairs=_pairs_from(args, len(args.texts)),
-                                             score_non_arabic=args.score_non_arabic)
+            predictions = classifier.predict(
+                list(args.texts),
+                title=[args.title] * len(args.texts),
+                pairs=_pairs_from(args, len(args.texts)),
+                score_non_arabic=args.score_non_arabic,
+            )
             for prediction in predictions:
                 out.write(json.dumps(prediction, ensure_ascii=False) + "\n")
         if args.input:
@@ -259,9 +290,6 @@ def cmd_predict(args: argparse.Namespace) -> int:
                     _predict_rows(classifier, batch, out, args.score_non_arabic)
                     batch = []
             _predict_rows(classifier, batch, out, args.score_non_arabic)
-    finally:
-        if out is not sys.stdout:
-            out.close()
     return 0
 
 
@@ -290,11 +318,15 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(view.to_dict(), ensure_ascii=False, indent=2))
         return 0
-    print(f"preprocessing: {', '.join(view.preprocessing)}; strategy {view.strategy}; windows of {view.max_length} tokens")
+    print(
+        f"preprocessing: {', '.join(view.preprocessing)}; strategy {view.strategy}; windows of {view.max_length} tokens"
+    )
     if view.skipped:
         print(f"NOT CLASSIFIED: {view.skipped}")
     print(f"composed text ({len(view.text)} characters):\n  {view.text[:300]}{'...' if len(view.text) > 300 else ''}")
-    print(f"after cleaning ({len(view.cleaned)} characters):\n  {view.cleaned[:300]}{'...' if len(view.cleaned) > 300 else ''}")
+    print(
+        f"after cleaning ({len(view.cleaned)} characters):\n  {view.cleaned[:300]}{'...' if len(view.cleaned) > 300 else ''}"
+    )
     for key, group in view.inputs.items():
         print(
             f"{key} (tasks {', '.join(group['tasks'])}): {group['n_tokens']} tokens, "
@@ -345,7 +377,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     from aranews.inference.export import export_task
 
     out = export_task(_load(args), args.task, args.out)
-    print(f"task {args.task!r} exported to {out}: load it with transformers.pipeline('text-classification', model='{out}')")
+    print(
+        f"task {args.task!r} exported to {out}: load it with transformers.pipeline('text-classification', model='{out}')"
+    )
     return 0
 
 
@@ -353,32 +387,42 @@ def cmd_export(args: argparse.Namespace) -> int:
 def _common(subparser: argparse.ArgumentParser) -> None:
     # SUPPRESS: a flag given before the subcommand is not reset by the subcommand's default
     subparser.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="debug logging")
-    subparser.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
-                           help="warnings only, no progress bars")
+    subparser.add_argument(
+        "-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="warnings only, no progress bars"
+    )
 
 
 def _model_options(p: argparse.ArgumentParser, batch_size: int = 16) -> None:
     p.add_argument("--model", required=True, help="a model directory written by aranews train (or save_pretrained)")
     p.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: CUDA, then MPS, then CPU)")
-    p.add_argument("--batch-size", type=int, default=batch_size, help=f"articles per forward pass (default {batch_size})")
+    p.add_argument(
+        "--batch-size", type=int, default=batch_size, help=f"articles per forward pass (default {batch_size})"
+    )
 
 
 def _row_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--id-column", default="id", help="column holding the article id (default: id)")
     p.add_argument("--text-column", default="text", help="column holding the article text (default: text)")
-    p.add_argument("--title-column", default="title",
-                   help="column holding the title, read as the model's model.title says ('' to ignore; default: title)")
+    p.add_argument(
+        "--title-column",
+        default="title",
+        help="column holding the title, read as the model's model.title says ('' to ignore; default: title)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="aranews", description="Fine-tuned transformer classification of Arabic news articles.")
+    parser = argparse.ArgumentParser(
+        prog="aranews", description="Fine-tuned transformer classification of Arabic news articles."
+    )
     parser.add_argument("--version", action="version", version=f"aranews-classifier {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     parser.add_argument("-q", "--quiet", action="store_true", help="warnings only, no progress bars")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("demo", help="the main job on the embedded sample corpus, offline")
-    p.add_argument("--out", default="runs/demo", help="folder for the backbone, the run and the card (default runs/demo)")
+    p.add_argument(
+        "--out", default="runs/demo", help="folder for the backbone, the run and the card (default runs/demo)"
+    )
     p.add_argument("--config", help="a config to use instead of the shipped demo.yaml")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
     p.set_defaults(func=cmd_demo, needs_train=True)
@@ -386,8 +430,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="fine-tune from a YAML config")
     p.add_argument("config", help="the experiment config (see configs/default.yaml)")
     p.add_argument("--out", help="run directory (overrides training.output_dir)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value, e.g. --set training.epochs=3 (repeatable)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set training.epochs=3 (repeatable)",
+    )
     p.set_defaults(func=cmd_train, needs_train=True)
 
     p = sub.add_parser("evaluate", help="evaluate a saved model on a labelled file and write a report")
@@ -427,8 +476,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--errors", help="rows not scored, with reasons (default: <out>.errors.jsonl)")
     p.add_argument("--format", choices=["jsonl", "csv", "parquet"], help="output format (default: from --out)")
     _row_options(p)
-    p.add_argument("--pair-column", action="append", default=[], metavar="MODEL_COLUMN=ARCHIVE_COLUMN",
-                   help="where a target-conditioned task's target is in the archive (repeatable)")
+    p.add_argument(
+        "--pair-column",
+        action="append",
+        default=[],
+        metavar="MODEL_COLUMN=ARCHIVE_COLUMN",
+        help="where a target-conditioned task's target is in the archive (repeatable)",
+    )
     p.add_argument("--chunk-size", type=int, default=512, help="rows per atomically written chunk (default 512)")
     p.add_argument("--max-chars", type=int, default=200_000, help="longer texts are errors (oversized_text)")
     p.add_argument("--score-non-arabic", action="store_true", help="score texts without Arabic (flagged)")
@@ -491,8 +545,19 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from aranews.training.checkpoint import ResumeMismatchError
     from aranews.training.extras import MissingExtraError
 
-    errors: list[type[BaseException]] = [ConfigError, DeviceError, ExportError, MissingExtraError, ResumeMismatchError,
-                                         UsageError, FileNotFoundError, FileExistsError, KeyError, ValueError, TypeError]
+    errors: list[type[BaseException]] = [
+        ConfigError,
+        DeviceError,
+        ExportError,
+        MissingExtraError,
+        ResumeMismatchError,
+        UsageError,
+        FileNotFoundError,
+        FileExistsError,
+        KeyError,
+        ValueError,
+        TypeError,
+    ]
     try:
         from aranews.training.data import DataValidationError
         from aranews.training.trainer import EncoderUnavailableError

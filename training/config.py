@@ -149,15 +149,27 @@ class TrainingConfig:
             ("batch_size", self.batch_size, self.batch_size >= 1, "an integer >= 1"),
             ("eval_batch_size", self.eval_batch_size, self.eval_batch_size >= 1, "an integer >= 1"),
             ("learning_rate", self.learning_rate, 0.0 < self.learning_rate < 1.0, "a value in (0, 1)"),
-            ("head_learning_rate", self.head_learning_rate,
-             self.head_learning_rate is None or 0.0 < self.head_learning_rate < 1.0, "a value in (0, 1)"),
+            (
+                "head_learning_rate",
+                self.head_learning_rate,
+                self.head_learning_rate is None or 0.0 < self.head_learning_rate < 1.0,
+                "a value in (0, 1)",
+            ),
             ("weight_decay", self.weight_decay, 0.0 <= self.weight_decay < 1.0, "a value in [0, 1)"),
             ("warmup_ratio", self.warmup_ratio, 0.0 <= self.warmup_ratio < 1.0, "a value in [0, 1)"),
             ("max_grad_norm", self.max_grad_norm, self.max_grad_norm > 0, "a value > 0"),
-            ("gradient_accumulation_steps", self.gradient_accumulation_steps,
-             self.gradient_accumulation_steps >= 1, "an integer >= 1"),
-            ("early_stopping_patience", self.early_stopping_patience, self.early_stopping_patience >= 0,
-             "an integer >= 0"),
+            (
+                "gradient_accumulation_steps",
+                self.gradient_accumulation_steps,
+                self.gradient_accumulation_steps >= 1,
+                "an integer >= 1",
+            ),
+            (
+                "early_stopping_patience",
+                self.early_stopping_patience,
+                self.early_stopping_patience >= 0,
+                "an integer >= 0",
+            ),
         ]
         return [(key, value, allowed) for key, value, ok, allowed in ranges if not ok]
 

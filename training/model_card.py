@@ -253,7 +253,11 @@ def render_model_card(
         "## Long documents",
         "",
         f"Windows of {m.max_length} tokens. Strategy `{ld.strategy}`"
-        + (f" (the first {ld.head_tokens or 'quarter of the'} tokens and the end of the article)" if ld.strategy == "head_tail" else "")
+        + (
+            f" (the first {ld.head_tokens or 'quarter of the'} tokens and the end of the article)"
+            if ld.strategy == "head_tail"
+            else ""
+        )
         + (
             f" (windows overlapping by {ld.stride} tokens, at most {ld.max_chunks}, logits {ld.chunk_pooling}-pooled)"
             if ld.strategy == "chunks"

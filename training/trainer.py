@@ -83,7 +83,9 @@ def check_encoder_source(name: str, what: str = "model.encoder") -> None:
     path = Path(name).expanduser()
     if path.exists():
         if not (path / "config.json").is_file() and what == "model.encoder":
-            raise EncoderUnavailableError(f"{what}: {name} is a folder without config.json; point it at a transformers model directory")
+            raise EncoderUnavailableError(
+                f"{what}: {name} is a folder without config.json; point it at a transformers model directory"
+            )
         return
     from huggingface_hub import constants, try_to_load_from_cache
 
@@ -215,7 +217,9 @@ class Trainer:
             ResumeMismatchError: ``last_checkpoint/`` holds another run's state.
         """
         started = time.perf_counter()
-        train_split, eval_splits, labels = load_and_validate(self.config.data, self.config.tasks, self.config.model.title)
+        train_split, eval_splits, labels = load_and_validate(
+            self.config.data, self.config.tasks, self.config.model.title
+        )
         self._check_sources()
         fingerprint = run_fingerprint(self.config.to_dict())
         progress = self._previous_progress(fingerprint)
@@ -231,7 +235,9 @@ class Trainer:
         m, tcfg = self.config.model, self.config.training
         if tcfg.init_from:
             if not (Path(tcfg.init_from) / "config.json").is_file():
-                raise FileNotFoundError(f"training.init_from: {tcfg.init_from} is not a model directory of this library")
+                raise FileNotFoundError(
+                    f"training.init_from: {tcfg.init_from} is not a model directory of this library"
+                )
             return
         check_encoder_source(m.encoder)
         if m.tokenizer:
@@ -251,8 +257,10 @@ class Trainer:
         limit = positions - offset
         if self.config.model.max_length > limit:
             raise ConfigError(
-                [f"model.max_length: got {self.config.model.max_length}; expected at most {limit}, the positions of "
-                 f"the encoder {self.config.model.encoder}"]
+                [
+                    f"model.max_length: got {self.config.model.max_length}; expected at most {limit}, the positions of "
+                    f"the encoder {self.config.model.encoder}"
+                ]
             )
 
     def _previous_progress(self, fingerprint: dict[str, Any]) -> dict[str, Any] | None:
@@ -285,7 +293,11 @@ class Trainer:
                 changes[task.name] = diff
                 logger.info(
                     "task %r labels vs %s: added %s, removed %s, kept %d",
-                    task.name, init_from, diff["added"], diff["removed"], len(diff["kept"]),
+                    task.name,
+                    init_from,
+                    diff["added"],
+                    diff["removed"],
+                    len(diff["kept"]),
                 )
             thresholds = [task.threshold] * len(names) if task.problem_type == "multi_label" else None
             specs.append(TaskSpec(task.name, names, task.problem_type, task.pair_column, thresholds))
@@ -334,11 +346,17 @@ class Trainer:
         no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
         encoder = list(model.encoder.named_parameters())
         groups = [
-            {"params": [p for n, p in encoder if not n.endswith(no_decay)], "weight_decay": tcfg.weight_decay,
-             "lr": tcfg.learning_rate},
+            {
+                "params": [p for n, p in encoder if not n.endswith(no_decay)],
+                "weight_decay": tcfg.weight_decay,
+                "lr": tcfg.learning_rate,
+            },
             {"params": [p for n, p in encoder if n.endswith(no_decay)], "weight_decay": 0.0, "lr": tcfg.learning_rate},
-            {"params": list(model.heads.parameters()), "weight_decay": 0.0,
-             "lr": tcfg.head_learning_rate or tcfg.learning_rate},
+            {
+                "params": list(model.heads.parameters()),
+                "weight_decay": 0.0,
+                "lr": tcfg.head_learning_rate or tcfg.learning_rate,
+            },
         ]
         optimizer = torch.optim.AdamW(groups, lr=tcfg.learning_rate)
         total = steps_per_epoch * tcfg.epochs
@@ -378,8 +396,20 @@ class Trainer:
         optimizer, scheduler = self._optimizer(model, math.ceil(len(loader) / tcfg.gradient_accumulation_steps))
         prepared, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
         return _Run(
-            accelerator, precision, tokenizer, prepared, accelerator.unwrap_model(prepared), windower, train_split,
-            train_data, eval_data, loader, optimizer, scheduler, fingerprint, changes,
+            accelerator,
+            precision,
+            tokenizer,
+            prepared,
+            accelerator.unwrap_model(prepared),
+            windower,
+            train_split,
+            train_data,
+            eval_data,
+            loader,
+            optimizer,
+            scheduler,
+            fingerprint,
+            changes,
         )
 
     def _restore(self, run: _Run, progress: dict[str, Any] | None) -> None:
@@ -396,7 +426,9 @@ class Trainer:
         from aranews.training.evaluation import evaluate_split
 
         tcfg = self.config.training
-        evaluator = NewsClassifier(run.unwrapped, run.tokenizer, run.accelerator.device, batch_size=tcfg.eval_batch_size)
+        evaluator = NewsClassifier(
+            run.unwrapped, run.tokenizer, run.accelerator.device, batch_size=tcfg.eval_batch_size
+        )
         for epoch in range(run.start_epoch, tcfg.epochs):
             if run.best["bad_epochs"] > 0 and run.best["bad_epochs"] >= tcfg.early_stopping_patience > 0:
                 run.stopped_early = True
@@ -418,7 +450,10 @@ class Trainer:
             )
             logger.info(
                 "epoch %d: train loss %.4f, dev %s %.4f (%s)",
-                epoch + 1, run.history[-1]["train_loss"], tcfg.selection_metric, score,
+                epoch + 1,
+                run.history[-1]["train_loss"],
+                tcfg.selection_metric,
+                score,
                 ", ".join(f"{k} {v.get(tcfg.selection_metric, 0):.3f}" for k, v in reports.items()),
             )
             if run.accelerator.is_main_process:
@@ -477,14 +512,23 @@ class Trainer:
         from aranews.training.evaluation import build_report, compact, evaluate_split
 
         tcfg = self.config.training
-        final = NewsClassifier.from_pretrained(self.model_dir, device=run.accelerator.device, batch_size=tcfg.eval_batch_size)
+        final = NewsClassifier.from_pretrained(
+            self.model_dir, device=run.accelerator.device, batch_size=tcfg.eval_batch_size
+        )
         tuned = self._tune_thresholds(final, run.eval_data["dev"]) if tcfg.tune_thresholds else {}
         reports: dict[str, Any] = {}
         if tcfg.report and run.accelerator.is_main_process:  # the report's dev figures: one pass over dev
-            report = build_report(final, run.eval_data["dev"], self.output_dir / "report",
-                                  train=run.train_split if tcfg.baseline else None, split_name="dev")
+            report = build_report(
+                final,
+                run.eval_data["dev"],
+                self.output_dir / "report",
+                train=run.train_split if tcfg.baseline else None,
+                split_name="dev",
+            )
             reports["dev"] = {name: compact(figures) for name, figures in report["tasks"].items()}
-        reports.update({name: evaluate_split(final, data) for name, data in run.eval_data.items() if name not in reports})
+        reports.update(
+            {name: evaluate_split(final, data) for name, data in run.eval_data.items() if name not in reports}
+        )
         metrics = {
             "best_epoch": run.best["epoch"],
             "selection_metric": tcfg.selection_metric,
@@ -512,7 +556,9 @@ class Trainer:
     def _write_outputs(self, metrics: dict[str, Any]) -> None:
         from aranews.training.model_card import render_model_card
 
-        (self.output_dir / "metrics.json").write_text(json.dumps(metrics, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+        (self.output_dir / "metrics.json").write_text(
+            json.dumps(metrics, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
+        )
         (self.output_dir / "config.yaml").write_text(
             yaml.safe_dump(self.config.to_dict(), allow_unicode=True, sort_keys=False), encoding="utf-8"
         )
