@@ -88,11 +88,13 @@ def main() -> None:
                 "model": {
                     "encoder": args.encoder,
                     "max_length": args.max_length,
-                    "long_document": args.long_document,
-                    "head_tokens": args.max_length // 4,
                     "pair_max_length": min(64, args.max_length // 4),
-                    "max_chunks": args.max_chunks,
-                    "stride": args.stride,
+                    "long_document": {
+                        "strategy": args.long_document,
+                        "head_tokens": args.max_length // 4,
+                        "max_chunks": args.max_chunks,
+                        "stride": args.stride,
+                    },
                     "pooling": "mean",
                 },
                 "training": {
@@ -125,6 +127,8 @@ def main() -> None:
         "long_document": args.long_document,
         "max_chunks": args.max_chunks if args.long_document == "chunks" else None,
         "epochs": args.epochs,
+        "model": result.metrics["config"]["model"],
+        "versions": result.metrics["versions"],
         "best_epoch": result.metrics["best_epoch"],
         "seed": args.seed,
         "transformer": {k: transformer[k] for k in ("accuracy", "macro_f1", "micro_f1", "weighted_f1")}

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import platform
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -35,6 +36,7 @@ __all__ = [
     "ModelConfig",
     "TaskSpec",
     "TokenizerInfo",
+    "input_groups",
     "library_versions",
     "window_problems",
 ]
@@ -111,6 +113,18 @@ class TaskSpec:
         elif self.thresholds is not None:
             out.append(("thresholds", self.thresholds, "null: thresholds are only for multi_label tasks"))
         return out
+
+
+def input_groups(tasks: Sequence[TaskSpec]) -> dict[str | None, list[str]]:
+    """Task names grouped by the input they read, in task order: ``None`` for the article alone, else the
+    pair column (``target``, ``claim``) read beside it.
+
+    The one grouping: training, evaluation, prediction and scoring run the encoder once per group.
+    """
+    groups: dict[str | None, list[str]] = {}
+    for task in tasks:
+        groups.setdefault(task.pair_column, []).append(task.name)
+    return groups
 
 
 @dataclass
@@ -305,16 +319,9 @@ class ClassifierConfig:
         raise KeyError(f"no task {name!r} in this model; its tasks are {[t.name for t in self.tasks]}")
 
     def input_groups(self, names: list[str] | None = None) -> dict[str | None, list[str]]:
-        """Task names grouped by the input they read (``None``: the article alone), in task order.
-
-        Every place that runs the encoder once per input uses this grouping.
-        """
+        """This model's task names grouped by the input they read (see :func:`input_groups`)."""
         wanted = None if names is None else set(names)
-        groups: dict[str | None, list[str]] = {}
-        for task in self.tasks:
-            if wanted is None or task.name in wanted:
-                groups.setdefault(task.pair_column, []).append(task.name)
-        return groups
+        return input_groups([t for t in self.tasks if wanted is None or t.name in wanted])
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -181,7 +181,7 @@ def export_card(config: ClassifierConfig, task: TaskSpec) -> str:
         "tags": ["arabic", "news", task.name, "aranews-classifier"],
     }
     pair_call = (
-        f'clf({{"text": clean(article_text), "text_pair": clean({task.pair_column})}}, top_k=None)'
+        f'clf({{"text": clean({task.pair_column}), "text_pair": clean(article_text)}}, top_k=None)  # {task.pair_column} first'
         if task.pair_column
         else "clf(clean(article_text), top_k=None, truncation=True)"
     )

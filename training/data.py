@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from aranews.inference.config import TaskSpec
+from aranews.inference.config import TaskSpec, input_groups
 from aranews.inference.inputs import ArticleWindower, EncodedArticle, compose_text
 from aranews.training.config import DataConfig, TaskConfig
 
@@ -332,7 +332,7 @@ class EncodedSplit:
 def encode_split(windower: ArticleWindower, split: LabelledSplit, specs: Sequence[TaskSpec]) -> EncodedSplit:
     """Window a split once per input group and build its label tensors; warn about truncation."""
     groups: dict[str | None, list[EncodedArticle]] = {}
-    for column in dict.fromkeys(spec.pair_column for spec in specs):  # None: the article alone
+    for column in input_groups(specs):  # None: the article alone
         groups[column] = windower.encode(split.texts, None if column is None else split.pairs[column])
     labels = {spec.name: label_tensor(spec, split.labels[spec.name]) for spec in specs}
     data = EncodedSplit(split, groups, labels)

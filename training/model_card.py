@@ -11,6 +11,7 @@ run's figures, and says so). Regenerate the repository's card with ``make card``
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -112,24 +113,48 @@ def _benchmarks(paths: list[Path]) -> list[str]:
         "trained on the same rows. AraBERT cannot be downloaded where these ran; the encoder column says which "
         "encoder was used.",
         "",
-        "| data set | task | encoder | train / dev | window | fine-tuned accuracy | fine-tuned macro-F1 "
+        "| data set | task | encoder | library | train / dev | window | fine-tuned accuracy | fine-tuned macro-F1 "
         "| baseline accuracy | baseline macro-F1 | macro-F1 gain over baseline |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for path in paths:
         r = json.loads(path.read_text(encoding="utf-8"))
         t, b = r["transformer"], r["baseline"]
         lines.append(
-            f"| {Path(r['dataset']).name} | {r['task']} | {Path(r['encoder']).name} | {r['n_train']} / {r['n_dev']} "
+            f"| {Path(r['dataset']).name} | {r['task']} | {Path(r['encoder']).name} "
+            f"| {r.get('versions', {}).get('aranews_classifier', '0.1.0')} | {r['n_train']} / {r['n_dev']} "
             f"| {r['max_length']} {r.get('long_document', 'head_tail')} | {_fmt(t['accuracy'])} | {_fmt(t['macro_f1'])} | {_fmt(b['accuracy'])} "
             f"| {_fmt(b['macro_f1'])} | {t['macro_f1'] - b['macro_f1']:+.3f} |"
         )
     lines += [
         "",
         "These runs are small (a subsample, 2 epochs, short windows, CPU only); a negative gain means the "
-        "baseline did better under that budget.",
+        "baseline did better under that budget. The library column is the version that trained the model "
+        "(0.1.0 had a single linear layer per head; later versions use dense + tanh + linear).",
     ]
     return [*lines, ""]
+
+
+@dataclass
+class _Run:
+    """What a card is written from: the run's figures and the config the card describes."""
+
+    run_dir: Path
+    config: ExperimentConfig
+    metrics: dict[str, Any]
+    report: dict[str, Any]
+    saved: ClassifierConfig | None
+    model_name: str
+    benchmarks: list[Path]
+
+    @property
+    def run_encoder(self) -> str:
+        return self.metrics["config"]["model"]["encoder"]
+
+    @property
+    def same_model(self) -> bool:
+        """Whether the run trained the model the card describes (else its figures are not claimed for it)."""
+        return self.run_encoder == self.config.model.encoder
 
 
 def render_model_card(
@@ -149,7 +174,21 @@ def render_model_card(
     Raises:
         FileNotFoundError: if ``run_dir`` has no ``metrics.json``.
     """
-    run_dir = Path(run_dir)
+    run = _load_run(Path(run_dir), config, model_name, [Path(b) for b in benchmarks or []])
+    sections = [
+        _front_matter,
+        _introduction,
+        _schema,
+        _data_and_preprocessing,
+        _long_documents,
+        _results,
+        _limitations,
+        _versions,
+    ]
+    return "\n".join(line for section in sections for line in section(run))
+
+
+def _load_run(run_dir: Path, config: ExperimentConfig | None, model_name: str, benchmarks: list[Path]) -> _Run:
     metrics_path = run_dir / "metrics.json"
     if not metrics_path.is_file():
         raise FileNotFoundError(f"{metrics_path}: not found; train first (aranews train / aranews demo)")
@@ -158,59 +197,59 @@ def render_model_card(
         config = config_from_dict(metrics["config"], source=str(metrics_path))
     report_path = run_dir / "report" / "report.json"
     report = json.loads(report_path.read_text(encoding="utf-8")) if report_path.is_file() else {}
-    run_model = metrics["config"]["model"]
-    run_encoder = run_model["encoder"]
-    same_model = run_encoder == config.model.encoder
-    m = config.model
-    ld = m.long_document
-    saved = run_dir / "model" / "config.json"
-    classifier_config = ClassifierConfig.load(saved.parent) if saved.is_file() else None
+    saved = ClassifierConfig.load(run_dir / "model") if (run_dir / "model" / "config.json").is_file() else None
+    return _Run(run_dir, config, metrics, report, saved, model_name, benchmarks)
 
+
+def _model_index(run: _Run) -> list[dict[str, Any]]:
+    metrics = run.metrics
+    results = [
+        {
+            "task": {"type": "text-classification", "name": f"{task} classification"},
+            "dataset": {"name": Path(metrics["data"][split]["path"]).name, "type": "custom", "split": split},
+            "metrics": [
+                {"type": "accuracy", "value": round(r["accuracy"], 4)},
+                {"type": "f1", "name": "macro-F1", "value": round(r["macro_f1"], 4)},
+            ],
+        }
+        for split in ("dev", "test")
+        for task, r in metrics.get(split, {}).items()
+        if r.get("n")
+    ]
+    return [{"name": run.model_name, "results": results}]
+
+
+def _front_matter(run: _Run) -> list[str]:
+    datasets = [Path(run.metrics["data"]["train"]["path"]).parent.name or "custom"]
+    datasets += [Path(json.loads(b.read_text(encoding="utf-8"))["dataset"]).name for b in run.benchmarks]
     meta: dict[str, Any] = {
         "language": ["ar"],
         "license": "apache-2.0",
         "library_name": "aranews-classifier",
         "pipeline_tag": "text-classification",
-        "datasets": [Path(metrics["data"]["train"]["path"]).parent.name or "custom"]
-        + [Path(json.loads(Path(b).read_text(encoding="utf-8"))["dataset"]).name for b in benchmarks or []],
+        "datasets": list(dict.fromkeys(datasets)),
         "tags": ["arabic", "news", "topic-classification", "stance-detection", "multi-task", "arabert"],
         "metrics": ["accuracy", "f1"],
     }
-    base_model = hub_base_model(config.model.encoder)
+    base_model = hub_base_model(run.config.model.encoder)
     if base_model:
         meta["base_model"] = base_model
-    if same_model:  # model-index only for figures measured with the model this card describes
-        meta["model-index"] = [
-            {
-                "name": model_name,
-                "results": [
-                    {
-                        "task": {"type": "text-classification", "name": f"{task} classification"},
-                        "dataset": {
-                            "name": Path(metrics["data"][split]["path"]).name,
-                            "type": "custom",
-                            "split": split,
-                        },
-                        "metrics": [
-                            {"type": "accuracy", "value": round(r["accuracy"], 4)},
-                            {"type": "f1", "name": "macro-F1", "value": round(r["macro_f1"], 4)},
-                        ],
-                    }
-                    for split in ("dev", "test")
-                    for task, r in metrics.get(split, {}).items()
-                    if r.get("n")
-                ],
-            }
-        ]
+    if run.same_model:  # model-index only for figures measured with the model this card describes
+        meta["model-index"] = _model_index(run)
+    return ["---", yaml.safe_dump(meta, allow_unicode=True, sort_keys=False).strip(), "---", ""]
 
-    lines = ["---", yaml.safe_dump(meta, allow_unicode=True, sort_keys=False).strip(), "---", ""]
-    lines += [f"# {model_name}", ""]
-    lines += [
-        f"A multi-task classifier of Arabic news articles fine-tuned from `{config.model.encoder}`: one shared "
-        "encoder, one head per task (dense + tanh + linear on the first token), trained with `aranews train` "
+
+def _introduction(run: _Run) -> list[str]:
+    m = run.config.model
+    reads = "first token" if m.pooling == "cls" else "mean of the token states"
+    return [
+        f"# {run.model_name}",
+        "",
+        f"A multi-task classifier of Arabic news articles fine-tuned from `{m.encoder}`: one shared encoder, one head "
+        f"per task (dense + tanh + linear on the {reads}), trained with `aranews train` "
         "([aranews-classifier](https://github.com/aranews-classifier/aranews-classifier)).",
         "",
-        *(how_to_use(classifier_config) if classifier_config else []),
+        *(how_to_use(run.saved) if run.saved else []),
         "## Intended use",
         "",
         "Sorting and monitoring Arabic news coverage by topic and by how an article frames the relationship it "
@@ -218,85 +257,100 @@ def render_model_card(
         "Not intended for judging the truth of an article, for decisions about people, or for text that is not "
         "news (social media, opinion forums) without retraining and re-evaluation.",
         "",
-        "## Label schema",
-        "",
     ]
-    for task in config.tasks:
+
+
+def _schema(run: _Run) -> list[str]:
+    lines = ["## Label schema", ""]
+    for task in run.config.tasks:
         kind = "multi-label, per-label thresholds" if task.problem_type == "multi_label" else "single-label"
         pair = f"; conditioned on the `{task.pair_column}` column" if task.pair_column else ""
         lines += [f"**{task.name}** ({kind}{pair})", "", "| label | meaning |", "| --- | --- |"]
         meanings = TOPIC_MEANINGS if task.name == "topic" else STANCE_MEANINGS if task.name == "stance" else {}
-        for label in task.labels or metrics["labels"].get(task.name, []):
+        for label in task.labels or run.metrics["labels"].get(task.name, []):
             lines.append(f"| `{label}` | {meanings.get(label, '')} |")
         lines.append("")
-    lines += [
+    return [
+        *lines,
         "Replace the schema by editing `tasks:` in the config (see README); labels are stored, in order, in the "
         "checkpoint's `config.json`, and probability columns follow that order.",
         "",
+    ]
+
+
+def _data_and_preprocessing(run: _Run) -> list[str]:
+    data = run.metrics["data"]
+    steps = ", ".join(f"`{s}`" for s in run.config.model.preprocessing)
+    return [
         "## Training data",
         "",
         "Labelled articles in JSON Lines, CSV or Parquet: `id`, `text`, optional `title` (read as the first line "
-        "of the article), one column per task; "
-        "rows may lack a task's label. "
-        f"The run reported below used `{Path(metrics['data']['train']['path']).name}` "
-        f"({metrics['data']['train']['articles']} articles) and `{Path(metrics['data']['dev']['path']).name}` "
-        f"({metrics['data']['dev']['articles']} articles).",
+        "of the article), one column per task; rows may lack a task's label. "
+        f"The run reported below used `{Path(data['train']['path']).name}` ({data['train']['articles']} articles) "
+        f"and `{Path(data['dev']['path']).name}` ({data['dev']['articles']} articles).",
         "",
         "## Preprocessing",
         "",
-        f"Steps, in order: {', '.join(f'`{s}`' for s in m.preprocessing)}. `strip_boilerplate` removes scraped page "
-        "furniture (share / follow / subscribe / read-more lines, language switchers, symbol-only lines). "
-        "`arabert_v02` is AraBERT v0.2's normalisation (diacritics and tatweel removed, URLs / e-mails / mentions "
-        "replaced by placeholders, punctuation spaced, Indic digits mapped, `/` to `-`), tested output-for-output "
-        "against the `arabert` package. The checkpoint names the steps; prediction applies the same ones.",
-        "",
-        "## Long documents",
-        "",
-        f"Windows of {m.max_length} tokens. Strategy `{ld.strategy}`"
-        + (
-            f" (the first {ld.head_tokens or 'quarter of the'} tokens and the end of the article)"
-            if ld.strategy == "head_tail"
-            else ""
-        )
-        + (
-            f" (windows overlapping by {ld.stride} tokens, at most {ld.max_chunks}, logits {ld.chunk_pooling}-pooled)"
-            if ld.strategy == "chunks"
-            else ""
-        )
-        + ". Every truncated article is counted: in the run below ("
-        + f"{run_model['max_length']}-token windows, `{run_model['long_document']['strategy']}`), "
-        + "; ".join(
-            f"{split}: {s['truncated']} of {s['articles']} articles truncated ({s['dropped_tokens']} tokens unseen)"
-            for split, s in metrics["data"].items()
-        )
-        + ".",
-        "",
-        "## Results",
+        f"Steps, in order: {steps}. `strip_boilerplate` removes scraped page furniture (share / follow / subscribe / "
+        "read-more lines, language switchers, symbol-only lines). `arabert_v02` is AraBERT v0.2's normalisation "
+        "(diacritics and tatweel removed, URLs / e-mails / mentions replaced by placeholders, punctuation spaced, "
+        "Indic digits mapped, `/` to `-`), tested output-for-output against the `arabert` package. The checkpoint "
+        "names the steps; prediction applies the same ones.",
         "",
     ]
-    if not same_model:
+
+
+def _long_documents(run: _Run) -> list[str]:
+    m, run_model = run.config.model, run.metrics["config"]["model"]
+    ld = m.long_document
+    how = {
+        "head": "",
+        "head_tail": f" (the first {ld.head_tokens or 'quarter of the'} tokens and the end of the article)",
+        "chunks": f" (windows overlapping by {ld.stride} tokens, at most {ld.max_chunks}, logits {ld.chunk_pooling}-pooled)",
+    }[ld.strategy]
+    counts = "; ".join(
+        f"{split}: {s['truncated']} of {s['articles']} articles truncated ({s['dropped_tokens']} tokens unseen)"
+        for split, s in run.metrics["data"].items()
+    )
+    return [
+        "## Long documents",
+        "",
+        f"Windows of {m.max_length} tokens. Strategy `{ld.strategy}`{how}. Every truncated article is counted: in the "
+        f"run below ({run_model['max_length']}-token windows, `{run_model['long_document']['strategy']}`), {counts}.",
+        "",
+    ]
+
+
+def _results(run: _Run) -> list[str]:
+    lines = ["## Results", ""]
+    if not run.same_model:
         lines += [
-            f"> These figures come from the run in `{run_dir}`, whose encoder was `{run_encoder}`, not "
-            f"`{config.model.encoder}`. They show that training, saving and evaluation work end to end; they are "
+            f"> These figures come from the run in `{run.run_dir}`, whose encoder was `{run.run_encoder}`, not "
+            f"`{run.config.model.encoder}`. They show that training, saving and evaluation work end to end; they are "
             "not a measure of the default model's quality. Replace them by training the default config and "
             "regenerating this card.",
             "",
         ]
-    lines += _results_table(metrics, report)
+    lines += _results_table(run.metrics, run.report)
+    metrics = run.metrics
     lines += [
         "",
         f"Best epoch {metrics['best_epoch']} of {len(metrics['epochs'])} by dev {metrics['selection_metric']}.",
         "",
+        *_per_class(metrics),
     ]
-    lines += _per_class(metrics)
-    if report:
+    if run.report:
         lines += [
             "The evaluation report beside the run (`report/`) holds the confusion matrices, reliability diagrams "
-            "(ECE over 10 equal-width confidence bins) and the most confident mistakes of each task.",
+            "(ECE over 10 equal-width confidence bins, with the number of articles per bin) and the most confident "
+            "mistakes of each task.",
             "",
         ]
-    lines += _benchmarks([Path(b) for b in benchmarks or []])
-    lines += [
+    return lines + _benchmarks(run.benchmarks)
+
+
+def _limitations(run: _Run) -> list[str]:
+    return [
         "## Limitations and risks",
         "",
         "- The stance labels describe how an article *frames* the relationship, not whether the relationship is "
@@ -310,11 +364,15 @@ def render_model_card(
         "- Small or synthetic training sets (such as the embedded sample corpus) give figures that do not transfer "
         "to real archives.",
         "",
+    ]
+
+
+def _versions(run: _Run) -> list[str]:
+    return [
         "## Versions",
         "",
         "| package | version |",
         "| --- | --- |",
-        *[f"| {k} | {v} |" for k, v in metrics["versions"].items()],
+        *[f"| {k} | {v} |" for k, v in run.metrics["versions"].items()],
         "",
     ]
-    return "\n".join(lines)
