@@ -6,32 +6,33 @@ Thin by design: it loads a self-describing model directory and predicts. It neve
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from aranews._lazy import lazy_exports
 
 _EXPORTS = {
-    "BatchResult": "classifier",
-    "DeviceError": "classifier",
-    "Inspection": "classifier",
-    "NewsClassifier": "classifier",
-    "load_classifier": "classifier",
-    "predict_stance": "classifier",
-    "predict_topic": "classifier",
-    "resolve_device": "classifier",
-    "ClassifierConfig": "config",
-    "LongDocumentConfig": "config",
-    "ModelConfig": "config",
-    "TaskSpec": "config",
-    "export_task": "export",
-    "ArticleWindower": "inputs",
-    "compose_text": "inputs",
-    "input_problem": "inputs",
-    "MultiTaskClassifier": "modeling",
-    "arabert_v02": "preprocessing",
-    "build_preprocessor": "preprocessing",
-    "strip_boilerplate": "preprocessing",
-    "ConfigError": "schema",
-    "score_archive": "scoring",
+    "BatchResult": "aranews.inference.classifier",
+    "DeviceError": "aranews.inference.classifier",
+    "Inspection": "aranews.inference.classifier",
+    "NewsClassifier": "aranews.inference.classifier",
+    "load_classifier": "aranews.inference.classifier",
+    "predict_stance": "aranews.inference.classifier",
+    "predict_topic": "aranews.inference.classifier",
+    "resolve_device": "aranews.inference.classifier",
+    "ClassifierConfig": "aranews.inference.config",
+    "LongDocumentConfig": "aranews.inference.config",
+    "ModelConfig": "aranews.inference.config",
+    "TaskSpec": "aranews.inference.config",
+    "export_task": "aranews.inference.export",
+    "ArticleWindower": "aranews.inference.inputs",
+    "compose_text": "aranews.inference.inputs",
+    "input_problem": "aranews.inference.inputs",
+    "MultiTaskClassifier": "aranews.inference.modeling",
+    "arabert_v02": "aranews.inference.preprocessing",
+    "build_preprocessor": "aranews.inference.preprocessing",
+    "strip_boilerplate": "aranews.inference.preprocessing",
+    "ConfigError": "aranews.inference.schema",
+    "score_archive": "aranews.inference.scoring",
 }
 
 __all__ = [
@@ -78,11 +79,4 @@ if TYPE_CHECKING:
     from aranews.inference.schema import ConfigError
     from aranews.inference.scoring import score_archive
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'aranews.inference' has no attribute {name!r}")
-    value = getattr(import_module(f"aranews.inference.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -38,6 +38,7 @@ __all__ = [
     "TokenizerInfo",
     "input_groups",
     "library_versions",
+    "tasks_and_windows_problems",
     "window_problems",
 ]
 
@@ -254,6 +255,20 @@ def window_problems(model: ModelConfig, paired: bool) -> Problems:
     return out
 
 
+def tasks_and_windows_problems(tasks: Sequence[Any], model: ModelConfig) -> Problems:
+    """Checks shared by a training config and a checkpoint: at least one task, unique task names, and
+    windows that fit the tasks' inputs (keys relative to the root)."""
+    out: Problems = []
+    if not tasks:
+        out.append(("tasks", tasks, "at least one task"))
+    names = [t.name for t in tasks]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        out.append(("tasks", names, f"unique task names (repeated: {dupes})"))
+    paired = any(t.pair_column for t in tasks)
+    return out + [(f"model.{key}", value, allowed) for key, value, allowed in window_problems(model, paired)]
+
+
 @dataclass
 class TokenizerInfo:
     """What was saved of the tokenizer, so that loading can check it is the one the model was trained with."""
@@ -285,19 +300,11 @@ class ClassifierConfig:
         if self.format_version != FORMAT_VERSION:
             hint = "retrain with this version" if self.format_version < FORMAT_VERSION else "upgrade aranews-classifier"
             out.append(("format_version", self.format_version, f"{FORMAT_VERSION} ({hint})"))
-        if not self.tasks:
-            out.append(("tasks", self.tasks, "at least one task"))
-        names = [t.name for t in self.tasks]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            out.append(("tasks", names, f"unique task names (repeated: {dupes})"))
         if not isinstance(self.encoder_config.get("model_type"), str):
             out.append(
                 ("encoder_config.model_type", self.encoder_config.get("model_type"), "a transformers model type")
             )
-        paired = any(t.pair_column for t in self.tasks)
-        out += [(f"model.{k}", v, a) for k, v, a in window_problems(self.model, paired)]
-        return out
+        return out + tasks_and_windows_problems(self.tasks, self.model)
 
     def validate(self, source: str | None = None) -> ClassifierConfig:
         """Raise :class:`ConfigError` listing every problem of a config built in code."""

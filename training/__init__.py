@@ -8,17 +8,18 @@ use.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from aranews._lazy import lazy_exports
 
 _EXPORTS = {
-    "ConfigError": "config",
-    "ExperimentConfig": "config",
-    "load_config": "config",
-    "DataValidationError": "data",
-    "MissingExtraError": "extras",
-    "TrainResult": "trainer",
-    "Trainer": "trainer",
+    "ConfigError": "aranews.training.config",
+    "ExperimentConfig": "aranews.training.config",
+    "load_config": "aranews.training.config",
+    "DataValidationError": "aranews.training.data",
+    "MissingExtraError": "aranews.training.extras",
+    "TrainResult": "aranews.training.trainer",
+    "Trainer": "aranews.training.trainer",
 }
 
 __all__ = [
@@ -37,11 +38,4 @@ if TYPE_CHECKING:
     from aranews.training.extras import MissingExtraError
     from aranews.training.trainer import Trainer, TrainResult
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'aranews.training' has no attribute {name!r}")
-    value = getattr(import_module(f"aranews.training.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import yaml
 
-from aranews.inference.config import DEFAULT_ENCODER, ModelConfig, window_problems
+from aranews.inference.config import DEFAULT_ENCODER, ModelConfig, tasks_and_windows_problems
 from aranews.inference.schema import ConfigError, parse
 
 __all__ = [
@@ -184,16 +184,7 @@ class ExperimentConfig:
     training: TrainingConfig = field(default_factory=TrainingConfig)
 
     def check(self) -> Problems:
-        out: Problems = []
-        if not self.tasks:
-            out.append(("tasks", self.tasks, "at least one task"))
-        names = [t.name for t in self.tasks]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            out.append(("tasks", names, f"unique task names (repeated: {dupes})"))
-        paired = any(t.pair_column for t in self.tasks)
-        out += [(f"model.{key}", value, allowed) for key, value, allowed in window_problems(self.model, paired)]
-        return out
+        return tasks_and_windows_problems(self.tasks, self.model)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

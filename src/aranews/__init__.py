@@ -11,9 +11,10 @@ does not load torch.
 
 from __future__ import annotations
 
-from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from aranews._lazy import lazy_exports
 
 try:
     __version__ = version("aranews-classifier")
@@ -73,15 +74,4 @@ if TYPE_CHECKING:
     from aranews.inference.schema import ConfigError
     from aranews.inference.scoring import score_archive
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'aranews' has no attribute {name!r}")
-    value = getattr(import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
