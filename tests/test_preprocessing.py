@@ -149,3 +149,65 @@ def test_sample_corpus_is_not_copied_from_shared():
         r["text"] for name in ("train", "dev") for r in read_jsonl(REPO / "data" / "sample" / f"{name}.jsonl")
     )
     assert not [p for p in probes if p in corpus]
+
+
+# arabert 1.0.1's patterns as written (quadratic on long runs); the shipped ones are anchored.
+_VERBATIM = {
+    "_EMAIL_PATTERNS": [r"[\w-]+@([\w-]+\.)+[\w-]+", r"\S+@\S+"],
+    "_DIGIT_THEN_WORD": "(\\d+)([\u0621-\u063a\u0641-\u064a\u0660-\u066c]+)",
+    "_WORD_THEN_DIGIT": "([\u0621-\u063a\u0641-\u064a\u0660-\u066c]+)(\\d+)",
+    "com": r"[a-zA-Z]+\.com",
+}
+
+
+def test_anchored_patterns_match_the_verbatim_ones_on_random_text():
+    import random
+    import re
+
+    from aranews.inference import preprocessing as p
+
+    pairs = [
+        (re.compile(_VERBATIM["_EMAIL_PATTERNS"][0]), p._EMAIL_PATTERNS[0], " [بريد] "),
+        (re.compile(_VERBATIM["_EMAIL_PATTERNS"][1]), p._EMAIL_PATTERNS[1], " [بريد] "),
+        (re.compile(_VERBATIM["_DIGIT_THEN_WORD"]), p._DIGIT_THEN_WORD, r" \1 \2 "),
+        (re.compile(_VERBATIM["_WORD_THEN_DIGIT"]), p._WORD_THEN_DIGIT, r" \1 \2 "),
+        (re.compile(_VERBATIM["com"]), p._URL_PATTERNS[4], " [رابط] "),
+    ]
+    rng = random.Random(7)
+    # no Arabic-Indic digits (U+0660-0669, both \d and Arabic): arabert_v02 maps them to 0-9 before
+    # these patterns run; the whole-function comparison below keeps them
+    alphabet = [*"ab-_.@ .com1234567890", *"روسياتركيا", "۳", "\n", "é", "x"]
+    for _ in range(3000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40)))
+        for verbatim, anchored, replacement in pairs:
+            assert anchored.sub(replacement, text) == verbatim.sub(replacement, text), (anchored.pattern, text)
+
+
+def test_arabert_v02_equals_its_verbatim_patterns_on_random_text(monkeypatch):
+    import random
+    import re
+
+    from aranews.inference import preprocessing as p
+
+    rng = random.Random(11)
+    alphabet = [*"ab-_.@ .com1234567890", *"روسياتركيا", "٣", "۳", "\n", "é", "x", "ـ", "َ", "<", ">"]
+    texts = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 60))) for _ in range(2000)]
+    anchored = [arabert_v02(t) for t in texts]
+    monkeypatch.setattr(p, "_EMAIL_PATTERNS", [re.compile(x) for x in _VERBATIM["_EMAIL_PATTERNS"]])
+    monkeypatch.setattr(p, "_DIGIT_THEN_WORD", re.compile(_VERBATIM["_DIGIT_THEN_WORD"]))
+    monkeypatch.setattr(p, "_WORD_THEN_DIGIT", re.compile(_VERBATIM["_WORD_THEN_DIGIT"]))
+    urls = list(p._URL_PATTERNS)
+    urls[4] = re.compile(_VERBATIM["com"])
+    monkeypatch.setattr(p, "_URL_PATTERNS", urls)
+    assert [arabert_v02(t) for t in texts] == anchored
+
+
+@pytest.mark.parametrize("unit", ["روسيا", "abcde", "12345", "a-b_c", "روسيا123", "x@y.", "-"])
+def test_preprocessing_is_linear_on_long_text_without_spaces(unit):
+    import time
+
+    text = unit * (160_000 // len(unit))
+    started = time.perf_counter()
+    strip_boilerplate(text)
+    arabert_v02(text)
+    assert time.perf_counter() - started < 5  # was minutes for 160,000 characters
