@@ -17,6 +17,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import time
 from collections import Counter
@@ -28,9 +29,17 @@ from typing import Any
 from aranews import __version__
 from aranews.inference.classifier import NewsClassifier
 from aranews.inference.inputs import SKIP_REASONS
-from aranews.inference.readers import RawRow, count_rows, detect_format, read_archive
+from aranews.inference.readers import RawRow, count_rows, open_check, read_archive
 
-__all__ = ["ScoreSummary", "check_row", "format_summary", "model_fingerprint", "score_archive"]
+__all__ = [
+    "JobLockedError",
+    "ScoreSummary",
+    "check_row",
+    "format_summary",
+    "json_safe",
+    "model_fingerprint",
+    "score_archive",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -85,18 +94,47 @@ class _Settings:
     all_probabilities: bool
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def json_safe(value: Any) -> Any:
+    """A value that can be written to JSON (and UTF-8): kept when it can, else its ``repr``, shortened."""
+    if value is None or isinstance(value, (bool, int, float)):
+        return value if not (isinstance(value, float) and value != value) else "NaN"
+    if isinstance(value, str) and not _SURROGATE.search(value):
+        return value
+    text = repr(value)
+    text = _SURROGATE.sub("\ufffd", text)
+    return text if len(text) <= 200 else text[:200] + "..."
+
+
+def _id_problem(raw_id: Any, column: str) -> tuple[str, str] | None:
+    if raw_id is None or (isinstance(raw_id, str) and not raw_id.strip()):
+        return "missing_id", f"column {column!r} is missing or empty"
+    if isinstance(raw_id, bool) or not isinstance(raw_id, (str, int)):
+        return (
+            "invalid_id",
+            f"column {column!r} is {type(raw_id).__name__} {json_safe(raw_id)}; ids must be strings or integers",
+        )
+    if isinstance(raw_id, str) and _SURROGATE.search(raw_id):
+        return "invalid_id", f"column {column!r} holds a lone surrogate (not valid Unicode)"
+    return None
+
+
 def check_row(row: RawRow, s: _Settings, seen: set[str]) -> tuple[dict[str, Any] | None, tuple[str, str] | None]:
     """Validate one row's fields: ``(record, None)`` or ``(None, (reason, detail))``.
 
-    Whether the text can be classified (empty, also after cleaning, or without Arabic) is decided by
-    :meth:`NewsClassifier.classify`, the same policy as ``predict``.
+    Ids are strings or integers; an integer id and its decimal string are the same id (they are in any
+    text output). Whether the text can be classified (empty, also after cleaning, or without Arabic) is
+    decided by :meth:`NewsClassifier.classify`, the same policy as ``predict``.
     """
     if row.problem:
         return None, row.problem
     f = row.fields
     raw_id = f.get(s.id_column)
-    if raw_id is None or (isinstance(raw_id, str) and not raw_id.strip()):
-        return None, ("missing_id", f"column {s.id_column!r} is missing or empty")
+    problem = _id_problem(raw_id, s.id_column)
+    if problem:
+        return None, problem
     row_id = str(raw_id)
     if row_id in seen:
         return None, ("duplicate_id", f"id {row_id!r} already seen earlier in the archive")
@@ -116,7 +154,10 @@ def check_row(row: RawRow, s: _Settings, seen: set[str]) -> tuple[dict[str, Any]
         if not isinstance(value, str) or not value.strip():
             return None, ("missing_pair", f"column {column!r} (the task's {model_column!r}) is missing or empty")
         pairs[model_column] = value
-    return {"id": row_id, "text": text, "title": title, "pairs": pairs, "location": row.location}, None
+    for name, value in ((s.text_column, text), (s.title_column, title), *pairs.items()):
+        if value and _SURROGATE.search(value):
+            return None, ("invalid_unicode", f"column {name!r} holds a lone surrogate (not valid Unicode)")
+    return {"id": raw_id, "text": text, "title": title, "pairs": pairs, "location": row.location}, None
 
 
 def _chunks(rows: Iterator[RawRow], size: int) -> Iterator[list[RawRow]]:
@@ -202,7 +243,24 @@ def _write_part(path: Path, rows: list[dict[str, Any]], fmt: str) -> None:
     os.replace(tmp, path)
 
 
-def _assemble(parts: list[Path], output: Path, fmt: str, columns: list[str]) -> None:
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe_columns(classifier: NewsClassifier) -> list[str]:
+    """The text columns of a CSV output whose cells could start a spreadsheet formula."""
+    return ["id", *(t.name for t in classifier.tasks)]
+
+
+def _csv_safe(row: dict[str, Any], columns: list[str]) -> dict[str, Any]:
+    """Prefix ``'`` to text cells a spreadsheet would run as a formula (``=cmd|...``, ``@SUM(...)``)."""
+    for column in columns:
+        value = row.get(column)
+        if isinstance(value, str) and value.startswith(_FORMULA_START):
+            row[column] = "'" + value
+    return row
+
+
+def _assemble(parts: list[Path], output: Path, fmt: str, columns: list[str], csv_safe: list[str] | None = None) -> None:
     """Join the part files into ``output`` (atomically)."""
     tmp = output.with_name(output.name + ".tmp")
     if fmt == "parquet":
@@ -224,7 +282,7 @@ def _assemble(parts: list[Path], output: Path, fmt: str, columns: list[str]) -> 
                 with part.open(encoding="utf-8") as handle:
                     for line in handle:
                         if writer:
-                            writer.writerow(json.loads(line))
+                            writer.writerow(_csv_safe(json.loads(line), csv_safe or []))
                         else:
                             out.write(line)
             out.flush()
@@ -288,8 +346,15 @@ def score_archive(
 
     Raises:
         FileExistsError: if an unfinished run's parts exist and ``resume`` is false.
-        ValueError: on an unknown format, or a resume of a different job.
+        JobLockedError: another scorer is working on the same output.
+        ValueError: on an unknown format, an output path that is the input, a bad ``chunk_size``, or a
+            resume of a different job or of an input that changed.
+        OSError: the output cannot be written (the job stays resumable).
     """
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+        raise ValueError(f"chunk_size={chunk_size!r}; expected an integer >= 1")
+    if max_chars < 1:
+        raise ValueError(f"max_chars={max_chars!r}; expected an integer >= 1")
     input_path, output = Path(input_path), Path(output_path)
     needed_pairs = sorted({t.pair_column for t in classifier.tasks if t.pair_column})
     settings = _Settings(
@@ -301,74 +366,217 @@ def score_archive(
         score_non_arabic,
         all_probabilities,
     )
-    job = _open_job(classifier, input_path, output, errors_path, output_format, settings, chunk_size, resume)
-    summary = ScoreSummary(
-        str(input_path),
-        str(output),
-        str(job.errors_file),
-        resumed=job.state["chunks_done"] > 0,
-        provenance=_provenance(classifier, job.model_hash),
-    )
-    started = time.perf_counter()
-    scored_now = _run_chunks(job, classifier, progress, throttle_seconds)
-    summary.seconds = round(time.perf_counter() - started, 3)
-    summary.articles_per_second = round(scored_now / summary.seconds, 2) if summary.seconds else 0.0
-    return _finish_job(job, classifier, summary)
+    paths = _job_paths(input_path, output, errors_path, output_format)
+    with _JobLock(paths.lock):
+        job = _open_job(classifier, paths, settings, chunk_size, resume)
+        if job.state.get("finished"):  # committed before an interruption: only publishing was left
+            return _publish(job)
+        done_before = _finished_summary(paths, job.state["job"]) if resume and job.state["chunks_done"] == 0 else None
+        if done_before is not None:  # the job is complete: a resume is a no-op
+            for leftover in (paths.parts_dir, paths.parts_dir.with_name(f".{paths.parts_dir.name}.done")):
+                shutil.rmtree(leftover, ignore_errors=True)
+            return done_before
+        summary = ScoreSummary(
+            str(input_path),
+            str(output),
+            str(paths.errors_file),
+            resumed=job.state["chunks_done"] > 0,
+            provenance=_provenance(classifier, job.model_hash),
+        )
+        started = time.perf_counter()
+        try:
+            scored_now = _run_chunks(job, classifier, progress, throttle_seconds)
+        except BaseException:
+            if job.state["chunks_done"] == 0 and not job.resumed_parts:  # a failed start leaves nothing behind
+                shutil.rmtree(paths.parts_dir, ignore_errors=True)
+            raise
+        summary.seconds = round(time.perf_counter() - started, 3)
+        summary.articles_per_second = round(scored_now / summary.seconds, 2) if summary.seconds else 0.0
+        _commit(job, classifier, summary)
+        return _publish(job)
+
+
+class JobLockedError(RuntimeError):
+    """Another scorer holds the job's lock."""
+
+
+class _JobLock:
+    """An exclusive lock on a job (``<output>.lock``), so two scorers never work on the same output."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.handle: Any = None
+
+    def __enter__(self) -> _JobLock:
+        import fcntl
+
+        while True:
+            handle = self.path.open("a+")
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.seek(0)
+                holder = handle.read().strip() or "another process"
+                handle.close()
+                raise JobLockedError(
+                    f"{self.path}: another scorer ({holder}) is working on this job; wait for it to finish, or "
+                    "stop it and rerun with --resume"
+                ) from None
+            try:  # the holder before us may have removed the file after we opened it: lock the live one
+                if os.fstat(handle.fileno()).st_ino == os.stat(self.path).st_ino:
+                    break
+            except FileNotFoundError:
+                pass
+            handle.close()
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}")
+        handle.flush()
+        self.handle = handle
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.path.unlink(missing_ok=True)
+        self.handle.close()
 
 
 @dataclass
-class _Job:
-    """One scoring job: its files, settings and progress (``state``, mirrored in ``.parts/state.json``)."""
+class _Paths:
+    """Where a job reads and writes."""
 
     input_path: Path
     input_format: str
     output: Path
     output_format: str
     errors_file: Path
+    summary_file: Path
     parts_dir: Path
+    lock: Path
+
+
+def _same_path(a: Path, b: Path) -> bool:
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _job_paths(input_path: Path, output: Path, errors_path: str | Path | None, output_format: str | None) -> _Paths:
+    """Check every path before any work: formats, the input is readable, no output is the input, the
+    output folder exists and is writable."""
+    fmt = _output_format(output, output_format)
+    in_fmt = open_check(input_path)
+    errors_file = Path(errors_path) if errors_path else output.with_name(output.name + ".errors.jsonl")
+    paths = _Paths(
+        input_path,
+        in_fmt,
+        output,
+        fmt,
+        errors_file,
+        output.with_name(output.name + ".summary.json"),
+        output.with_name(output.name + ".parts"),
+        output.with_name(output.name + ".lock"),
+    )
+    written = {
+        "--out": output,
+        "--errors": errors_file,
+        "the summary": paths.summary_file,
+        "the parts folder": paths.parts_dir,
+    }
+    for name, path in written.items():
+        inside = in_fmt == "txt_dir" and path.resolve().is_relative_to(input_path.resolve())
+        if _same_path(path, input_path) or inside:
+            raise ValueError(
+                f"{name} {path} is {'inside ' if inside else ''}the input archive {input_path}; choose another path"
+            )
+    if _same_path(output, errors_file):
+        raise ValueError(f"--out and --errors are the same file ({output})")
+    for name, path in (("--out", output), ("--errors", errors_file)):
+        if path.is_dir():
+            raise ValueError(f"{name} {path} is a directory; give a file name")
+        if not path.parent.is_dir():
+            raise FileNotFoundError(f"{name} {path}: the folder {path.parent} does not exist")
+        if not os.access(path.parent, os.W_OK):
+            raise PermissionError(f"{name} {path}: the folder {path.parent} is not writable")
+    return paths
+
+
+@dataclass
+class _Job:
+    """One scoring job: its files, settings and progress (``state``, mirrored in ``.parts/state.json``)."""
+
+    paths: _Paths
     settings: _Settings
     chunk_size: int
     model_hash: str
     state: dict[str, Any]
+    resumed_parts: bool = False
+
+    @property
+    def parts_dir(self) -> Path:
+        return self.paths.parts_dir
 
 
-def _open_job(
-    classifier: NewsClassifier,
-    input_path: Path,
-    output: Path,
-    errors_path: str | Path | None,
-    output_format: str | None,
-    settings: _Settings,
-    chunk_size: int,
-    resume: bool,
-) -> _Job:
-    """Check the paths and formats, and start a job or pick up the unfinished one (same job only)."""
-    fmt = _output_format(output, output_format)
-    in_fmt = detect_format(input_path)
-    errors_file = Path(errors_path) if errors_path else output.with_name(output.name + ".errors.jsonl")
-    parts_dir = output.with_name(output.name + ".parts")
+def _input_identity(path: Path) -> dict[str, int]:
+    stat = path.stat()
+    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+def _open_job(classifier: NewsClassifier, paths: _Paths, settings: _Settings, chunk_size: int, resume: bool) -> _Job:
+    """Start a job, or pick up the unfinished one (the same job, on the same unchanged input only)."""
     model_hash = model_fingerprint(classifier.source) if classifier.source else "unknown"
     identity = {
-        "input": str(input_path.resolve()),
-        "output_format": fmt,
+        "input": str(paths.input_path.resolve()),
+        "output_format": paths.output_format,
         "model_sha256": model_hash,
         "chunk_size": chunk_size,
         "settings": asdict(settings),
     }
-    state: dict[str, Any] = {"job": identity, "chunks_done": 0, "rows_done": 0}
-    if parts_dir.exists():
+    state: dict[str, Any] = {
+        "job": identity,
+        "input": _input_identity(paths.input_path),
+        "chunks_done": 0,
+        "rows_done": 0,
+    }
+    previous = paths.parts_dir / STATE_FILE
+    resumed_parts = paths.parts_dir.exists()
+    if resumed_parts:
         if not resume:
             raise FileExistsError(
-                f"{parts_dir} holds an unfinished run; rerun with --resume to complete it, or delete that folder"
+                f"{paths.parts_dir} holds an unfinished run; rerun with --resume to complete it, or delete that folder"
             )
-        previous = parts_dir / STATE_FILE
         if previous.is_file():
-            state = json.loads(previous.read_text(encoding="utf-8"))
-            if state["job"] != identity:
-                raise ValueError(f"{parts_dir} belongs to a different job (input, model or settings differ); delete it")
-    parts_dir.mkdir(parents=True, exist_ok=True)
-    _atomic_write(parts_dir / STATE_FILE, json.dumps(state))
-    return _Job(input_path, in_fmt, output, fmt, errors_file, parts_dir, settings, chunk_size, model_hash, state)
+            saved = json.loads(previous.read_text(encoding="utf-8"))
+            if saved["job"] != identity:
+                raise ValueError(
+                    f"{paths.parts_dir} belongs to a different job (input, model or settings differ); delete it"
+                )
+            if not saved.get("finished") and saved.get("input") != state["input"]:
+                raise ValueError(
+                    f"{paths.input_path} changed since the interrupted run (size and modification time then "
+                    f"{saved.get('input')}, now {state['input']}); resuming would mix two inputs: delete "
+                    f"{paths.parts_dir} and score it again"
+                )
+            state = saved
+    paths.parts_dir.mkdir(exist_ok=True)
+    _atomic_write(previous, json.dumps(state))
+    return _Job(paths, settings, chunk_size, model_hash, state, resumed_parts)
+
+
+def _finished_summary(paths: _Paths, identity: dict[str, Any]) -> ScoreSummary | None:
+    """The saved summary of a completed run of this same job, if its output is in place."""
+    if not (paths.summary_file.is_file() and paths.output.is_file() and paths.errors_file.is_file()):
+        return None
+    try:
+        saved = json.loads(paths.summary_file.read_text(encoding="utf-8"))
+    except ValueError:
+        return None
+    if saved.get("job") != identity:
+        return None
+    fields = {f for f in ScoreSummary.__dataclass_fields__}
+    return ScoreSummary(**{k: v for k, v in saved.items() if k in fields})
 
 
 def _provenance(classifier: NewsClassifier, model_hash: str) -> dict[str, Any]:
@@ -385,37 +593,58 @@ def _provenance(classifier: NewsClassifier, model_hash: str) -> dict[str, Any]:
     }
 
 
+def _row_digest(digest: Any, row: RawRow) -> None:
+    digest.update(
+        json.dumps([row.location, row.fields, row.problem], ensure_ascii=False, default=repr, sort_keys=True).encode(
+            "utf-8", "surrogatepass"
+        )
+    )
+
+
 def _run_chunks(job: _Job, classifier: NewsClassifier, progress: bool, throttle_seconds: float) -> int:
-    """Score the chunks not done yet, each written atomically before it is recorded; return rows scored."""
-    state, s = job.state, job.settings
+    """Score the chunks not done yet, each written atomically before it is recorded; return rows scored.
+
+    The rows already done are read again (their ids rebuild the duplicate check) and hashed: if they are
+    not what the interrupted run read, the resume stops before writing anything.
+    """
+    state, s, paths = job.state, job.settings, job.paths
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        total = count_rows(job.input_path, job.input_format)
+        total = count_rows(paths.input_path, paths.input_format)
         bar = tqdm(total=total, unit="article", desc="scoring", initial=state["rows_done"])
     seen: set[str] = set()
+    digest = hashlib.sha256()
     scored_now = 0
     try:
-        for index, chunk in enumerate(_chunks(read_archive(job.input_path, job.input_format), job.chunk_size)):
+        for index, chunk in enumerate(_chunks(read_archive(paths.input_path, paths.input_format), job.chunk_size)):
             checked = [(row, *check_row(row, s, seen)) for row in chunk]
+            for row in chunk:
+                _row_digest(digest, row)
             if index < state["chunks_done"]:
+                if index == state["chunks_done"] - 1 and digest.hexdigest() != state.get("read_sha256"):
+                    raise ValueError(
+                        f"{paths.input_path}: its first {state['rows_done']} rows are not those the interrupted run "
+                        f"read; resuming would mix two inputs: delete {paths.parts_dir} and score it again"
+                    )
                 continue  # finished before the interruption; its ids are in `seen` again
             records = [r for _, r, problem in checked if problem is None]
             errors = [
                 {
-                    "id": (row.fields or {}).get(s.id_column),
+                    "id": json_safe((row.fields or {}).get(s.id_column)),
                     "location": row.location,
                     "reason": problem[0],
-                    "detail": problem[1],
+                    "detail": json_safe(problem[1]),
                 }
                 for row, _, problem in checked
                 if problem is not None
             ]
             scored, skipped = _score_chunk(classifier, records, s, job.model_hash)
-            _write_part(job.parts_dir / f"scores-{index:06d}.part", scored, job.output_format)
+            _write_part(job.parts_dir / f"scores-{index:06d}.part", scored, paths.output_format)
             _write_part(job.parts_dir / f"errors-{index:06d}.part", errors + skipped, "jsonl")
             state["chunks_done"], state["rows_done"] = index + 1, state["rows_done"] + len(chunk)
+            state["read_sha256"] = digest.hexdigest()
             _atomic_write(job.parts_dir / STATE_FILE, json.dumps(state))
             scored_now += len(scored)
             if bar is not None:
@@ -432,28 +661,49 @@ def _run_chunks(job: _Job, classifier: NewsClassifier, progress: bool, throttle_
     return scored_now
 
 
-def _finish_job(job: _Job, classifier: NewsClassifier, summary: ScoreSummary) -> ScoreSummary:
-    """Assemble the output and errors files from the parts, count what they hold, write the summary."""
+_FINAL = {"output": "final-output", "errors_file": "final-errors", "summary_file": "final-summary"}
+
+
+def _commit(job: _Job, classifier: NewsClassifier, summary: ScoreSummary) -> None:
+    """Assemble the output, errors and summary inside the parts folder, check that every row is
+    accounted for, then record the job as finished: that one atomic write is the commit."""
+    paths, parts = job.paths, job.parts_dir
     columns = ["id"]
     for task in classifier.tasks:
         columns += [task.name, f"{task.name}_score"] + (
             [f"{task.name}_probs"] if job.settings.all_probabilities else []
         )
     columns += ["n_tokens", "truncated", "no_arabic", "model_sha256"]
-    _assemble(sorted(job.parts_dir.glob("scores-*.part")), job.output, job.output_format, columns)
-    _assemble(sorted(job.parts_dir.glob("errors-*.part")), job.errors_file, "jsonl", [])
-    _summarise(summary, job.output, job.errors_file, job.output_format, classifier)
+    output, errors = parts / _FINAL["output"], parts / _FINAL["errors_file"]
+    _assemble(sorted(parts.glob("scores-*.part")), output, paths.output_format, columns, csv_safe_columns(classifier))
+    _assemble(sorted(parts.glob("errors-*.part")), errors, "jsonl", [])
+    _summarise(summary, output, errors, paths.output_format, classifier)
     summary.rows = job.state["rows_done"]  # counted as read from the input, independently of the files written
-    _atomic_write(
-        job.output.with_name(job.output.name + ".summary.json"),
-        json.dumps(asdict(summary), ensure_ascii=False, indent=2),
-    )
-    shutil.rmtree(job.parts_dir)
-    if not summary.complete:  # would mean a bug: say so loudly rather than hand over a short output
+    if not summary.complete:  # would mean a bug: say so loudly and replace nothing
         raise RuntimeError(
-            f"row count mismatch: {summary.rows} rows but {summary.scored} scored + {summary.errors} errors"
+            f"row count mismatch: {summary.rows} rows but {summary.scored} scored + {summary.errors} errors; "
+            f"nothing was replaced, the parts are kept in {parts}"
         )
-    return summary
+    record = {**asdict(summary), "job": job.state["job"]}
+    _atomic_write(parts / _FINAL["summary_file"], json.dumps(record, ensure_ascii=False, indent=2))
+    job.state["finished"] = True
+    job.state["summary"] = record
+    _atomic_write(parts / STATE_FILE, json.dumps(job.state))  # the commit point
+
+
+def _publish(job: _Job) -> ScoreSummary:
+    """Move the committed files into place and remove the parts (idempotent: a resume finishes it)."""
+    paths, parts = job.paths, job.parts_dir
+    for attribute, name in _FINAL.items():
+        staged = parts / name
+        if staged.exists():
+            os.replace(staged, getattr(paths, attribute))
+    done = parts.with_name(f".{parts.name}.done")  # renamed first, so a kill while deleting leaves no "unfinished" job
+    shutil.rmtree(done, ignore_errors=True)
+    os.replace(parts, done)
+    shutil.rmtree(done)
+    saved = job.state["summary"]
+    return ScoreSummary(**{k: v for k, v in saved.items() if k in ScoreSummary.__dataclass_fields__})
 
 
 def _iter_output(output: Path, fmt: str) -> Iterator[dict[str, Any]]:

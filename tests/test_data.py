@@ -111,7 +111,7 @@ def test_unreadable_file_names_file(tmp_path):
     bad = tmp_path / "train.jsonl"
     bad.write_text('{"id": "x", "text": "نص"\n', encoding="utf-8")
     dev = write_jsonl(tmp_path / "dev.jsonl", _rows(2, "d"))
-    with pytest.raises(DataValidationError, match=r"train.jsonl: could not be read as json"):
+    with pytest.raises(DataValidationError, match=r"train.jsonl:1: invalid_json: Expecting ',' delimiter"):
         load_and_validate(DataConfig(train=str(bad), dev=str(dev)), TASKS)
     with pytest.raises(DataValidationError, match=r"unsupported file type '.txt'"):
         load_and_validate(DataConfig(train=str(tmp_path / "a.txt"), dev=str(dev)), TASKS)

@@ -542,6 +542,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from aranews.inference.classifier import DeviceError
     from aranews.inference.export import ExportError
     from aranews.inference.schema import ConfigError
+    from aranews.inference.scoring import JobLockedError
     from aranews.training.checkpoint import ResumeMismatchError
     from aranews.training.extras import MissingExtraError
 
@@ -549,11 +550,11 @@ def _user_errors() -> tuple[type[BaseException], ...]:
         ConfigError,
         DeviceError,
         ExportError,
+        JobLockedError,
         MissingExtraError,
         ResumeMismatchError,
         UsageError,
-        FileNotFoundError,
-        FileExistsError,
+        OSError,  # missing files, permissions, a full disk (a scoring job stays resumable)
         KeyError,
         ValueError,
         TypeError,

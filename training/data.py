@@ -1,13 +1,13 @@
 """Reading labelled articles and validating them before any model is built.
 
-Files are JSON Lines, CSV or Parquet, read with ``datasets``. Every problem is collected, then reported
+Files are JSON Lines, CSV or Parquet, read with the scorer's streaming readers (one reader for every
+input of the library). Every problem is collected, then reported
 together, each with its file, row (1-based data row; for JSON Lines the line number), id, column and
 value, so a user fixes a file in one pass.
 """
 
 from __future__ import annotations
 
-import csv
 import logging
 from collections import Counter
 from collections.abc import Sequence
@@ -36,7 +36,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-_FORMATS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+_FORMATS = {".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 MAX_REPORTED = 50
 
 
@@ -68,32 +68,37 @@ class LabelledSplit:
     texts: list[str]
     labels: dict[str, list[Any]] = field(default_factory=dict)
     pairs: dict[str, list[str]] = field(default_factory=dict)
+    locations: list[str] = field(default_factory=list)  # "file:line" of each row, for messages
 
     def __len__(self) -> int:
         return len(self.ids)
 
 
-def _read_rows(path: Path) -> list[dict[str, Any]]:
-    import datasets
+def _read_rows(path: Path) -> tuple[list[tuple[str, dict[str, Any]]], list[str]]:
+    """``(location, fields)`` of every readable record, and a problem line for every other one.
+
+    Read by the scorer's streaming readers (:func:`aranews.inference.readers.read_archive`): a byte-order
+    mark is accepted, and undecodable bytes, bad JSON, an unbalanced CSV quote or a cut last line are
+    reported with their line instead of failing the whole file.
+    """
+    from aranews.inference.readers import read_archive
 
     fmt = _FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise DataValidationError([f"{path}: unsupported file type {path.suffix!r}; use .jsonl, .csv or .parquet"])
     if not path.is_file():
         raise FileNotFoundError(f"data file not found: {path}")
-    kwargs: dict[str, Any] = {}
-    if fmt == "csv":  # every column as written: no number inference for ids or labels, no "NA" -> null
-        with path.open(encoding="utf-8", newline="") as handle:
-            header = next(csv.reader(handle), [])
-        kwargs = {
-            "features": datasets.Features({c: datasets.Value("string") for c in header}),
-            "keep_default_na": False,
-        }
+    rows: list[tuple[str, dict[str, Any]]] = []
+    problems: list[str] = []
     try:
-        dataset = datasets.load_dataset(fmt, data_files=str(path), split="train", **kwargs)
-    except Exception as exc:  # the readers raise many types; the user needs the file and the cause
-        raise DataValidationError([f"{path}: could not be read as {fmt}: {type(exc).__name__}: {exc}"]) from exc
-    return dataset.to_list()
+        for row in read_archive(path, fmt):
+            if row.problem:
+                problems.append(f"{row.location}: {row.problem[0]}: {row.problem[1]}")
+            else:
+                rows.append((row.location, row.fields))
+    except ValueError as exc:  # e.g. a CSV header that cannot be read, a file that is not Parquet
+        problems.append(str(exc))
+    return rows, problems
 
 
 def _is_missing(value: Any) -> bool:
@@ -122,22 +127,21 @@ def load_split(
         The split and the list of problems found (empty when the file is clean).
     """
     path = Path(path)
-    rows = _read_rows(path)
-    problems: list[str] = []
+    rows, problems = _read_rows(path)
     if not rows:
-        return LabelledSplit(name, str(path), [], []), [f"{path}: no rows"]
-    columns = set(rows[0])
+        return LabelledSplit(name, str(path), [], []), [*problems, f"{path}: no rows of data"]
+    columns = set(rows[0][1])
     required = [data.id_column, data.text_column]
     if require_labels:
         required += [t.column for t in tasks]
     required += sorted({t.pair_column for t in tasks if t.pair_column})
     missing = [c for c in required if c not in columns]
     if missing:
-        return LabelledSplit(name, str(path), [], []), [f"{path}: missing column(s) {missing}; found {sorted(columns)}"]
+        found = f"{path}: missing column(s) {missing}; found {sorted(columns)}"
+        return LabelledSplit(name, str(path), [], []), [*problems, found]
     split = LabelledSplit(name, str(path), [], [])
     seen: dict[str, int] = {}
-    for row_number, row in enumerate(rows, start=1):
-        where = f"{path}:{row_number}"
+    for row_number, (where, row) in enumerate(rows, start=1):
         raw_id = row.get(data.id_column)
         if _is_missing(raw_id):
             problems.append(f"{where}: column {data.id_column!r} is empty")
@@ -159,6 +163,7 @@ def load_split(
         text = compose_text(text, row.get(data.title_column) if data.title_column else None, title)
         split.ids.append(row_id)
         split.texts.append(text)
+        split.locations.append(where.split(" (id ")[0])
         for column in sorted({t.pair_column for t in tasks if t.pair_column}):
             value = row.get(column)
             if not isinstance(value, str) or not value.strip():
@@ -212,12 +217,12 @@ def validate_splits(
                 f"column {task.column!r}"
             )
         for split in (train, *evals):
-            for row_number, (row_id, value) in enumerate(zip(split.ids, split.labels.get(task.name, [])), 1):
+            for where, row_id, value in zip(split.locations, split.ids, split.labels.get(task.name, [])):
                 values = value if isinstance(value, list) else [value] if value is not None else []
                 for v in values:
                     if v not in allowed:
                         problems.append(
-                            f"{split.path}:{row_number} (id {row_id!r}): column {task.column!r} has label {v!r}, "
+                            f"{where} (id {row_id!r}): column {task.column!r} has label {v!r}, "
                             f"not in the label set {sorted(allowed)} of task {task.name!r}"
                         )
         observed = Counter(_label_values(train.labels.get(task.name, [])))
@@ -236,15 +241,14 @@ def validate_splits(
         columns = sorted(split.pairs)
         return [(" ".join(t.split()), *(split.pairs[c][i] for c in columns)) for i, t in enumerate(split.texts)]
 
-    seen = {key: (i, row_id) for i, (key, row_id) in enumerate(zip(inputs(train), train.ids), 1)}
+    seen = {key: (where, row_id) for key, where, row_id in zip(inputs(train), train.locations, train.ids)}
     for split in evals:
-        for row_number, (key, row_id) in enumerate(zip(inputs(split), split.ids), 1):
+        for key, where, row_id in zip(inputs(split), split.locations, split.ids):
             hit = seen.get(key)
             if hit is not None and key[0]:
                 what = "same text" + (" and target/claim" if len(key) > 1 else "")
                 problems.append(
-                    f"{split.path}:{row_number} (id {row_id!r}): {what} as {train.path}:{hit[0]} "
-                    f"(id {hit[1]!r}) (leakage between train and {split.name})"
+                    f"{where} (id {row_id!r}): {what} as {hit[0]} (id {hit[1]!r}) (leakage between train and {split.name})"
                 )
     return problems
 
