@@ -1,19 +1,22 @@
-"""Dev-set quality of a fine-tuned *pretrained* encoder beside the TF-IDF baseline, on a public data set.
+"""Quality of a fine-tuned pretrained encoder beside the TF-IDF baseline, on a public data set.
 
-    .venv/bin/python benchmarks/bench_quality.py --dataset ../shared/data/ant_multisource --task topic \\
-        --encoder /tmp/e5-small-hf --train-limit 1200 --max-length 256 --epochs 2
+    .venv/bin/python benchmarks/bench_quality.py --dataset ../shared/data/mawqif_stance --task stance \\
+        --pair-column target --encoder /tmp/e5-small-hf --max-length 128 --epochs 5
 
-The data set is read by path (never copied into the project); a seeded subsample of its train split
-trains both models, and its dev split evaluates them (dev rows that duplicate a training input are
-dropped and counted in the result, since the library refuses such leakage). AraBERT itself cannot be downloaded here, so
-``--encoder`` points at another pretrained encoder (multilingual-e5-small, built offline by
-``../shared/tools/pretrained_backbone/build.sh``). Prints the figures and writes
-``benchmarks/results/quality-<dataset>-<task>.json``.
+Runs the library's own training code (``Trainer`` on an ``ExperimentConfig``) on a folder in the layout
+of ``../shared/data`` (``train.jsonl``, ``dev.jsonl`` and, when given, a test file), read by path and never
+copied into the project. The whole train split trains both the fine-tuned encoder and the TF-IDF
+baseline (``--train-limit`` caps it, seeded, for a budget); the best epoch is selected on the whole dev
+split. Dev rows whose input duplicates a training row are dropped and counted (the library refuses such
+leakage). Reports, for dev (and test): accuracy, macro-F1, per-class F1 and ECE of both models, wall time
+per epoch, the hardware and the exact settings; prints them and writes
+``benchmarks/results/quality-<dataset>-<task>[-<tag>].json``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -22,29 +25,147 @@ import random
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _subsample(src: Path, dst: Path, limit: int | None, seed: int) -> int:
-    rows = [json.loads(line) for line in src.open(encoding="utf-8") if line.strip()]
-    if limit and limit < len(rows):
-        rows = random.Random(seed).sample(rows, limit)
-    dst.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+def _rows(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.open(encoding="utf-8") if line.strip()]
+
+
+def _write(path: Path, rows: list[dict[str, Any]]) -> int:
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     return len(rows)
 
 
-def _drop_leaked(train: Path, dev: Path, pair_column: str | None) -> int:
-    """Remove dev rows whose input (text, and pair) also occurs in train; return how many (recorded)."""
+def _key(row: dict[str, Any], pair_column: str | None) -> tuple:
+    return (" ".join(row["text"].split()), row.get(pair_column) if pair_column else None)
 
-    def key(r: dict) -> tuple:
-        return (" ".join(r["text"].split()), r.get(pair_column) if pair_column else None)
 
-    seen = {key(json.loads(line)) for line in train.open(encoding="utf-8")}
-    rows = [json.loads(line) for line in dev.open(encoding="utf-8")]
-    kept = [r for r in rows if key(r) not in seen]
-    dev.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept), encoding="utf-8")
-    return len(rows) - len(kept)
+def _prepare(dataset: Path, tmp: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """Train (capped if asked), dev and test files without leakage; sizes and what was dropped."""
+    train = _rows(dataset / "train.jsonl")
+    if args.train_limit and args.train_limit < len(train):
+        train = random.Random(args.seed).sample(train, args.train_limit)
+    seen = {_key(r, args.pair_column) for r in train}
+    sizes: dict[str, Any] = {"train": _write(tmp / "train.jsonl", train), "dropped_as_train_duplicates": {}}
+    for split, path in (("dev", dataset / "dev.jsonl"), ("test", Path(args.test) if args.test else None)):
+        if path is None:
+            continue
+        rows = _rows(path)
+        kept = [r for r in rows if _key(r, args.pair_column) not in seen]
+        sizes[split] = _write(tmp / f"{split}.jsonl", kept)
+        sizes["dropped_as_train_duplicates"][split] = len(rows) - len(kept)
+    return sizes
+
+
+def _config(tmp: Path, args: argparse.Namespace) -> dict[str, Any]:
+    task: dict[str, Any] = {"name": args.task, "class_weights": args.class_weights}
+    if args.pair_column:
+        task["pair_column"] = args.pair_column
+    return {
+        "data": {
+            "train": f"{tmp}/train.jsonl",
+            "dev": f"{tmp}/dev.jsonl",
+            "test": f"{tmp}/test.jsonl" if args.test else None,
+            "title_column": None,
+        },
+        "tasks": [task],
+        "model": {
+            "encoder": args.encoder,
+            "preprocessing": args.preprocessing,
+            "max_length": args.max_length,
+            "pair_max_length": min(64, args.max_length // 4),
+            "long_document": {
+                "strategy": args.long_document,
+                "head_tokens": args.max_length // 4,
+                "max_chunks": args.max_chunks,
+                "stride": args.stride,
+            },
+            "pooling": args.pooling,
+        },
+        "training": {
+            "output_dir": f"{tmp}/run",
+            "epochs": args.epochs,
+            "batch_size": args.batch_size,
+            "eval_batch_size": 64,
+            "learning_rate": args.learning_rate,
+            "head_learning_rate": args.head_learning_rate,
+            "layer_lr_decay": args.layer_lr_decay,
+            "freeze_embeddings": args.freeze_embeddings,
+            "warmup_ratio": args.warmup_ratio,
+            "mixed_precision": args.mixed_precision,
+            "seed": args.seed,
+            "resume": False,
+            "early_stopping_patience": args.early_stopping,
+            "progress": False,
+            "device": args.device,
+        },
+    }
+
+
+def _hardware() -> dict[str, Any]:
+    import torch
+
+    cpu = platform.processor()
+    with contextlib.suppress(OSError, StopIteration):
+        cpu = next(
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        )
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "gpu": gpu,
+        "torch": torch.__version__,
+        "platform": platform.platform(),
+    }
+
+
+def _figures(report: dict[str, Any]) -> dict[str, Any]:
+    keep = ("n", "accuracy", "macro_f1", "micro_f1", "weighted_f1")
+    out = {k: report[k] for k in keep if k in report}
+    out["per_class_f1"] = {label: c["f1"] for label, c in report.get("per_class", {}).items()}
+    if "calibration" in report:
+        out["ece"] = report["calibration"]["ece"]
+    return out
+
+
+def _evaluate_test(result, tmp: Path, args: argparse.Namespace) -> dict[str, Any]:
+    from aranews.inference.classifier import load_classifier
+    from aranews.training.data import encode_split, load_and_validate
+    from aranews.training.evaluation import build_report
+
+    config = result.metrics["config"]
+    from aranews.training.config import config_from_dict
+
+    experiment = config_from_dict(config)
+    train, evals, _ = load_and_validate(experiment.data, experiment.tasks, experiment.model.title)
+    clf = load_classifier(result.model_dir)
+    report = build_report(
+        clf, encode_split(clf.windower, evals["test"], clf.tasks), tmp / "test-report", train=train, split_name="test"
+    )
+    return {
+        "transformer": _figures(report["tasks"][args.task]),
+        "baseline": _figures(report["baseline"]["tasks"][args.task]),
+    }
+
+
+def _citation(dataset: Path) -> dict[str, str]:
+    readme = dataset / "README.md"
+    if not readme.is_file():
+        return {}
+    text = readme.read_text(encoding="utf-8")
+    licence = text.split("## License", 1)[1].split("\n## ", 1)[0].strip() if "## License" in text else ""
+    papers = [
+        line.strip("- ").strip()
+        for line in text.splitlines()
+        if line.strip("- ").startswith(("Paper", "Repository", "Original corpus"))
+    ]
+    return {"readme": str(readme), "licence": licence[:400], "sources": " | ".join(papers)[:600]}
 
 
 def main() -> None:
@@ -52,18 +173,29 @@ def main() -> None:
     parser.add_argument("--dataset", required=True, help="a folder with train.jsonl and dev.jsonl")
     parser.add_argument("--task", required=True, help="label column, e.g. topic or stance")
     parser.add_argument("--pair-column", help="target / claim column for conditioned stance")
-    parser.add_argument("--encoder", required=True)
-    parser.add_argument("--train-limit", type=int, default=None)
-    parser.add_argument("--dev-limit", type=int, default=None)
+    parser.add_argument("--test", help="a labelled test file, evaluated once with the selected model")
+    parser.add_argument("--encoder", required=True, help="pretrained encoder directory or hub id")
+    parser.add_argument("--train-limit", type=int, help="cap the train split (seeded) for a budget")
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--long-document", default="head_tail", choices=["head", "head_tail", "chunks"])
     parser.add_argument("--max-chunks", type=int, default=4)
     parser.add_argument("--stride", type=int, default=32)
-    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--pooling", default="cls", choices=["cls", "mean"])
+    parser.add_argument("--preprocessing", nargs="*", default=["strip_boilerplate", "arabert_v02"])
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--early-stopping", type=int, default=2, help="epochs without dev gain before stopping")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--learning-rate", type=float, default=5e-5)
+    parser.add_argument("--head-learning-rate", type=float)
+    parser.add_argument("--layer-lr-decay", type=float, default=1.0)
+    parser.add_argument("--freeze-embeddings", action="store_true")
+    parser.add_argument("--warmup-ratio", type=float, default=0.1)
+    parser.add_argument("--class-weights", default="balanced", choices=["none", "balanced"])
+    parser.add_argument("--mixed-precision", default="auto", choices=["auto", "no", "fp16", "bf16"])
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--seed", type=int, default=13)
-    parser.add_argument("--out")
+    parser.add_argument("--tag", help="suffix of the result file name")
+    parser.add_argument("--out", help="result file (default benchmarks/results/quality-<dataset>-<task>[-<tag>].json)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -72,83 +204,72 @@ def main() -> None:
     from aranews.training.trainer import Trainer
 
     dataset = Path(args.dataset).resolve()
-    name = f"{dataset.name}-{args.task}" + (f"-{args.long_document}" if args.long_document != "head_tail" else "")
-    with tempfile.TemporaryDirectory() as tmp:
-        n_train = _subsample(dataset / "train.jsonl", Path(tmp) / "train.jsonl", args.train_limit, args.seed)
-        n_dev = _subsample(dataset / "dev.jsonl", Path(tmp) / "dev.jsonl", args.dev_limit, args.seed)
-        leaked = _drop_leaked(Path(tmp) / "train.jsonl", Path(tmp) / "dev.jsonl", args.pair_column)
-        n_dev -= leaked
-        task = {"name": args.task, "class_weights": "balanced"}
-        if args.pair_column:
-            task["pair_column"] = args.pair_column
-        config = config_from_dict(
-            {
-                "data": {"train": f"{tmp}/train.jsonl", "dev": f"{tmp}/dev.jsonl", "title_column": None},
-                "tasks": [task],
-                "model": {
-                    "encoder": args.encoder,
-                    "max_length": args.max_length,
-                    "pair_max_length": min(64, args.max_length // 4),
-                    "long_document": {
-                        "strategy": args.long_document,
-                        "head_tokens": args.max_length // 4,
-                        "max_chunks": args.max_chunks,
-                        "stride": args.stride,
-                    },
-                    "pooling": "mean",
-                },
-                "training": {
-                    "output_dir": f"{tmp}/run",
-                    "epochs": args.epochs,
-                    "batch_size": args.batch_size,
-                    "learning_rate": args.learning_rate,
-                    "head_learning_rate": 1e-3,
-                    "seed": args.seed,
-                    "resume": False,
-                    "early_stopping_patience": 0,
-                    "progress": False,
-                },
-            }
-        )
+    name = f"{dataset.name}-{args.task}" + (f"-{args.tag}" if args.tag else "")
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        sizes = _prepare(dataset, tmp, args)
         started = time.perf_counter()
-        result = Trainer(config).train()
+        result = Trainer(config_from_dict(_config(tmp, args))).train()
         seconds = time.perf_counter() - started
         report = json.loads((result.output_dir / "report" / "report.json").read_text(encoding="utf-8"))
-    transformer, baseline = report["tasks"][args.task], report["baseline"]["tasks"][args.task]
+        test = _evaluate_test(result, tmp, args) if args.test else None
     record = {
         "dataset": str(dataset),
         "task": args.task,
-        "split_evaluated": "dev",
-        "n_train": n_train,
-        "n_dev": n_dev,
-        "dev_rows_dropped_as_train_duplicates": leaked,
+        "pair_column": args.pair_column,
+        "sizes": sizes,
+        "n_train": sizes["train"],
+        "n_dev": sizes["dev"],
         "encoder": args.encoder,
         "max_length": args.max_length,
         "long_document": args.long_document,
-        "max_chunks": args.max_chunks if args.long_document == "chunks" else None,
         "epochs": args.epochs,
-        "model": result.metrics["config"]["model"],
-        "versions": result.metrics["versions"],
         "best_epoch": result.metrics["best_epoch"],
         "seed": args.seed,
-        "transformer": {k: transformer[k] for k in ("accuracy", "macro_f1", "micro_f1", "weighted_f1")}
-        | {"ece": transformer["calibration"]["ece"]},
-        "baseline": {"name": report["baseline"]["name"]}
-        | {k: baseline[k] for k in ("accuracy", "macro_f1", "micro_f1", "weighted_f1")},
-        "per_epoch_dev_macro_f1": [e["dev"][args.task]["macro_f1"] for e in result.metrics["epochs"]],
+        "transformer": _figures(report["tasks"][args.task]),
+        "baseline": {"name": report["baseline"]["name"]} | _figures(report["baseline"]["tasks"][args.task]),
+        "test": test,
+        "per_epoch": [
+            {
+                "epoch": e["epoch"],
+                "dev_macro_f1": e["dev"][args.task]["macro_f1"],
+                "seconds": e["seconds"],
+                "train_loss": e["train_loss"],
+            }
+            for e in result.metrics["epochs"]
+        ],
         "truncation": result.metrics["data"],
         "train_seconds": round(seconds, 1),
-        "machine": platform.platform(),
-        "cpu_count": os.cpu_count(),
+        "mixed_precision": result.metrics["mixed_precision"],
+        "device": result.metrics["device"],
+        "hardware": _hardware(),
+        "settings": result.metrics["config"],
+        "model": result.metrics["config"]["model"],
+        "versions": result.metrics["versions"],
+        "data_citation": _citation(dataset),
+        "command": "python benchmarks/bench_quality.py "
+        + " ".join(
+            f"--{k.replace('_', '-')} {' '.join(v) if isinstance(v, list) else v}"
+            if not isinstance(v, bool)
+            else f"--{k.replace('_', '-')}"
+            for k, v in vars(args).items()
+            if v not in (None, False) and k != "out"
+        ),
     }
     out = Path(args.out or ROOT / "benchmarks" / "results" / f"quality-{name}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     t, b = record["transformer"], record["baseline"]
-    print(f"{name}: n_train={n_train} n_dev={n_dev} encoder={Path(args.encoder).name} max_length={args.max_length}")
-    print(f"  fine-tuned encoder: accuracy {t['accuracy']:.4f}  macro-F1 {t['macro_f1']:.4f}  ECE {t['ece']:.4f}")
-    print(f"  TF-IDF baseline   : accuracy {b['accuracy']:.4f}  macro-F1 {b['macro_f1']:.4f}")
-    print(f"  train + evaluate: {seconds:.0f} s; written to {out}")
+    print(
+        f"{name}: train {sizes['train']} dev {sizes['dev']} encoder={Path(args.encoder).name} max_length={args.max_length}"
+    )
+    print(
+        f"  fine-tuned: accuracy {t['accuracy']:.4f}  macro-F1 {t['macro_f1']:.4f}  ECE {t['ece']:.4f}  best epoch {record['best_epoch']}"
+    )
+    print(
+        f"  baseline  : accuracy {b['accuracy']:.4f}  macro-F1 {b['macro_f1']:.4f}  gain {t['macro_f1'] - b['macro_f1']:+.4f}"
+    )
+    print(f"  {seconds:.0f} s on {record['hardware']['gpu'] or record['hardware']['cpu']}; written to {out}")
 
 
 if __name__ == "__main__":

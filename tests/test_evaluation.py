@@ -130,7 +130,7 @@ def test_card_tabulates_benchmark_results(tmp_path, trained_model):
     path.write_text(json.dumps(result), encoding="utf-8")
     card = render_model_card(trained_model, load_config(REPO / "configs" / "default.yaml"), benchmarks=[path])
     assert (
-        "| ant_multisource | topic | e5-small-hf | 0.1.0 | 800 / 400 | 192 head_tail | 0.900 | 0.812 | 0.850 | 0.700 | +0.112 |"
+        "| ant_multisource | topic | e5-small-hf | mean | 192 head_tail | 800 / 400 | 1 | 0.900 | 0.812 | 0.700 | +0.112 |"
         in card
     )
     assert "datasets:\n- " in card and "- ant_multisource\n" in card

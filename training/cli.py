@@ -146,6 +146,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     split = read("eval", args.data)
     train = read("train", args.train) if args.train else None
+    if train is not None:
+        split = _without_leakage(split, train, tasks, labels, args.drop_leaked)
     out_dir = Path(args.out_dir) if args.out_dir else Path(args.model).resolve().parent / f"eval-{Path(args.data).stem}"
     report = build_report(
         classifier,
@@ -165,6 +167,29 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             print(line)
     print(f"report: {out_dir / 'report.json'} (plots and confident mistakes beside it)")
     return 0
+
+
+def _without_leakage(split, train, tasks, labels, drop: bool):
+    """Refuse (or, with ``--drop-leaked``, drop and count) evaluated rows whose input is in the training file."""
+    from aranews.training.data import DataValidationError, validate_splits
+
+    leaks = [p for p in validate_splits(train, [split], tasks, labels) if "(leakage between train and" in p]
+    if not leaks:
+        return split
+    if not drop:
+        raise DataValidationError(
+            [*leaks, f"{len(leaks)} evaluated row(s) repeat a training input: their figures would be inflated; "
+             "pass --drop-leaked to evaluate on the other rows"]
+        )
+    leaked_ids = {p.split(" (id ", 1)[1].split(")", 1)[0].strip("'") for p in leaks}
+    keep = [i for i, row_id in enumerate(split.ids) if row_id not in leaked_ids]
+    print(f"dropped {len(split.ids) - len(keep)} evaluated row(s) that repeat a training input")
+    split.ids = [split.ids[i] for i in keep]
+    split.texts = [split.texts[i] for i in keep]
+    split.locations = [split.locations[i] for i in keep]
+    split.labels = {k: [v[i] for i in keep] for k, v in split.labels.items()}
+    split.pairs = {k: [v[i] for i in keep] for k, v in split.pairs.items()}
+    return split
 
 
 def cmd_model_card(args: argparse.Namespace) -> int:
@@ -443,7 +468,8 @@ def build_parser() -> argparse.ArgumentParser:
     _model_options(p, 32)
     p.add_argument("--data", required=True, help="labelled file (.jsonl, .csv or .parquet)")
     p.add_argument("--out-dir", help="report folder (default: eval-<data name> beside the model directory)")
-    p.add_argument("--train", help="training file: also train and report the TF-IDF baseline on it")
+    p.add_argument("--train", help="training file: checked for leakage, and the TF-IDF baseline is trained on it")
+    p.add_argument("--drop-leaked", action="store_true", help="evaluate without rows that repeat a training input")
     _row_options(p)
     p.set_defaults(func=cmd_evaluate, needs_train=True)
 

@@ -104,6 +104,10 @@ class TrainingConfig:
         eval_batch_size: articles per evaluation batch.
         learning_rate: peak learning rate of the encoder.
         head_learning_rate: learning rate of the heads (default: ``learning_rate``).
+        layer_lr_decay: layer-wise learning-rate decay: layer ``i`` of ``L`` trains at
+            ``learning_rate * decay ** (L - i)``, the embeddings at ``decay ** (L + 1)`` (1.0: no decay).
+        freeze_embeddings: keep the encoder's embedding matrices fixed (for XLM-R-type encoders they are
+            most of the parameters; freezing them saves memory and time on small data).
         weight_decay, warmup_ratio, max_grad_norm: AdamW and schedule settings.
         gradient_accumulation_steps: micro-batches per optimiser step.
         mixed_precision: ``auto`` (bf16 or fp16 where the GPU supports it, else none), ``no``, ``fp16``, ``bf16``.
@@ -127,6 +131,8 @@ class TrainingConfig:
     eval_batch_size: int = 32
     learning_rate: float = 2.0e-5
     head_learning_rate: float | None = None
+    layer_lr_decay: float = 1.0
+    freeze_embeddings: bool = False
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
     max_grad_norm: float = 1.0
@@ -155,6 +161,7 @@ class TrainingConfig:
                 self.head_learning_rate is None or 0.0 < self.head_learning_rate < 1.0,
                 "a value in (0, 1)",
             ),
+            ("layer_lr_decay", self.layer_lr_decay, 0.0 < self.layer_lr_decay <= 1.0, "a value in (0, 1]"),
             ("weight_decay", self.weight_decay, 0.0 <= self.weight_decay < 1.0, "a value in [0, 1)"),
             ("warmup_ratio", self.warmup_ratio, 0.0 <= self.warmup_ratio < 1.0, "a value in [0, 1)"),
             ("max_grad_norm", self.max_grad_norm, self.max_grad_norm > 0, "a value > 0"),

@@ -149,6 +149,16 @@ def _class_weights(task: TaskSpec, labels: torch.Tensor) -> torch.Tensor:
     return ((rows.shape[0] - positives) / positives.clamp(min=1.0)).clamp(max=100.0)
 
 
+def _layer_index(name: str, layers: int) -> int:
+    """0 for embeddings, ``i + 1`` for ``encoder.layer.i.*`` (BERT, XLM-R naming), ``layers + 1`` otherwise."""
+    if name.startswith("embeddings."):
+        return 0
+    parts = name.split(".")
+    if len(parts) > 2 and parts[0] == "encoder" and parts[1] == "layer" and parts[2].isdigit():
+        return int(parts[2]) + 1
+    return layers + 1
+
+
 def _selection_score(reports: dict[str, dict[str, Any]], metric: str) -> float:
     values = [r[metric] for r in reports.values() if r.get("n")]
     return float(np.mean(values)) if values else 0.0
@@ -343,24 +353,29 @@ class Trainer:
         from transformers import get_linear_schedule_with_warmup
 
         tcfg = self.config.training
-        no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
-        encoder = list(model.encoder.named_parameters())
-        groups = [
-            {
-                "params": [p for n, p in encoder if not n.endswith(no_decay)],
-                "weight_decay": tcfg.weight_decay,
-                "lr": tcfg.learning_rate,
-            },
-            {"params": [p for n, p in encoder if n.endswith(no_decay)], "weight_decay": 0.0, "lr": tcfg.learning_rate},
-            {
-                "params": list(model.heads.parameters()),
-                "weight_decay": 0.0,
-                "lr": tcfg.head_learning_rate or tcfg.learning_rate,
-            },
-        ]
-        optimizer = torch.optim.AdamW(groups, lr=tcfg.learning_rate)
+        optimizer = torch.optim.AdamW(self._parameter_groups(model), lr=tcfg.learning_rate)
         total = steps_per_epoch * tcfg.epochs
         return optimizer, get_linear_schedule_with_warmup(optimizer, int(tcfg.warmup_ratio * total), total)
+
+    def _parameter_groups(self, model: MultiTaskClassifier) -> list[dict[str, Any]]:
+        """Encoder parameters by depth (layer-wise decay) and decay kind, then the heads."""
+        tcfg = self.config.training
+        no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
+        layers = getattr(model.encoder.config, "num_hidden_layers", 0)
+        groups: dict[tuple[float, float], list[torch.nn.Parameter]] = {}
+        for name, parameter in model.encoder.named_parameters():
+            if tcfg.freeze_embeddings and name.startswith("embeddings."):
+                parameter.requires_grad_(False)
+                continue
+            depth = _layer_index(name, layers)  # 0: embeddings, 1..L: layers, L + 1: above the layers
+            exponent = layers + 1 if depth == 0 else max(0, layers - depth)  # the top layer trains at the full rate
+            lr = tcfg.learning_rate * tcfg.layer_lr_decay**exponent
+            decay = 0.0 if name.endswith(no_decay) else tcfg.weight_decay
+            groups.setdefault((lr, decay), []).append(parameter)
+        out = [{"params": ps, "lr": lr, "weight_decay": decay} for (lr, decay), ps in groups.items()]
+        out.append({"params": list(model.heads.parameters()), "weight_decay": 0.0,
+                    "lr": tcfg.head_learning_rate or tcfg.learning_rate})
+        return out
 
     def _setup(
         self,
