@@ -120,6 +120,7 @@ class Inspection:
         text: the composed input (title and text), before cleaning.
         cleaned: after the checkpoint's preprocessing steps.
         skipped: why the article would not be classified, or ``None``.
+        boilerplate_chars: characters of page furniture the cleaner removed.
         preprocessing, strategy, max_length: the checkpoint's settings that shaped the windows.
         inputs: per input group (``article``, or ``article + <pair column>``): token counts and windows.
     """
@@ -127,6 +128,7 @@ class Inspection:
     text: str
     cleaned: str
     skipped: str | None
+    boilerplate_chars: int
     preprocessing: list[str]
     strategy: str
     max_length: int
@@ -555,10 +557,12 @@ class NewsClassifier:
             raise TypeError(f"text must be a string, got {type(text).__name__}")
         composed = compose_text(text, title, self.config.model.title)
         w = self._windower
+        cleaned, removed = w.clean(composed)
         view = Inspection(
             text=composed,
-            cleaned=w.preprocess(composed),
+            cleaned=cleaned,
             skipped=input_problem(composed, score_non_arabic=True),
+            boilerplate_chars=removed,
             preprocessing=list(w.preprocessing),
             strategy=w.strategy,
             max_length=w.max_length,

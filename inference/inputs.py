@@ -27,7 +27,7 @@ from typing import Any
 import torch
 
 from aranews.inference.config import MAX_SPECIAL_TOKENS, ModelConfig
-from aranews.inference.preprocessing import build_preprocessor, has_arabic
+from aranews.inference.preprocessing import PREPROCESSORS, build_preprocessor, has_arabic
 
 __all__ = [
     "LONG_DOCUMENT_STRATEGIES",
@@ -82,6 +82,7 @@ class EncodedArticle:
         n_tokens: tokens of the article text (and pair text) before any truncation.
         dropped_tokens: how many of those tokens no window covers.
         text_tokens: tokens of the article text alone (0: nothing left after cleaning).
+        boilerplate_chars: characters the ``strip_boilerplate`` step removed (page furniture).
     """
 
     input_ids: tuple[tuple[int, ...], ...]
@@ -89,6 +90,7 @@ class EncodedArticle:
     n_tokens: int
     dropped_tokens: int
     text_tokens: int = 0
+    boilerplate_chars: int = 0
 
     @property
     def truncated(self) -> bool:
@@ -176,6 +178,7 @@ class ArticleWindower:
         self.tokenizer = tokenizer
         self.preprocessing = list(preprocessing)
         self.preprocess: Callable[[str], str] = build_preprocessor(preprocessing)
+        self._steps = [(name, PREPROCESSORS[name]) for name in self.preprocessing]
         self.max_length = max_length
         self.strategy = strategy
         self.head_tokens = head_tokens
@@ -210,12 +213,22 @@ class ArticleWindower:
             pair_max_length=model.pair_max_length,
         )
 
-    def _tokenize(self, texts: Sequence[str]) -> list[list[int]]:
+    def clean(self, text: str) -> tuple[str, int]:
+        """The text after the checkpoint's cleaning steps, and how many characters ``strip_boilerplate`` removed."""
+        removed = 0
+        for name, step in self._steps:
+            cleaned = step(text)
+            if name == "strip_boilerplate":
+                removed = len(text) - len(cleaned)
+            text = cleaned
+        return text, removed
+
+    def _tokenize(self, texts: Sequence[str]) -> tuple[list[list[int]], list[int]]:
         if not texts:  # transformers 5 tokenizers fail on an empty batch
-            return []
-        cleaned = [self.preprocess(t) for t in texts]
+            return [], []
+        cleaned, removed = zip(*(self.clean(t) for t in texts), strict=True)
         # No truncation here: every token is counted, and the strategy decides what is kept.
-        return self.tokenizer(cleaned, add_special_tokens=False, verbose=False)["input_ids"]
+        return self.tokenizer(list(cleaned), add_special_tokens=False, verbose=False)["input_ids"], list(removed)
 
     def _windows(self, ids: list[int], budget: int) -> tuple[list[list[int]], int]:
         """Cut one token sequence into the strategy's windows; return them and the dropped count."""
@@ -243,27 +256,27 @@ class ArticleWindower:
         Returns:
             One :class:`EncodedArticle` per text, in order.
         """
-        text_ids = self._tokenize(texts)
+        text_ids, removed = self._tokenize(texts)
         t = self.template
         articles = []
         if pairs is None:
-            for ids in text_ids:
+            for ids, chars in zip(text_ids, removed, strict=True):
                 windows, dropped = self._windows(ids, self._single_budget)
                 input_ids = tuple(t.single_prefix + tuple(w) + t.single_suffix for w in windows)
                 types = tuple((t.first_type,) * len(w) for w in input_ids)
-                articles.append(EncodedArticle(input_ids, types, len(ids), dropped, len(ids)))
+                articles.append(EncodedArticle(input_ids, types, len(ids), dropped, len(ids), chars))
             return articles
         if len(pairs) != len(texts):
             raise ValueError(f"got {len(texts)} texts but {len(pairs)} pair texts")
-        pair_ids = self._tokenize(pairs)
-        for ids, p_ids in zip(text_ids, pair_ids, strict=True):
+        pair_ids, _ = self._tokenize(pairs)
+        for ids, p_ids, chars in zip(text_ids, pair_ids, removed, strict=True):
             kept_pair = p_ids[: self.pair_max_length]
             windows, dropped = self._windows(ids, self._pair_budget - len(kept_pair))
             first = t.pair_prefix + tuple(kept_pair) + t.pair_middle
             input_ids = tuple(first + tuple(w) + t.pair_suffix for w in windows)
             types = tuple((t.first_type,) * len(first) + (t.second_type,) * (len(w) - len(first)) for w in input_ids)
             n = len(ids) + len(p_ids)
-            articles.append(EncodedArticle(input_ids, types, n, dropped + len(p_ids) - len(kept_pair), len(ids)))
+            articles.append(EncodedArticle(input_ids, types, n, dropped + len(p_ids) - len(kept_pair), len(ids), chars))
         return articles
 
 

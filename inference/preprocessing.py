@@ -102,29 +102,74 @@ def arabert_v02(text: str) -> str:
 # --------------------------------------------------------------------------------------------------
 # Phrases that, opening a short line of their own, are page furniture rather than article text.
 _FURNITURE_PHRASES = (
-    r"تابعونا|تابعنا|تابعني|أتبعني|اتبعني|اشترك|اشتركوا|الاشتراك في|النشرة البريدية|"
-    r"اقرأ أيضا|إقرأ أيضا|اقرأ المزيد|إقرأ المزيد|الأكثر قراءة|الأكثر مشاهدة|الأكثر تداولا|"
-    r"آخر التحديثات|آخر الأخبار|أخبار ذات صلة|مواضيع ذات صلة|كلمات مفتاحية|"
-    r"شارك على|شاركها على|شارك عبر|انشر على|"
+    r"تابعونا|تابعنا|تابعني|أتبعني|اتبعني|تابعوا|لمتابعة آخر|اشترك|اشتركوا|للاشتراك|الاشتراك في|النشرة البريدية|"
+    r"انضم إلى|انضموا إلى|حمل تطبيق|حمّل تطبيق|اضغط هنا|انقر هنا|"
+    r"اقرأ أيضا|إقرأ أيضا|اقرأ أيضاً|إقرأ أيضاً|اقرأ المزيد|إقرأ المزيد|شاهد أيضا|شاهد أيضاً|"
+    r"الأكثر قراءة|الأكثر مشاهدة|الأكثر تداولا|الأكثر تداولاً|"
+    r"آخر التحديثات|آخر الأخبار|أخبار ذات صلة|مواضيع ذات صلة|مقالات ذات صلة|قد يعجبك أيضا|قد يهمك أيضا|كلمات مفتاحية|"
+    r"شارك على|شاركها على|شارك عبر|شارك الخبر|شارك المقال|انشر على|"
     r"فيسبوك|الفيسبوك|فيس بوك|تويتر|تلغرام|تيليغرام|واتساب|يوتيوب|إنستغرام|انستغرام|"
-    r"facebook|twitter|telegram|whatsapp|youtube|instagram|share|follow us|subscribe|read more"
+    r"facebook|twitter|telegram|whatsapp|youtube|instagram|share|follow us|subscribe|read more|related|most read"
 )
 _FURNITURE_LINE = re.compile(rf"^[\s•·▪●\-–—|#:>]*(?:{_FURNITURE_PHRASES})", re.IGNORECASE)
+# Headers after which the page lists other articles' headlines ("most read", "related", "read also").
+_BLOCK_HEADER = re.compile(
+    r"^[\s•·▪●\-–—|#:>]*(?:الأكثر قراءة|الأكثر مشاهدة|الأكثر تداولا|اقرأ أيضا|إقرأ أيضا|اقرأ أيضاً|إقرأ أيضاً|"
+    r"شاهد أيضا|شاهد أيضاً|أخبار ذات صلة|مواضيع ذات صلة|مقالات ذات صلة|قد يعجبك أيضا|قد يهمك أيضا|آخر الأخبار|"
+    r"related|most read)[\s:.]*$",
+    re.IGNORECASE,
+)
 # Words that are furniture only when they are (nearly) the whole line: "شارك", "طباعة", "تصنيفات".
 _FURNITURE_WORD = re.compile(
     r"^[\s•·▪●\-–—|#:>]*(?:شارك|مشاركة|انشر|اطبع|طباعة|المزيد|تصنيفات|الوسوم|وسوم|حفظ|نسخ الرابط)"
     r"[\s:|،.]*$"
 )
+# Photo captions, credits and source lines: "الصورة: ...", "المصدر: تاس", "- REUTERS", "إسطنبول-أ ف ب".
+_CREDIT_LINE = re.compile(
+    r"^[\s•·\-–—(]*(?:الصورة|صورة|مصدر الصورة|حقوق الصورة|تصوير|المصدر|مصدر الخبر|photo|image|source|credit)\s*[:：]",
+    re.IGNORECASE,
+)
+_AGENCY = re.compile(
+    r"(?:رويترز|أ\s?ف\s?ب|أ\.ف\.ب|فرانس برس|الأناضول|تاس|سبوتنيك|نوفوستي|إنترفاكس|د\s?ب\s?أ|أسوشيتد برس|وكالات|"
+    r"\bAFP\b|\bREUTERS\b|\bAP\b|\bDPA\b|\bTASS\b|\bGetty\b)",
+    re.IGNORECASE,
+)
+_MONTHS = (
+    r"يناير|فبراير|مارس|أبريل|ابريل|مايو|يونيو|يوليو|أغسطس|اغسطس|سبتمبر|أكتوبر|اكتوبر|نوفمبر|ديسمبر|"
+    r"كانون الثاني|شباط|آذار|نيسان|أيار|حزيران|تموز|آب|أيلول|تشرين الأول|تشرين الثاني|كانون الأول|"
+    r"january|february|march|april|may|june|july|august|september|october|november|december"
+)
+_DATE = re.compile(rf"(?:{_MONTHS})\s*[/،,]?\s*[0-9٠-٩]{{4}}", re.IGNORECASE)
 _SYMBOLS_ONLY = re.compile(r"^[\s\W_]*$")  # no letter or digit at all: "+ = -", "•", "|||"
 _LANG_SWITCH = re.compile(r"^\s*(?:(?:ar|en|ru|tr|fr|de|es|ع|عربي)\s*[|/]?\s*){1,6}$", re.IGNORECASE)
 _MAX_FURNITURE_WORDS = 8
+_MAX_HEADLINE_WORDS = 25
+
+
+def _furniture(line: str, words: int) -> bool:
+    """Whether one non-blank line is page furniture on its own."""
+    if _SYMBOLS_ONLY.match(line) or _LANG_SWITCH.match(line) or _FURNITURE_WORD.match(line):
+        return True
+    if words <= _MAX_FURNITURE_WORDS and _FURNITURE_LINE.match(line):
+        return True
+    if words <= 12 and _CREDIT_LINE.match(line):  # a caption, a photo credit, a source line
+        return True
+    if words <= 5 and _AGENCY.search(line):  # "- REUTERS", "إسطنبول-أ ف ب"
+        return True
+    if words <= 8 and _DATE.search(line) and not line.rstrip().endswith("."):  # "حول العالم 12 يونيو 2024 0"
+        return True
+    return words <= 6 and ("||" in line or "#" in line)  # "SiteName|| #متابعات"
 
 
 def strip_boilerplate(text: str) -> str:
-    """Drop the page-furniture lines that web scrapes carry around an article.
+    """Drop the page furniture that web scrapes carry around an article, in one pass over the lines.
 
-    A line is dropped when it has no letter or digit, is a language switcher (``Ru En``), or is short
-    (at most eight words) and begins with a share / follow / subscribe / read-more / section phrase.
+    Dropped: lines with no letter or digit; language switchers (``Ru En``); short lines that begin with a
+    share / follow / subscribe / read-more / section phrase; photo captions, credits and source lines
+    (``الصورة: ...``, ``المصدر: ...``, a short line naming a news agency); a line that is only a date
+    (with a section name or a counter); a short line with ``||`` or a hashtag (site names); a line repeating
+    an earlier one (a headline or caption printed twice); and, after a "most read" / "related" / "read
+    also" header, the headlines listed under it (lines of at most 25 words not ending in a full stop).
     Runs of blank lines collapse to one. Lines of article text are kept unchanged.
 
     Args:
@@ -134,18 +179,28 @@ def strip_boilerplate(text: str) -> str:
         The text without those lines.
     """
     kept: list[str] = []
+    seen: set[str] = set()
+    in_headlines = False
     for line in str(text).splitlines():
         stripped = line.strip()
         if not stripped:
             if kept and kept[-1] != "":
                 kept.append("")
             continue
-        if _SYMBOLS_ONLY.match(stripped) or _LANG_SWITCH.match(stripped):
+        words = len(stripped.split())
+        if _BLOCK_HEADER.match(stripped):
+            in_headlines = True
             continue
-        if _FURNITURE_WORD.match(stripped):
+        if in_headlines:
+            if words <= _MAX_HEADLINE_WORDS and not stripped.endswith((".", "؟.")):
+                continue
+            in_headlines = False
+        if _furniture(stripped, words):
             continue
-        if len(stripped.split()) <= _MAX_FURNITURE_WORDS and _FURNITURE_LINE.match(stripped):
+        key = " ".join(stripped.split())
+        if words >= 3 and key in seen:
             continue
+        seen.add(key)
         kept.append(stripped)
     while kept and kept[-1] == "":
         kept.pop()

@@ -221,6 +221,7 @@ def _score_chunk(
         article = result.articles[i]
         row["n_tokens"] = article.n_tokens
         row["truncated"] = article.truncated
+        row["boilerplate_chars"] = article.boilerplate_chars
         row["no_arabic"] = result.no_arabic[i]
         row["model_sha256"] = model_hash[:16]
         scored.append(row)
@@ -673,7 +674,7 @@ def _commit(job: _Job, classifier: NewsClassifier, summary: ScoreSummary) -> Non
         columns += [task.name, f"{task.name}_score"] + (
             [f"{task.name}_probs"] if job.settings.all_probabilities else []
         )
-    columns += ["n_tokens", "truncated", "no_arabic", "model_sha256"]
+    columns += ["n_tokens", "truncated", "boilerplate_chars", "no_arabic", "model_sha256"]
     output, errors = parts / _FINAL["output"], parts / _FINAL["errors_file"]
     _assemble(sorted(parts.glob("scores-*.part")), output, paths.output_format, columns, csv_safe_columns(classifier))
     _assemble(sorted(parts.glob("errors-*.part")), errors, "jsonl", [])

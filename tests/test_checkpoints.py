@@ -165,8 +165,18 @@ def test_evaluate_with_train_checks_leakage(trained_model, tmp_path, capsys):
     rows = read_jsonl(SAMPLE / "dev.jsonl")
     train_rows = read_jsonl(SAMPLE / "train.jsonl")
     leaky = write_jsonl(tmp_path / "test.jsonl", [*rows[:10], {**train_rows[0], "id": "copy-of-a-train-row"}])
-    args = ["-q", "evaluate", "--model", str(trained_model / "model"), "--data", str(leaky), "--train",
-            str(SAMPLE / "train.jsonl"), "--out-dir", str(tmp_path / "r")]
+    args = [
+        "-q",
+        "evaluate",
+        "--model",
+        str(trained_model / "model"),
+        "--data",
+        str(leaky),
+        "--train",
+        str(SAMPLE / "train.jsonl"),
+        "--out-dir",
+        str(tmp_path / "r"),
+    ]
     assert main(args) == 2
     err = capsys.readouterr().err
     assert "copy-of-a-train-row" in err and "leakage between train and" in err and "--drop-leaked" in err

@@ -94,7 +94,8 @@ def test_outputs_never_overwrite_the_input(classifier, rows, tmp_path):
 # 3 -- one unbalanced CSV quote is one error row, not a swallowed file ----------------------------------
 def test_an_unbalanced_csv_quote_is_one_error_row(classifier, rows, tmp_path):
     path = tmp_path / "in.csv"
-    lines = ["id,text"] + [f"{r['id']},{r['text'].splitlines()[0][:80]}" for r in rows[:5]]
+    body = [max(r["text"].splitlines(), key=len)[:80].replace(",", " ").replace('"', " ") for r in rows[:5]]
+    lines = ["id,text"] + [f"{r['id']},{text}" for r, text in zip(rows[:5], body)]
     lines[2] = lines[2].replace(",", ',"', 1)  # an opening quote that never closes
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     summary = _score(classifier, path, tmp_path / "s.jsonl")

@@ -156,3 +156,17 @@ def test_sample_archive_scores_with_titles(classifier, tmp_path):
     summary = score_archive(classifier, SAMPLE / "archive.jsonl", tmp_path / "s.jsonl", progress=False)
     assert summary.complete and summary.provenance["title"] == "prepend"
     assert not math.isnan(summary.articles_per_second)
+
+
+def test_removed_page_furniture_is_counted(classifier, tmp_path):
+    from aranews.inference.preprocessing import strip_boilerplate
+
+    text = (
+        "وقعت أنقرة وموسكو اتفاقا جديدا للطاقة.\nشارك\nالمصدر: وكالات\n3 مارس 2023\nوأضاف الوزير أن العمل سيبدأ قريبا."
+    )
+    removed = len(text) - len(strip_boilerplate(text))
+    assert removed > 0 and classifier.inspect(text).boilerplate_chars == removed
+    score_archive(
+        classifier, write_jsonl(tmp_path / "a.jsonl", [{"id": "x", "text": text}]), tmp_path / "s.jsonl", progress=False
+    )
+    assert read_jsonl(tmp_path / "s.jsonl")[0]["boilerplate_chars"] == removed

@@ -208,18 +208,25 @@ def test_training_with_chunks_strategy(tmp_path, tiny_backbone):
 
 
 def test_layer_wise_decay_and_frozen_embeddings(tmp_path, tiny_backbone):
-    cfg = experiment(tmp_path, tiny_backbone, training={"epochs": 1, "layer_lr_decay": 0.5, "freeze_embeddings": True,
-                                                        "learning_rate": 1.0e-3})
+    cfg = experiment(
+        tmp_path,
+        tiny_backbone,
+        training={"epochs": 1, "layer_lr_decay": 0.5, "freeze_embeddings": True, "learning_rate": 1.0e-3},
+    )
     trainer = Trainer(config_from_dict(cfg))
     from aranews.inference.config import ModelConfig, TaskSpec
     from aranews.inference.modeling import MultiTaskClassifier
 
-    model = MultiTaskClassifier.from_encoder(ModelConfig(encoder=str(tiny_backbone), max_length=64), [TaskSpec("t", ["a", "b"])])
+    model = MultiTaskClassifier.from_encoder(
+        ModelConfig(encoder=str(tiny_backbone), max_length=64), [TaskSpec("t", ["a", "b"])]
+    )
     groups = trainer._parameter_groups(model)
     assert not any(p.requires_grad for p in model.encoder.embeddings.parameters())
     encoder_lrs = sorted({g["lr"] for g in groups[:-1]})
     assert encoder_lrs == [pytest.approx(1.0e-3)]  # one layer: the top layer trains at the full rate
-    two = MultiTaskClassifier.from_encoder(ModelConfig(encoder=str(tiny_backbone), max_length=64), [TaskSpec("t", ["a", "b"])])
+    two = MultiTaskClassifier.from_encoder(
+        ModelConfig(encoder=str(tiny_backbone), max_length=64), [TaskSpec("t", ["a", "b"])]
+    )
     trainer.config.training.freeze_embeddings = False
     rates = {round(g["lr"], 12) for g in trainer._parameter_groups(two)[:-1]}
     assert rates == {1.0e-3, 2.5e-4}  # layer 1 of 1 at the full rate, embeddings at decay ** (L + 1)

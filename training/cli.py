@@ -178,8 +178,11 @@ def _without_leakage(split, train, tasks, labels, drop: bool):
         return split
     if not drop:
         raise DataValidationError(
-            [*leaks, f"{len(leaks)} evaluated row(s) repeat a training input: their figures would be inflated; "
-             "pass --drop-leaked to evaluate on the other rows"]
+            [
+                *leaks,
+                f"{len(leaks)} evaluated row(s) repeat a training input: their figures would be inflated; "
+                "pass --drop-leaked to evaluate on the other rows",
+            ]
         )
     leaked_ids = {p.split(" (id ", 1)[1].split(")", 1)[0].strip("'") for p in leaks}
     keep = [i for i, row_id in enumerate(split.ids) if row_id not in leaked_ids]

@@ -373,8 +373,13 @@ class Trainer:
             decay = 0.0 if name.endswith(no_decay) else tcfg.weight_decay
             groups.setdefault((lr, decay), []).append(parameter)
         out = [{"params": ps, "lr": lr, "weight_decay": decay} for (lr, decay), ps in groups.items()]
-        out.append({"params": list(model.heads.parameters()), "weight_decay": 0.0,
-                    "lr": tcfg.head_learning_rate or tcfg.learning_rate})
+        out.append(
+            {
+                "params": list(model.heads.parameters()),
+                "weight_decay": 0.0,
+                "lr": tcfg.head_learning_rate or tcfg.learning_rate,
+            }
+        )
         return out
 
     def _setup(
