@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import SAMPLE, experiment, read_jsonl
+from tests.helpers import SAMPLE, build_backbone, experiment, read_jsonl
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -22,20 +22,7 @@ def sample_rows() -> dict[str, list[dict]]:
 
 @pytest.fixture(scope="session")
 def tiny_backbone(tmp_path_factory, sample_rows) -> Path:
-    from aranews.training.backbone import build_tiny_backbone
-
-    out = tmp_path_factory.mktemp("backbone")
-    texts = [r["text"] for r in sample_rows["train"]]
-    return build_tiny_backbone(
-        texts,
-        out,
-        vocab_size=600,
-        hidden_size=32,
-        num_layers=1,
-        num_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=128,
-    )
+    return build_backbone(tmp_path_factory.mktemp("backbone"), [r["text"] for r in sample_rows["train"]])
 
 
 @pytest.fixture(scope="session")

@@ -37,3 +37,20 @@ def experiment(tmp_path: Path, backbone: Path, **sections) -> dict:
     for key, value in sections.items():
         base[key] = {**base[key], **value} if isinstance(value, dict) else value
     return base
+
+
+def build_backbone(out: Path, texts: list[str], architecture: str = "bert") -> Path:
+    """The tests' tiny random encoder: BERT (WordPiece) or XLM-R (unigram), 1 layer, hidden 32."""
+    from aranews.training.backbone import build_tiny_backbone
+
+    return build_tiny_backbone(
+        texts,
+        out,
+        vocab_size=600,
+        hidden_size=32,
+        num_layers=1,
+        num_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+        architecture=architecture,
+    )

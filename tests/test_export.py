@@ -15,6 +15,7 @@ from aranews.inference.classifier import NewsClassifier, load_classifier
 from aranews.inference.config import ModelConfig, TaskSpec
 from aranews.inference.export import ExportError, export_task
 from aranews.inference.modeling import MultiTaskClassifier
+from tests.helpers import build_backbone
 
 TEXTS = [
     "وقعت أنقرة وموسكو اتفاقا لتوسيع إمدادات الغاز الطبيعي",
@@ -26,21 +27,8 @@ TARGETS = ["الغاز", "المسيرات", "سوريا"]
 
 @pytest.fixture(scope="module", params=["bert", "xlm-roberta"])
 def backbone(request, tmp_path_factory, sample_rows):
-    from aranews.training.backbone import build_tiny_backbone
-
-    out = tmp_path_factory.mktemp(f"backbone-{request.param}")
     texts = [r["text"] for r in sample_rows["train"]]
-    return build_tiny_backbone(
-        texts,
-        out,
-        vocab_size=600,
-        hidden_size=32,
-        num_layers=1,
-        num_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=128,
-        architecture=request.param,
-    )
+    return build_backbone(tmp_path_factory.mktemp(f"backbone-{request.param}"), texts, request.param)
 
 
 @pytest.fixture(scope="module")
