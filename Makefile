@@ -23,7 +23,7 @@ demo: install
 # Regenerate model_card.md from the demo run and any quality benchmark results (no hand-typed figures).
 card: install
 	test -f $(DEMO_DIR)/run/metrics.json || $(MAKE) demo
-	$(BIN)/aranews -q model-card --run $(DEMO_DIR)/run --out model_card.md \
+	$(BIN)/aranews -q model-card --config configs/default.yaml --run $(DEMO_DIR)/run --out model_card.md \
 		$(foreach f,$(wildcard benchmarks/results/quality-*.json),--benchmark $(f))
 
 test: install

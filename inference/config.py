@@ -292,6 +292,9 @@ class ClassifierConfig:
     format_version: int = FORMAT_VERSION
     architecture: str = ARCHITECTURE
     library: str = "aranews-classifier"
+    # as in every transformers config.json; AutoTokenizer reads it from the model folder (without it,
+    # transformers 5 takes the folder for an old Mistral checkpoint and warns about its tokenizer)
+    transformers_version: str | None = None
 
     def check(self) -> Problems:
         out: Problems = []

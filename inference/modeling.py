@@ -172,6 +172,7 @@ class MultiTaskClassifier(nn.Module):
         directory.mkdir(parents=True, exist_ok=True)
         self.config.encoder_config = self.encoder.config.to_dict()
         self.config.versions = library_versions()
+        self.config.transformers_version = self.config.versions["transformers"]
         self.config.save(directory)
         save_model(self, str(directory / WEIGHTS_NAME))
 

