@@ -103,6 +103,30 @@ def _recipe(r: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
+def _text_costs() -> list[str]:
+    path = RESULTS / "text.json"
+    if not path.is_file():
+        return []
+    r = json.loads(path.read_text(encoding="utf-8"))
+    lines = [
+        "## Text handling costs",
+        "",
+        f"`benchmarks/bench_text.py` on {r['cpu']['model']} ({', '.join(r['cpu']['flags']) or 'flags unknown'}), "
+        "one run, the machine shared with other work at the time, so times are indicative. Cleaning and AraBERT "
+        "normalisation of text without spaces; `verbatim` is the `arabert` package's own patterns, measured in the "
+        "same run, which rescan long runs quadratically (minutes at 160,000 characters):",
+        "",
+        "| text | characters | shipped (s) | verbatim patterns (s) |",
+        "| --- | --- | --- | --- |",
+    ]
+    for row in r["preprocessing"]:
+        lines.append(
+            f"| `{row['unit']}` repeated | {row['chars']:,} | {row['anchored_s']} | {row.get('verbatim_s', '–')} |"
+        )
+    ids = ", ".join(f"{v} bytes per id over {int(n):,} ids" for n, v in r["ids"].items())
+    return [*lines, "", f"Duplicate-id detection in the scorer (16-character ids, tracemalloc): {ids}.", ""]
+
+
 def main() -> None:
     recipes, best = _rows()
     lines = [INTRO, "## Results (dev)", ""]
@@ -142,6 +166,7 @@ def main() -> None:
             )
         command = best[name]["command"].replace("/tmp/data/", "../shared/data/").replace("/tmp/e5", "/tmp/e5-small-hf")
         lines += ["", f"Best run's command: `{command}`", ""]
+    lines += _text_costs()
     lines += [OUTRO]
     for name, r in sorted(best.items()):
         c = r.get("data_citation", {})
