@@ -158,7 +158,7 @@ def _furniture(line: str, words: int) -> bool:
         return True
     if words <= 8 and _DATE.search(line) and not line.rstrip().endswith("."):  # "حول العالم 12 يونيو 2024 0"
         return True
-    return words <= 6 and ("||" in line or "#" in line)  # "SiteName|| #متابعات"
+    return words <= 6 and ("||" in line or ("|" in line and "#" in line))  # "SiteName|| #متابعات"
 
 
 def strip_boilerplate(text: str) -> str:
@@ -170,7 +170,8 @@ def strip_boilerplate(text: str) -> str:
     (with a section name or a counter); a short line with ``||`` or a hashtag (site names); a line repeating
     an earlier one (a headline or caption printed twice); and, after a "most read" / "related" / "read
     also" header, the headlines listed under it (lines of at most 25 words not ending in a full stop).
-    Runs of blank lines collapse to one. Lines of article text are kept unchanged.
+    Runs of blank lines collapse to one. Lines of article text are kept unchanged. A text of one line
+    (a tweet, a headline) is not a page: it is returned as it is, stripped, whatever it holds.
 
     Args:
         text: raw scraped text, lines separated by ``\\n``.
@@ -178,6 +179,9 @@ def strip_boilerplate(text: str) -> str:
     Returns:
         The text without those lines.
     """
+    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
+    if len(lines) <= 1:
+        return lines[0] if lines else ""
     kept: list[str] = []
     seen: set[str] = set()
     in_headlines = False

@@ -150,6 +150,13 @@ def test_strip_boilerplate_drops_headline_blocks_credits_dates_and_repeats():
     ]
 
 
+def test_one_line_texts_are_left_alone():
+    """Tweets and headlines are not pages: rules written for page furniture must not empty them."""
+    for text in ("ذكرى 25 يناير 2011 لن ننساها", "اللقاح آمن #كورونا", "تابعونا على تويتر", "شارك"):
+        assert strip_boilerplate(f"  {text}  ") == text
+    assert strip_boilerplate("سطر أول من الخبر.\nاللقاح آمن #كورونا") == "سطر أول من الخبر.\nاللقاح آمن #كورونا"
+
+
 def test_a_headline_block_ends_where_article_text_resumes():
     text = "اقرأ أيضا:\nعنوان خبر ذي صلة\nوتابع الوزير حديثه فقال إن المفاوضات ستستمر حتى التوصل إلى اتفاق نهائي."
     assert strip_boilerplate(text) == "وتابع الوزير حديثه فقال إن المفاوضات ستستمر حتى التوصل إلى اتفاق نهائي."
