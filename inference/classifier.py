@@ -32,6 +32,7 @@ import torch
 from aranews.inference.config import CONFIG_NAME, ClassifierConfig, TaskSpec, TokenizerInfo
 from aranews.inference.inputs import ArticleWindower, EncodedArticle, collate_articles, compose_text, input_problem
 from aranews.inference.modeling import MultiTaskClassifier
+from aranews.inference.preprocessing import has_arabic
 from aranews.inference.schema import ConfigError
 
 __all__ = [
@@ -348,7 +349,7 @@ class NewsClassifier:
         policy = self.config.model.title
         composed = [compose_text(t, title, policy) for t, title in zip(texts, _as_list(titles, len(texts), "titles"))]
         skipped = [input_problem(t, score_non_arabic) for t in composed]
-        no_arabic = [s is None and not _has_arabic(t) for t, s in zip(composed, skipped)]
+        no_arabic = [s is None and not has_arabic(t) for t, s in zip(composed, skipped)]
         articles: list[EncodedArticle | None] = [None] * len(texts)
         probs = {n: np.full((len(texts), len(self.config.task(n).labels)), np.nan, np.float32) for n in names}
         for group_index, (column, group) in enumerate(self.config.input_groups(names).items()):
@@ -594,12 +595,6 @@ class NewsClassifier:
             body = list(ids[start : len(ids) - end])
             views.append(WindowView(self._tokenizer.decode(body), len(body)))
         return views
-
-
-def _has_arabic(text: str) -> bool:
-    from aranews.inference.preprocessing import has_arabic
-
-    return has_arabic(text)
 
 
 def _check_tokenizer_files(path: Path, info: TokenizerInfo | None) -> None:

@@ -20,7 +20,7 @@ Every article reports how many tokens it had and how many were dropped, so trunc
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -177,7 +177,7 @@ class ArticleWindower:
             raise ValueError(f"long_document.strategy={strategy!r}; expected one of {LONG_DOCUMENT_STRATEGIES}")
         self.tokenizer = tokenizer
         self.preprocessing = list(preprocessing)
-        self.preprocess: Callable[[str], str] = build_preprocessor(preprocessing)
+        build_preprocessor(preprocessing)  # raises ValueError naming an unknown step
         self._steps = [(name, PREPROCESSORS[name]) for name in self.preprocessing]
         self.max_length = max_length
         self.strategy = strategy
@@ -212,6 +212,10 @@ class ArticleWindower:
             max_chunks=ld.max_chunks,
             pair_max_length=model.pair_max_length,
         )
+
+    def preprocess(self, text: str) -> str:
+        """The text after the checkpoint's cleaning steps."""
+        return self.clean(text)[0]
 
     def clean(self, text: str) -> tuple[str, int]:
         """The text after the checkpoint's cleaning steps, and how many characters ``strip_boilerplate`` removed."""

@@ -70,6 +70,11 @@ class ScoreSummary:
     def complete(self) -> bool:
         return self.rows == self.scored + self.errors
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ScoreSummary:
+        """A summary from its saved JSON (extra keys, such as the job's identity, are left out)."""
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
 
 def model_fingerprint(path: str | Path) -> str:
     """SHA-256 over a model directory's weights, config and tokenizer files (its content hash)."""
@@ -84,7 +89,9 @@ def model_fingerprint(path: str | Path) -> str:
 
 
 @dataclass
-class _Settings:
+class RowSettings:
+    """How the archive's rows are read and checked (shared by the scorer and ``aranews predict --input``)."""
+
     id_column: str
     text_column: str
     title_column: str | None
@@ -121,7 +128,7 @@ def _id_problem(raw_id: Any, column: str) -> tuple[str, str] | None:
     return None
 
 
-def check_row(row: RawRow, s: _Settings, seen: set[str]) -> tuple[dict[str, Any] | None, tuple[str, str] | None]:
+def check_row(row: RawRow, s: RowSettings, seen: set[str]) -> tuple[dict[str, Any] | None, tuple[str, str] | None]:
     """Validate one row's fields: ``(record, None)`` or ``(None, (reason, detail))``.
 
     Ids are strings or integers; an integer id and its decimal string are the same id (they are in any
@@ -181,7 +188,7 @@ def _atomic_write(path: Path, text: str) -> None:
 
 
 def _score_chunk(
-    classifier: NewsClassifier, records: list[dict[str, Any]], s: _Settings, model_hash: str
+    classifier: NewsClassifier, records: list[dict[str, Any]], s: RowSettings, model_hash: str
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Scored rows, and error rows for the articles the classifier skipped (with their reasons)."""
     if not records:
@@ -358,7 +365,7 @@ def score_archive(
         raise ValueError(f"max_chars={max_chars!r}; expected an integer >= 1")
     input_path, output = Path(input_path), Path(output_path)
     needed_pairs = sorted({t.pair_column for t in classifier.tasks if t.pair_column})
-    settings = _Settings(
+    settings = RowSettings(
         id_column,
         text_column,
         title_column,
@@ -509,7 +516,7 @@ class _Job:
     """One scoring job: its files, settings and progress (``state``, mirrored in ``.parts/state.json``)."""
 
     paths: _Paths
-    settings: _Settings
+    settings: RowSettings
     chunk_size: int
     model_hash: str
     state: dict[str, Any]
@@ -525,7 +532,7 @@ def _input_identity(path: Path) -> dict[str, int]:
     return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
 
 
-def _open_job(classifier: NewsClassifier, paths: _Paths, settings: _Settings, chunk_size: int, resume: bool) -> _Job:
+def _open_job(classifier: NewsClassifier, paths: _Paths, settings: RowSettings, chunk_size: int, resume: bool) -> _Job:
     """Start a job, or pick up the unfinished one (the same job, on the same unchanged input only)."""
     model_hash = model_fingerprint(classifier.source) if classifier.source else "unknown"
     identity = {
@@ -576,8 +583,7 @@ def _finished_summary(paths: _Paths, identity: dict[str, Any]) -> ScoreSummary |
         return None
     if saved.get("job") != identity:
         return None
-    fields = {f for f in ScoreSummary.__dataclass_fields__}
-    return ScoreSummary(**{k: v for k, v in saved.items() if k in fields})
+    return ScoreSummary.from_dict(saved)
 
 
 def _provenance(classifier: NewsClassifier, model_hash: str) -> dict[str, Any]:
@@ -704,7 +710,7 @@ def _publish(job: _Job) -> ScoreSummary:
     os.replace(parts, done)
     shutil.rmtree(done)
     saved = job.state["summary"]
-    return ScoreSummary(**{k: v for k, v in saved.items() if k in ScoreSummary.__dataclass_fields__})
+    return ScoreSummary.from_dict(saved)
 
 
 def _iter_output(output: Path, fmt: str) -> Iterator[dict[str, Any]]:

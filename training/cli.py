@@ -320,10 +320,10 @@ def _pairs_from(args: argparse.Namespace, n: int) -> dict[str, list[str]] | None
 def _input_rows(args: argparse.Namespace, classifier) -> Iterator[dict[str, Any]]:
     """Rows of ``--input`` (any archive format the scorer reads), checked as the scorer checks them."""
     from aranews.inference.readers import read_archive
-    from aranews.inference.scoring import _Settings, check_row
+    from aranews.inference.scoring import RowSettings, check_row
 
     pair_columns = {t.pair_column: t.pair_column for t in classifier.tasks if t.pair_column}
-    settings = _Settings(
+    settings = RowSettings(
         args.id_column,
         args.text_column,
         args.title_column or None,

@@ -32,7 +32,7 @@ from torch.utils.data import DataLoader, Sampler
 
 from aranews.inference.classifier import NewsClassifier
 from aranews.inference.config import ClassifierConfig, TaskSpec, library_versions
-from aranews.inference.inputs import ArticleWindower
+from aranews.inference.inputs import ArticleWindower, collate_articles
 from aranews.inference.modeling import MultiTaskClassifier
 from aranews.inference.schema import ConfigError
 from aranews.training.checkpoint import (
@@ -127,8 +127,6 @@ class _Collator:
         self.data, self.pad_token_id = data, pad_token_id
 
     def __call__(self, indices: list[int]) -> dict[str, Any]:
-        from aranews.inference.inputs import collate_articles
-
         return {
             "groups": {
                 key: collate_articles([articles[i] for i in indices], self.pad_token_id)
