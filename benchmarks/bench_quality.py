@@ -154,6 +154,76 @@ def _evaluate_test(result, tmp: Path, args: argparse.Namespace) -> dict[str, Any
     }
 
 
+FUSION_WEIGHTS = [i / 20 for i in range(21)]
+
+
+def _macro_f1(truth: Any, pred: Any, n_labels: int) -> float:
+    from sklearn.metrics import f1_score
+
+    return float(f1_score(truth, pred, labels=list(range(n_labels)), average="macro", zero_division=0))
+
+
+def _best_weight(p_model: Any, p_base: Any, truth: Any) -> float:
+    """The transformer's weight in ``w * p_model + (1 - w) * p_base`` with the best macro-F1 on these rows."""
+    n = p_model.shape[1]
+    scores = [_macro_f1(truth, (w * p_model + (1 - w) * p_base).argmax(1), n) for w in FUSION_WEIGHTS]
+    return FUSION_WEIGHTS[max(range(len(scores)), key=lambda i: (scores[i], FUSION_WEIGHTS[i]))]
+
+
+def _fusion(result, tmp: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """Calibrated averaging of the fine-tuned model and the TF-IDF baseline, its weight fitted on dev.
+
+    The dev figure is cross-fitted: dev is split in 5 stratified folds, the weight is chosen on four and
+    applied to the fifth, so no dev row is scored with a weight chosen on itself. The weight chosen on
+    the whole of dev is the one a test split (when given) is scored with.
+    """
+    import numpy as np
+    from sklearn.model_selection import StratifiedKFold
+
+    from aranews.inference.classifier import load_classifier
+    from aranews.training.baseline import TfidfBaseline
+    from aranews.training.config import config_from_dict
+    from aranews.training.data import encode_split, load_and_validate
+    from aranews.training.evaluation import predict_split
+
+    experiment = config_from_dict(result.metrics["config"])
+    train, evals, _ = load_and_validate(experiment.data, experiment.tasks, experiment.model.title)
+    clf = load_classifier(result.model_dir)
+    task = next(t for t in clf.tasks if t.name == args.task)
+    baseline = TfidfBaseline(clf.config.model.preprocessing)  # as the report fits it
+    pair = task.pair_column
+    baseline.fit(task, train.texts, train.labels[task.name], train.pairs.get(pair) if pair else None)
+
+    def probs(split):
+        p_model = predict_split(clf, encode_split(clf.windower, split, clf.tasks))[task.name]
+        p_base = baseline.predict_proba(task.name, split.texts, split.pairs.get(pair) if pair else None)
+        truth = np.asarray([task.labels.index(y) for y in split.labels[task.name]])
+        return p_model, p_base, truth
+
+    p_model, p_base, truth = probs(evals["dev"])
+    n = len(task.labels)
+    cross = np.zeros_like(truth)
+    weights = []
+    for fit, held in StratifiedKFold(5, shuffle=True, random_state=args.seed).split(truth, truth):
+        w = _best_weight(p_model[fit], p_base[fit], truth[fit])
+        weights.append(w)
+        cross[held] = (w * p_model[held] + (1 - w) * p_base[held]).argmax(1)
+    weight = _best_weight(p_model, p_base, truth)
+    out: dict[str, Any] = {
+        "method": "w * p_transformer + (1 - w) * p_tfidf, w on a 0.05 grid chosen for dev macro-F1",
+        "weight": weight,
+        "fold_weights": weights,
+        "dev_macro_f1_cross_fitted": _macro_f1(truth, cross, n),
+        "dev_accuracy_cross_fitted": float((cross == truth).mean()),
+        "dev_macro_f1_transformer": _macro_f1(truth, p_model.argmax(1), n),
+        "dev_macro_f1_baseline": _macro_f1(truth, p_base.argmax(1), n),
+    }
+    if "test" in evals:
+        t_model, t_base, t_truth = probs(evals["test"])
+        out["test_macro_f1"] = _macro_f1(t_truth, (weight * t_model + (1 - weight) * t_base).argmax(1), n)
+    return out
+
+
 def _citation(dataset: Path) -> dict[str, str]:
     readme = dataset / "README.md"
     if not readme.is_file():
@@ -194,6 +264,10 @@ def main() -> None:
     parser.add_argument("--mixed-precision", default="auto", choices=["auto", "no", "fp16", "bf16"])
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument(
+        "--fusion", action="store_true", help="also report the transformer averaged with TF-IDF, fitted on dev"
+    )
+    parser.add_argument("--keep-model", help="copy the fine-tuned model directory here")
     parser.add_argument("--tag", help="suffix of the result file name")
     parser.add_argument("--out", help="result file (default benchmarks/results/quality-<dataset>-<task>[-<tag>].json)")
     args = parser.parse_args()
@@ -213,6 +287,11 @@ def main() -> None:
         seconds = time.perf_counter() - started
         report = json.loads((result.output_dir / "report" / "report.json").read_text(encoding="utf-8"))
         test = _evaluate_test(result, tmp, args) if args.test else None
+        fusion = _fusion(result, tmp, args) if args.fusion else None
+        if args.keep_model:  # e.g. for aranews check-precision on this model
+            import shutil
+
+            shutil.copytree(result.model_dir, args.keep_model, dirs_exist_ok=True)
     record = {
         "dataset": str(dataset),
         "task": args.task,
@@ -229,6 +308,7 @@ def main() -> None:
         "transformer": _figures(report["tasks"][args.task]),
         "baseline": {"name": report["baseline"]["name"]} | _figures(report["baseline"]["tasks"][args.task]),
         "test": test,
+        "fusion": fusion,
         "per_epoch": [
             {
                 "epoch": e["epoch"],
@@ -269,6 +349,10 @@ def main() -> None:
     print(
         f"  baseline  : accuracy {b['accuracy']:.4f}  macro-F1 {b['macro_f1']:.4f}  gain {t['macro_f1'] - b['macro_f1']:+.4f}"
     )
+    if fusion:
+        print(
+            f"  fusion    : macro-F1 {fusion['dev_macro_f1_cross_fitted']:.4f} (cross-fitted on dev, weight {fusion['weight']})"
+        )
     print(f"  {seconds:.0f} s on {record['hardware']['gpu'] or record['hardware']['cpu']}; written to {out}")
 
 

@@ -1,10 +1,25 @@
-"""Batch-scoring throughput and peak memory at two archive sizes (does memory stay bounded?).
+"""Archive scoring speed at AraBERT-base size: ``aranews score`` in every precision mode beside the
+two-pipeline baseline a user would write, side by side in one run.
 
-    .venv/bin/python benchmarks/bench_scoring.py --model runs/demo/run/model --rows 2000 8000
+    .venv/bin/python benchmarks/bench_scoring.py --articles 200 --rounds 2
 
-Each size is scored in its own subprocess (so peak RSS is that run's alone) from an archive made by
-repeating the embedded sample articles under fresh ids. Prints a table and writes
-``benchmarks/results/scoring.json``.
+What it builds (no download): a BERT with AraBERT-base's shape (vocabulary 64,000, 12 layers, hidden
+768, 12 heads, feed-forward 3,072, 512 positions) and random weights, a WordPiece tokenizer learned from
+the embedded sample corpus, a topic head and a stance head; and a synthetic archive of news-like articles
+(sentences of the sample corpus, lengths drawn log-normally: median about 400 tokens, about a third over
+512). Random weights cost what trained ones cost.
+
+What it runs, each in its own subprocess (so peak memory is that run's alone), alternating within each
+round so that a busy machine slows every contender alike:
+
+* ``pipelines``: two ``pipeline("text-classification")`` objects, one per task (each task exported with
+  ``aranews export``), fp32, batch 16, truncation at 512;
+* ``aranews score`` with ``--precision`` ``fp32``, ``bf16`` (where the CPU has bfloat16 instructions) and
+  ``int8`` (ONNX Runtime, when installed; its one-time export is done before timing).
+
+It prints and writes (``benchmarks/results/scoring.json``) articles per second, the ratio to the baseline
+in the same round, peak RSS, tokens per article, the CPU model and flags. Label agreement on random weights
+means nothing: measure it on fine-tuned models with ``aranews check-precision`` (see BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -13,6 +28,8 @@ import argparse
 import json
 import os
 import platform
+import random
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -21,76 +38,209 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-CHILD = """
-import json, resource, sys, time
-from aranews.inference import load_classifier
-from aranews.inference.scoring import score_archive
-model, source, out, chunk = sys.argv[1:5]
-clf = load_classifier(model, device="cpu", batch_size=32)
-t = time.perf_counter()
-s = score_archive(clf, source, out, chunk_size=int(chunk), progress=False)
-print(json.dumps({"rows": s.rows, "scored": s.scored, "errors": s.errors, "seconds": time.perf_counter() - t,
-                  "articles_per_second": s.scored / (time.perf_counter() - t),
-                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+ARABERT_BASE = {"vocab_size": 64000, "num_hidden_layers": 12, "hidden_size": 768, "num_attention_heads": 12}
+
+# VmHWM: this process's own peak (ru_maxrss would carry the parent's peak over the fork)
+PEAK = """
+def peak_mb():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
 """
 
+PIPELINES = (
+    PEAK
+    + """
+import json, sys, time
+import torch
+from transformers import pipeline
+from aranews.inference.readers import read_archive
+topic, stance, source, threads = sys.argv[1:5]
+torch.set_num_threads(int(threads))
+rows = [r.fields for r in read_archive(source)]
+texts = [r["text"] for r in rows]
+started = time.perf_counter()
+pipes = [pipeline("text-classification", model=m, device="cpu") for m in (topic, stance)]
+out = [p(texts, batch_size=16, truncation=True, max_length=512) for p in pipes]
+seconds = time.perf_counter() - started
+assert all(len(o) == len(texts) for o in out)
+print(json.dumps({"seconds": seconds, "articles": len(texts),
+                  "peak_rss_mb": peak_mb()}))
+"""
+)
 
-def make_archive(path: Path, rows: int) -> None:
-    sample = [
-        json.loads(line) for name in ("train", "dev") for line in (ROOT / "data" / "sample" / f"{name}.jsonl").open()
+SCORE = (
+    PEAK
+    + """
+import json, sys, time
+import torch
+from aranews.inference.classifier import load_classifier
+from aranews.inference.scoring import score_archive
+model, source, out, precision, threads = sys.argv[1:6]
+torch.set_num_threads(int(threads))
+started = time.perf_counter()
+clf = load_classifier(model, device="cpu", precision=precision)
+s = score_archive(clf, source, out, progress=False)
+seconds = time.perf_counter() - started
+tokens = [json.loads(line)["n_tokens"] for line in open(out, encoding="utf-8")]
+print(json.dumps({"seconds": seconds, "scoring_seconds": s.seconds, "articles": s.scored, "rows": s.rows,
+                  "errors": s.errors, "precision": clf.precision, "mean_tokens": sum(tokens) / len(tokens),
+                  "peak_rss_mb": peak_mb()}))
+"""
+)
+
+
+def _sample_sentences() -> list[str]:
+    sentences = []
+    for name in ("train", "dev"):
+        for line in (ROOT / "data" / "sample" / f"{name}.jsonl").open(encoding="utf-8"):
+            text = json.loads(line)["text"]
+            sentences += [s.strip() + "." for s in text.replace("\n", " ").split(".") if len(s.strip()) > 20]
+    return sorted(set(sentences))
+
+
+def build_model(folder: Path) -> Path:
+    """An AraBERT-base-shaped two-task classifier with random weights, saved as the library saves one."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from aranews.inference.classifier import NewsClassifier
+    from aranews.inference.config import ClassifierConfig, ModelConfig, TaskSpec
+    from aranews.inference.modeling import MultiTaskClassifier
+    from aranews.training.backbone import build_tiny_backbone
+
+    backbone = build_tiny_backbone(_sample_sentences(), folder / "tokenizer", vocab_size=64000)
+    tokenizer = AutoTokenizer.from_pretrained(str(backbone))
+    torch.manual_seed(0)
+    encoder = BertModel(
+        BertConfig(**ARABERT_BASE, intermediate_size=3072, max_position_embeddings=512, pad_token_id=0),
+        add_pooling_layer=False,
+    )
+    tasks = [
+        TaskSpec("topic", ["security", "diplomacy", "economy_energy", "ukraine_war", "regional_conflicts", "other"]),
+        TaskSpec("stance", ["cooperation", "neutral", "tension"]),
     ]
+    model_config = ModelConfig(encoder="aubmindlab/bert-base-arabertv02", max_length=512, pooling="cls")
+    config = ClassifierConfig(tasks=tasks, model=model_config, encoder_config=encoder.config.to_dict()).validate()
+    model = MultiTaskClassifier(config, encoder)
+    return NewsClassifier(model, tokenizer, "cpu", precision="fp32").save_pretrained(folder / "model")
+
+
+def build_archive(path: Path, tokenizer, n: int, seed: int = 0) -> list[int]:
+    """``n`` articles of sample sentences, token lengths log-normal (median 400, a third over 512)."""
+    rng = random.Random(seed)
+    sentences = _sample_sentences()
+    lengths = [len(tokenizer(s, add_special_tokens=False)["input_ids"]) for s in sentences]
+    made = []
     with path.open("w", encoding="utf-8") as handle:
-        for i in range(rows):
-            handle.write(
-                json.dumps({"id": f"b{i:07d}", "text": sample[i % len(sample)]["text"]}, ensure_ascii=False) + "\n"
-            )
+        for i in range(n):
+            target = max(40, min(2000, int(rng.lognormvariate(0.0, 0.574) * 400)))
+            parts, tokens = [], 0
+            while tokens < target:
+                j = rng.randrange(len(sentences))
+                parts.append(sentences[j])
+                tokens += lengths[j]
+            made.append(tokens)
+            handle.write(json.dumps({"id": f"a{i:06d}", "text": " ".join(parts)}, ensure_ascii=False) + "\n")
+    return made
+
+
+def _run(code: str, *args: str) -> dict:
+    done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"benchmark child failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", default=str(ROOT / "runs" / "demo" / "run" / "model"))
-    parser.add_argument("--rows", type=int, nargs="+", default=[2000, 8000])
-    parser.add_argument("--chunk-size", type=int, default=512)
+    parser.add_argument("--articles", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds (ratios are taken per round)")
+    parser.add_argument("--modes", nargs="+", default=None, help="precision modes (default: all this CPU runs)")
+    parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "scoring.json"))
     args = parser.parse_args()
-    if not (Path(args.model) / "config.json").is_file():
-        sys.exit(f"no model at {args.model}: run `make demo` first or pass --model")
-    results = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for rows in args.rows:
-            source = Path(tmp) / f"archive-{rows}.jsonl"
-            make_archive(source, rows)
-            started = time.perf_counter()
-            done = subprocess.run(
-                [
-                    sys.executable,
-                    "-c",
-                    CHILD,
-                    args.model,
-                    str(source),
-                    str(Path(tmp) / f"out-{rows}.jsonl"),
-                    str(args.chunk_size),
-                ],
-                check=True,
-                capture_output=True,
-                text=True,
-            )
-            result = json.loads(done.stdout.strip().splitlines()[-1])
-            result["wall_seconds_with_start"] = time.perf_counter() - started
-            results.append(result)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+    from transformers import AutoTokenizer
+
+    from aranews.inference.classifier import load_classifier
+    from aranews.inference.export import export_task
+    from aranews.inference.runtime import cpu_flags, cpu_name, cpu_supports_bf16, onnxruntime_available
+
+    modes = args.modes or (
+        ["fp32"] + (["bf16"] if cpu_supports_bf16() else []) + (["int8"] if onnxruntime_available() else [])
+    )
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        os.environ["ARANEWS_CACHE"] = str(tmp / "cache")
+        model = build_model(tmp)
+        topic = export_task(load_classifier(model, device="cpu", precision="fp32"), "topic", tmp / "topic")
+        stance = export_task(load_classifier(model, device="cpu", precision="fp32"), "stance", tmp / "stance")
+        source = tmp / "archive.jsonl"
+        tokens = build_archive(source, AutoTokenizer.from_pretrained(str(model)), args.articles)
+        if "int8" in modes:  # the one-time export and quantisation, outside the timed runs
+            warm = tmp / "warm.jsonl"
+            warm.write_text(source.read_text(encoding="utf-8").splitlines()[0] + "\n", encoding="utf-8")
+            _run(SCORE, str(model), str(warm), str(tmp / "warm-out.jsonl"), "int8", str(args.threads))
+        rounds = []
+        for r in range(args.rounds):
+            result = {"pipelines": _run(PIPELINES, str(topic), str(stance), str(source), str(args.threads))}
+            for mode in modes:
+                out = tmp / f"scores-{mode}-{r}.jsonl"
+                result[mode] = _run(SCORE, str(model), str(source), str(out), mode, str(args.threads))
+                out.unlink()
+                for leftover in tmp.glob(f"scores-{mode}-{r}.jsonl.*"):
+                    leftover.unlink()
+            base = result["pipelines"]["articles"] / result["pipelines"]["seconds"]
+            for run in result.values():
+                run["articles_per_second"] = run["articles"] / run["seconds"]
+                run["ratio_to_pipelines"] = run["articles_per_second"] / base
+            rounds.append(result)
             print(
-                f"rows {rows:7d}: {result['articles_per_second']:8.1f} articles/s, peak RSS {result['peak_rss_mb']:7.1f} MB, "
-                f"scored {result['scored']} + errors {result['errors']}"
+                f"round {r + 1}: "
+                + ", ".join(
+                    f"{name} {run['articles_per_second']:.2f}/s ({run['ratio_to_pipelines']:.2f}x)"
+                    for name, run in result.items()
+                ),
+                flush=True,
             )
+    names = list(rounds[0])
+    summary = {
+        name: {
+            "articles_per_second_median": statistics.median(r[name]["articles_per_second"] for r in rounds),
+            "ratio_to_pipelines_per_round": [round(r[name]["ratio_to_pipelines"], 3) for r in rounds],
+            "peak_rss_mb_max": max(r[name]["peak_rss_mb"] for r in rounds),
+        }
+        for name in names
+    }
+    flags = sorted(f for f in cpu_flags() if f.startswith(("avx512", "amx", "avx_vnni", "avx2")))
     record = {
-        "model": args.model,
-        "chunk_size": args.chunk_size,
-        "machine": platform.platform(),
+        "what": "articles/s of the whole command (model load included) on a synthetic archive, AraBERT-base size",
+        "articles": args.articles,
+        "tokens_per_article": {
+            "median": statistics.median(tokens),
+            "over_512": sum(t > 512 for t in tokens),
+            "library_mean_tokens_read_basis": "n_tokens column of the scores",
+        },
+        "rounds": rounds,
+        "summary": summary,
+        "threads": args.threads,
+        "cpu": cpu_name(),
+        "cpu_flags": flags,
         "cpu_count": os.cpu_count(),
-        "results": results,
+        "platform": platform.platform(),
+        "command": "python benchmarks/bench_scoring.py " + " ".join(sys.argv[1:]),
+        "date": time.strftime("%Y-%m-%d"),
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    for name in names:
+        s = summary[name]
+        print(
+            f"{name:10} {s['articles_per_second_median']:7.2f} articles/s  ratio per round "
+            f"{s['ratio_to_pipelines_per_round']}  peak RSS {s['peak_rss_mb_max']:.0f} MB"
+        )
     print(f"written to {args.out}")
 
 

@@ -33,6 +33,7 @@ from aranews.inference.config import CONFIG_NAME, ClassifierConfig, TaskSpec, To
 from aranews.inference.inputs import ArticleWindower, EncodedArticle, collate_articles, compose_text, input_problem
 from aranews.inference.modeling import MultiTaskClassifier
 from aranews.inference.preprocessing import has_arabic
+from aranews.inference.runtime import OnnxInt8Runner, resolve_precision, token_budget_batches
 from aranews.inference.schema import ConfigError
 
 __all__ = [
@@ -106,6 +107,21 @@ class BatchResult:
 
 
 @dataclass
+class PreparedBatch:
+    """A batch cleaned, tokenised and windowed, ready for the model (:meth:`NewsClassifier.prepare`).
+
+    Preparing is pure CPU work on text and holds no model state, so the scorer prepares the next chunk
+    in a thread while the model runs on the current one.
+    """
+
+    tasks: list[str]
+    skipped: list[str | None]
+    articles: list[EncodedArticle | None]
+    no_arabic: list[bool]
+    groups: list[tuple[list[str], list[int], list[EncodedArticle]]]  # tasks, row positions, their windows
+
+
+@dataclass
 class WindowView:
     """One encoder window as text: what the model read of the article in it."""
 
@@ -163,8 +179,12 @@ class NewsClassifier:
         model: the model (moved to ``device`` and put in eval mode).
         tokenizer: its tokenizer.
         device: where the model runs.
-        batch_size: articles per forward pass.
+        batch_size: the most articles per forward pass.
         source: where the model was loaded from (for provenance).
+        precision: ``auto`` (default), ``fp32``, ``bf16``, ``fp16`` or ``int8``: see
+            :mod:`aranews.inference.runtime`.
+        batch_tokens: the most padded tokens (windows x longest window) per forward pass; batches are
+            formed longest first, so padding stays small.
     """
 
     def __init__(
@@ -172,17 +192,24 @@ class NewsClassifier:
         model: MultiTaskClassifier,
         tokenizer: Any,
         device: torch.device | str = "cpu",
-        batch_size: int = 16,
+        batch_size: int = 64,
         source: str | None = None,
+        precision: str | None = "auto",
+        batch_tokens: int = 8192,
     ) -> None:
-        if batch_size < 1:
-            raise ValueError(f"batch_size={batch_size}; expected an integer >= 1")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size={batch_size!r}; expected an integer >= 1")
+        if isinstance(batch_tokens, bool) or not isinstance(batch_tokens, int) or batch_tokens < 1:
+            raise ValueError(f"batch_tokens={batch_tokens!r}; expected an integer >= 1")
         self._device = torch.device(device)
         self._model = model.to(self._device).eval()
         self._tokenizer = tokenizer
         self._windower = ArticleWindower.from_config(model.config.model, tokenizer)
         self.batch_size = batch_size
+        self.batch_tokens = batch_tokens
         self.source = source
+        self._precision = resolve_precision(precision, self._device)
+        self._onnx: OnnxInt8Runner | None = None
 
     # -- what the model is --------------------------------------------------------------------------
     @property
@@ -203,6 +230,11 @@ class NewsClassifier:
         return self._device
 
     @property
+    def precision(self) -> str:
+        """The precision mode the model runs in (``auto`` resolved for this machine)."""
+        return self._precision
+
+    @property
     def config(self) -> ClassifierConfig:
         return self._model.config
 
@@ -218,7 +250,12 @@ class NewsClassifier:
     # -- loading and saving -------------------------------------------------------------------------
     @classmethod
     def from_pretrained(
-        cls, path: str | Path, device: str | torch.device | None = None, batch_size: int = 16
+        cls,
+        path: str | Path,
+        device: str | torch.device | None = None,
+        batch_size: int = 64,
+        precision: str | None = "auto",
+        batch_tokens: int = 8192,
     ) -> NewsClassifier:
         """Load a model directory written by this library (safetensors weights, no remote code).
 
@@ -226,6 +263,7 @@ class NewsClassifier:
             FileNotFoundError: the directory or one of its files is missing.
             ConfigError: the config, weights or tokenizer are invalid or do not belong together.
             DeviceError: ``device`` is not available.
+            PrecisionError: ``precision`` is unknown or cannot run on this device or install.
         """
         from transformers import AutoTokenizer
 
@@ -248,7 +286,15 @@ class NewsClassifier:
                 ],
                 str(path),
             )
-        return cls(model, tokenizer, resolved, batch_size=batch_size, source=str(path))
+        return cls(
+            model,
+            tokenizer,
+            resolved,
+            batch_size=batch_size,
+            source=str(path),
+            precision=precision,
+            batch_tokens=batch_tokens,
+        )
 
     def save_pretrained(self, directory: str | Path, card: str | None = None) -> Path:
         """Write a self-describing, push-ready model directory.
@@ -340,6 +386,18 @@ class NewsClassifier:
             tasks: the tasks to run (default: all).
             score_non_arabic: classify texts without an Arabic letter instead of skipping them.
         """
+        return self.run(self.prepare(texts, titles=titles, pairs=pairs, tasks=tasks, score_non_arabic=score_non_arabic))
+
+    def prepare(
+        self,
+        texts: Sequence[str],
+        *,
+        titles: Sequence[str | None] | None = None,
+        pairs: dict[str, Any] | None = None,
+        tasks: Sequence[str] | None = None,
+        score_non_arabic: bool = False,
+    ) -> PreparedBatch:
+        """Compose, check, clean, tokenise and window a batch (the text half of :meth:`classify`)."""
         names = self._check_tasks(tasks)
         texts = list(texts)
         bad = [i for i, t in enumerate(texts) if not isinstance(t, str)]
@@ -351,7 +409,7 @@ class NewsClassifier:
         skipped = [input_problem(t, score_non_arabic) for t in composed]
         no_arabic = [s is None and not has_arabic(t) for t, s in zip(composed, skipped)]
         articles: list[EncodedArticle | None] = [None] * len(texts)
-        probs = {n: np.full((len(texts), len(self.config.task(n).labels)), np.nan, np.float32) for n in names}
+        groups = []
         for group_index, (column, group) in enumerate(self.config.input_groups(names).items()):
             keep = [i for i, s in enumerate(skipped) if s is None]
             pair = None if column is None else [pair_lists[column][i] for i in keep]
@@ -362,13 +420,20 @@ class NewsClassifier:
                     if article.text_tokens == 0:
                         skipped[i] = "empty_text"
             rows = [(i, a) for i, a in zip(keep, encoded) if skipped[i] is None]
-            if rows:
-                logits = self.logits_from_encoded([a for _, a in rows], group)
-                index = [i for i, _ in rows]
+            groups.append((list(group), [i for i, _ in rows], [a for _, a in rows]))
+        return PreparedBatch(names, skipped, articles, no_arabic, groups)
+
+    def run(self, prepared: PreparedBatch) -> BatchResult:
+        """The model's probabilities for a prepared batch (the model half of :meth:`classify`)."""
+        n = len(prepared.skipped)
+        probs = {name: np.full((n, len(self.config.task(name).labels)), np.nan, np.float32) for name in prepared.tasks}
+        for group, index, encoded in prepared.groups:
+            if index:
+                logits = self.logits_from_encoded(encoded, group)
                 for name in group:
                     probs[name][index] = self.probabilities(name, logits[name])
-        self._log_truncation([a for a in articles if a is not None])
-        return BatchResult(probs, skipped, articles, no_arabic)
+        self._log_truncation([a for a in prepared.articles if a is not None])
+        return BatchResult(probs, list(prepared.skipped), prepared.articles, prepared.no_arabic)
 
     def _log_truncation(self, articles: list[EncodedArticle]) -> None:
         truncated = sum(a.truncated for a in articles)
@@ -384,17 +449,29 @@ class NewsClassifier:
 
     @torch.inference_mode()
     def logits_from_encoded(self, encoded: Sequence[EncodedArticle], tasks: list[str]) -> dict[str, np.ndarray]:
-        """Logits of already windowed articles, batched by length; rows in the caller's order."""
-        order = np.argsort([-sum(len(w) for w in a.input_ids) for a in encoded], kind="stable")
+        """Logits of already windowed articles, in token-budget batches; rows in the caller's order."""
         out = {name: np.zeros((len(encoded), len(self.config.task(name).labels)), np.float32) for name in tasks}
-        for start in range(0, len(order), self.batch_size):
-            idx = order[start : start + self.batch_size]
+        lengths = [(len(a.input_ids), max(len(w) for w in a.input_ids)) for a in encoded]
+        for idx in token_budget_batches(lengths, self.batch_tokens, self.batch_size):
             batch = collate_articles([encoded[i] for i in idx], self._windower.pad_token_id)
-            batch = {k: v.to(self._device) for k, v in batch.items()}
-            logits = self._model(**batch, tasks=tasks).logits
+            logits = self._batch_logits(batch, tasks)
             for name in tasks:
                 out[name][idx] = logits[name].float().cpu().numpy()
         return out
+
+    def _batch_logits(self, batch: dict[str, torch.Tensor], tasks: list[str]) -> dict[str, torch.Tensor]:
+        article_index = batch.pop("article_index")
+        if self._precision == "int8":
+            if self._onnx is None:
+                self._onnx = OnnxInt8Runner(self._model, self.source)
+            windows = self._onnx(batch)
+            return self._model.pool_windows({name: windows[name] for name in tasks}, article_index)
+        batch = {k: v.to(self._device) for k, v in batch.items()}
+        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self._precision)
+        with torch.autocast(self._device.type, dtype=dtype, enabled=dtype is not None):
+            windows = self._model.window_logits(**batch, tasks=tasks)
+        windows = {name: value.float() for name, value in windows.items()}
+        return self._model.pool_windows(windows, article_index.to(self._device))
 
     def probabilities(self, name: str, logits: np.ndarray) -> np.ndarray:
         """Softmax (single-label) or sigmoid (multi-label) of one task's logits."""
@@ -611,18 +688,29 @@ def _check_tokenizer_files(path: Path, info: TokenizerInfo | None) -> None:
         )
 
 
-def load_classifier(path: str | Path, device: str | torch.device | None = None, batch_size: int = 16) -> NewsClassifier:
+def load_classifier(
+    path: str | Path,
+    device: str | torch.device | None = None,
+    batch_size: int = 64,
+    precision: str | None = "auto",
+    batch_tokens: int = 8192,
+) -> NewsClassifier:
     """Load a trained classifier directory for prediction.
 
     Args:
         path: a directory written by ``aranews train`` (or ``NewsClassifier.save_pretrained``).
         device: ``"cuda"``, ``"mps"``, ``"cpu"``...; detected when ``None``.
-        batch_size: articles per forward pass.
+        batch_size: the most articles per forward pass.
+        precision: ``auto`` (per machine), ``fp32``, ``bf16``, ``fp16`` (CUDA) or ``int8`` (ONNX Runtime,
+            the ``onnx`` extra); see :mod:`aranews.inference.runtime`.
+        batch_tokens: the most padded tokens per forward pass.
 
     Returns:
         A :class:`NewsClassifier`.
     """
-    return NewsClassifier.from_pretrained(path, device=device, batch_size=batch_size)
+    return NewsClassifier.from_pretrained(
+        path, device=device, batch_size=batch_size, precision=precision, batch_tokens=batch_tokens
+    )
 
 
 def _as_classifier(model: NewsClassifier | str | Path) -> NewsClassifier:

@@ -190,6 +190,30 @@ class MultiTaskClassifier(nn.Module):
         reduce = "amax" if self.config.model.long_document.chunk_pooling == "max" else "mean"
         return out.scatter_reduce(0, index, logits, reduce=reduce, include_self=False)
 
+    def window_logits(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,
+        tasks: list[str] | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """Per task, the logits of every window ``(windows, labels)``: encoder, token pooling, heads."""
+        kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if token_type_ids is not None and getattr(self.encoder.config, "type_vocab_size", 0) > 1:
+            kwargs["token_type_ids"] = token_type_ids
+        hidden = self.encoder(**kwargs).last_hidden_state
+        pooled = self._pool_tokens(hidden, attention_mask)
+        return {name: self.heads[name](pooled) for name in tasks or list(self.heads)}
+
+    def pool_windows(
+        self, logits: dict[str, torch.Tensor], article_index: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Per task, one row of logits per article: its windows' logits pooled (``chunk_pooling``)."""
+        if article_index is None:
+            return logits
+        n_articles = int(article_index.max().item()) + 1 if article_index.numel() else 0
+        return {name: self._pool_windows(value, article_index, n_articles) for name, value in logits.items()}
+
     def forward(
         self,
         input_ids: torch.Tensor,
@@ -213,15 +237,7 @@ class MultiTaskClassifier(nn.Module):
             A :class:`MultiTaskOutput`.
         """
         tasks = tasks or list(self.heads)
-        kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
-        if token_type_ids is not None and getattr(self.encoder.config, "type_vocab_size", 0) > 1:
-            kwargs["token_type_ids"] = token_type_ids
-        hidden = self.encoder(**kwargs).last_hidden_state
-        pooled = self._pool_tokens(hidden, attention_mask)
-        if article_index is None:
-            article_index = torch.arange(input_ids.shape[0], device=input_ids.device)
-        n_articles = int(article_index.max().item()) + 1 if article_index.numel() else 0
-        logits = {name: self._pool_windows(self.heads[name](pooled), article_index, n_articles) for name in tasks}
+        logits = self.pool_windows(self.window_logits(input_ids, attention_mask, token_type_ids, tasks), article_index)
         output = MultiTaskOutput(logits=logits)
         if labels is not None:
             for name in tasks:

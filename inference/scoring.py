@@ -12,6 +12,7 @@ with the archive.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import json
@@ -27,9 +28,10 @@ from pathlib import Path
 from typing import Any
 
 from aranews import __version__
-from aranews.inference.classifier import NewsClassifier
+from aranews.inference.classifier import NewsClassifier, PreparedBatch
 from aranews.inference.inputs import SKIP_REASONS
 from aranews.inference.readers import RawRow, count_rows, open_check, read_archive
+from aranews.inference.runtime import model_fingerprint
 
 __all__ = [
     "JobLockedError",
@@ -74,18 +76,6 @@ class ScoreSummary:
     def from_dict(cls, data: dict[str, Any]) -> ScoreSummary:
         """A summary from its saved JSON (extra keys, such as the job's identity, are left out)."""
         return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
-
-
-def model_fingerprint(path: str | Path) -> str:
-    """SHA-256 over a model directory's weights, config and tokenizer files (its content hash)."""
-    digest = hashlib.sha256()
-    root = Path(path)
-    for name in sorted(p.name for p in root.iterdir() if p.is_file()):
-        digest.update(name.encode())
-        with (root / name).open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass
@@ -187,18 +177,29 @@ def _atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _score_chunk(
-    classifier: NewsClassifier, records: list[dict[str, Any]], s: RowSettings, model_hash: str
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Scored rows, and error rows for the articles the classifier skipped (with their reasons)."""
+def _prepare_chunk(classifier: NewsClassifier, records: list[dict[str, Any]], s: RowSettings) -> PreparedBatch | None:
+    """The text half of scoring a chunk (cleaning, tokenising, windowing): runs in the reader thread."""
     if not records:
-        return [], []
-    result = classifier.classify(
+        return None
+    return classifier.prepare(
         [r["text"] for r in records],
         titles=[r["title"] for r in records],
         pairs={c: [r["pairs"][c] for r in records] for c in s.pair_columns} or None,
         score_non_arabic=s.score_non_arabic,
     )
+
+
+def _score_chunk(
+    classifier: NewsClassifier,
+    records: list[dict[str, Any]],
+    s: RowSettings,
+    model_hash: str,
+    prepared: PreparedBatch | None = None,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Scored rows, and error rows for the articles the classifier skipped (with their reasons)."""
+    if not records:
+        return [], []
+    result = classifier.run(prepared if prepared is not None else _prepare_chunk(classifier, records, s))
     decisions = classifier.decide(result)
     scored, skipped = [], []
     for i, (record, decision) in enumerate(zip(records, decisions, strict=True)):
@@ -539,6 +540,7 @@ def _open_job(classifier: NewsClassifier, paths: _Paths, settings: RowSettings, 
         "input": str(paths.input_path.resolve()),
         "output_format": paths.output_format,
         "model_sha256": model_hash,
+        "precision": classifier.precision,  # a resume never mixes rows scored in two precisions
         "chunk_size": chunk_size,
         "settings": asdict(settings),
     }
@@ -559,7 +561,8 @@ def _open_job(classifier: NewsClassifier, paths: _Paths, settings: RowSettings, 
             saved = json.loads(previous.read_text(encoding="utf-8"))
             if saved["job"] != identity:
                 raise ValueError(
-                    f"{paths.parts_dir} belongs to a different job (input, model or settings differ); delete it"
+                    f"{paths.parts_dir} belongs to a different job (input, model, precision or settings differ); "
+                    f"{_identity_difference(saved['job'], identity)}; resume with the same options, or delete it"
                 )
             if not saved.get("finished") and saved.get("input") != state["input"]:
                 raise ValueError(
@@ -571,6 +574,11 @@ def _open_job(classifier: NewsClassifier, paths: _Paths, settings: RowSettings, 
     paths.parts_dir.mkdir(exist_ok=True)
     _atomic_write(previous, json.dumps(state))
     return _Job(paths, settings, chunk_size, model_hash, state, resumed_parts)
+
+
+def _identity_difference(saved: dict[str, Any], now: dict[str, Any]) -> str:
+    keys = [k for k in sorted(set(saved) | set(now)) if saved.get(k) != now.get(k)]
+    return "; ".join(f"{k} was {saved.get(k)!r}, now {now.get(k)!r}" for k in keys[:3]) or "identical"
 
 
 def _finished_summary(paths: _Paths, identity: dict[str, Any]) -> ScoreSummary | None:
@@ -596,6 +604,7 @@ def _provenance(classifier: NewsClassifier, model_hash: str) -> dict[str, Any]:
         "title": m.title,
         "max_length": m.max_length,
         "long_document": m.long_document.strategy,
+        "precision": classifier.precision,
         "versions": {**classifier.config.versions, "scored_with": __version__},
     }
 
@@ -608,54 +617,127 @@ def _row_digest(digest: Any, row: RawRow) -> None:
     )
 
 
-def _run_chunks(job: _Job, classifier: NewsClassifier, progress: bool, throttle_seconds: float) -> int:
-    """Score the chunks not done yet, each written atomically before it is recorded; return rows scored.
+@dataclass
+class _ReadChunk:
+    """One chunk as the reader thread hands it over: checked, prepared, and the input digest after it."""
+
+    index: int
+    rows: int
+    records: list[dict[str, Any]]
+    errors: list[dict[str, Any]]
+    prepared: PreparedBatch | None
+    read_sha256: str
+
+
+def _read_chunks(job: _Job, classifier: NewsClassifier) -> Iterator[_ReadChunk]:
+    """Read, check and prepare the chunks not done yet, in archive order (the producer's work).
 
     The rows already done are read again (their ids rebuild the duplicate check) and hashed: if they are
-    not what the interrupted run read, the resume stops before writing anything.
+    not what the interrupted run read, the resume stops before anything is written.
     """
-    state, s, paths = job.state, job.settings, job.paths
+    s, paths = job.settings, job.paths
+    # what the interrupted run had done (read once: the consumer updates the state as it goes)
+    done, rows_done, read_sha256 = job.state["chunks_done"], job.state["rows_done"], job.state.get("read_sha256")
+    seen: set[str] = set()
+    digest = hashlib.sha256()
+    for index, chunk in enumerate(_chunks(read_archive(paths.input_path, paths.input_format), job.chunk_size)):
+        checked = [(row, *check_row(row, s, seen)) for row in chunk]
+        for row in chunk:
+            _row_digest(digest, row)
+        if index < done:
+            if index == done - 1 and digest.hexdigest() != read_sha256:
+                raise ValueError(
+                    f"{paths.input_path}: its first {rows_done} rows are not those the interrupted run "
+                    f"read; resuming would mix two inputs: delete {paths.parts_dir} and score it again"
+                )
+            continue  # finished before the interruption; its ids are in `seen` again
+        records = [r for _, r, problem in checked if problem is None]
+        errors = [
+            {
+                "id": json_safe((row.fields or {}).get(s.id_column)),
+                "location": row.location,
+                "reason": problem[0],
+                "detail": json_safe(problem[1]),
+            }
+            for row, _, problem in checked
+            if problem is not None
+        ]
+        prepared = _prepare_chunk(classifier, records, s)
+        yield _ReadChunk(index, len(chunk), records, errors, prepared, digest.hexdigest())
+
+
+_DONE = object()
+
+
+def _prefetch(items: Iterator[Any], depth: int = 2) -> Iterator[Any]:
+    """``items`` produced in a background thread, at most ``depth`` ahead of the consumer.
+
+    Reading, cleaning and tokenising the next chunk overlap the model's work on this one (the tokenizer
+    and torch both release the GIL). An exception in the producer is raised in the consumer; when the
+    consumer stops early, the producer stops at its next hand-over.
+    """
+    import queue
+    import threading
+
+    handover: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        handover.put((item, None), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            handover.put((_DONE, None))
+        except BaseException as exc:  # handed to the consumer, raised there
+            handover.put((_DONE, exc))
+
+    worker = threading.Thread(target=produce, name="aranews-reader", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item, error = handover.get()
+            if error is not None:
+                raise error
+            if item is _DONE:
+                return
+            yield item
+    finally:
+        stop.set()
+        while worker.is_alive():  # let a blocked producer see the stop flag
+            with contextlib.suppress(queue.Empty):
+                handover.get(timeout=0.1)
+        worker.join()
+
+
+def _run_chunks(job: _Job, classifier: NewsClassifier, progress: bool, throttle_seconds: float) -> int:
+    """Score the chunks not done yet, each written atomically before it is recorded; return rows scored."""
+    state, paths = job.state, job.paths
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
         total = count_rows(paths.input_path, paths.input_format)
         bar = tqdm(total=total, unit="article", desc="scoring", initial=state["rows_done"])
-    seen: set[str] = set()
-    digest = hashlib.sha256()
     scored_now = 0
+    stack = contextlib.ExitStack()  # stops the reader thread however the loop ends
     try:
-        for index, chunk in enumerate(_chunks(read_archive(paths.input_path, paths.input_format), job.chunk_size)):
-            checked = [(row, *check_row(row, s, seen)) for row in chunk]
-            for row in chunk:
-                _row_digest(digest, row)
-            if index < state["chunks_done"]:
-                if index == state["chunks_done"] - 1 and digest.hexdigest() != state.get("read_sha256"):
-                    raise ValueError(
-                        f"{paths.input_path}: its first {state['rows_done']} rows are not those the interrupted run "
-                        f"read; resuming would mix two inputs: delete {paths.parts_dir} and score it again"
-                    )
-                continue  # finished before the interruption; its ids are in `seen` again
-            records = [r for _, r, problem in checked if problem is None]
-            errors = [
-                {
-                    "id": json_safe((row.fields or {}).get(s.id_column)),
-                    "location": row.location,
-                    "reason": problem[0],
-                    "detail": json_safe(problem[1]),
-                }
-                for row, _, problem in checked
-                if problem is not None
-            ]
-            scored, skipped = _score_chunk(classifier, records, s, job.model_hash)
-            _write_part(job.parts_dir / f"scores-{index:06d}.part", scored, paths.output_format)
-            _write_part(job.parts_dir / f"errors-{index:06d}.part", errors + skipped, "jsonl")
-            state["chunks_done"], state["rows_done"] = index + 1, state["rows_done"] + len(chunk)
-            state["read_sha256"] = digest.hexdigest()
+        chunks = stack.enter_context(contextlib.closing(_prefetch(_read_chunks(job, classifier))))
+        for chunk in chunks:
+            scored, skipped = _score_chunk(classifier, chunk.records, job.settings, job.model_hash, chunk.prepared)
+            _write_part(job.parts_dir / f"scores-{chunk.index:06d}.part", scored, paths.output_format)
+            _write_part(job.parts_dir / f"errors-{chunk.index:06d}.part", chunk.errors + skipped, "jsonl")
+            state["chunks_done"], state["rows_done"] = chunk.index + 1, state["rows_done"] + chunk.rows
+            state["read_sha256"] = chunk.read_sha256
             _atomic_write(job.parts_dir / STATE_FILE, json.dumps(state))
             scored_now += len(scored)
             if bar is not None:
-                bar.update(len(chunk))
+                bar.update(chunk.rows)
             if throttle_seconds:
                 time.sleep(throttle_seconds)
     except KeyboardInterrupt:
@@ -663,6 +745,7 @@ def _run_chunks(job: _Job, classifier: NewsClassifier, progress: bool, throttle_
             f"scoring interrupted after {state['rows_done']} rows; rerun the same command with --resume to finish"
         ) from None
     finally:
+        stack.close()
         if bar is not None:
             bar.close()
     return scored_now
@@ -762,8 +845,10 @@ def format_summary(summary: ScoreSummary) -> str:
     lines.append(
         f"truncated articles: {summary.truncated}; scored without Arabic (flagged): {summary.flagged_no_arabic}"
     )
+    precision = summary.provenance.get("precision")
     lines.append(
         f"throughput: {summary.articles_per_second} articles/s over {summary.seconds} s"
+        + (f" (precision {precision})" if precision else "")
         + (" (this session, after resuming)" if summary.resumed else "")
     )
     return "\n".join(lines)

@@ -32,6 +32,9 @@ from aranews import __version__
 
 __all__ = ["build_parser", "main"]
 
+# aranews.inference.runtime.PRECISIONS, written out so that parsing arguments does not import torch
+PRECISION_CHOICES = ("auto", "fp32", "bf16", "fp16", "int8")
+
 logger = logging.getLogger("aranews")
 
 
@@ -70,7 +73,13 @@ def _read_texts(paths: Sequence[str], column: str = "text") -> list[str]:
 def _load(args: argparse.Namespace):
     from aranews.inference.classifier import load_classifier
 
-    return load_classifier(args.model, device=args.device, batch_size=args.batch_size)
+    return load_classifier(
+        args.model,
+        device=args.device,
+        batch_size=args.batch_size,
+        precision=args.precision,
+        batch_tokens=args.batch_tokens,
+    )
 
 
 # -- training-side commands (the [train] extra) ---------------------------------------------------------
@@ -452,6 +461,40 @@ def cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check_precision(args: argparse.Namespace) -> int:
+    from aranews.inference.agreement import check_precision
+
+    rows = [r for r in _input_rows(args, _load_reference(args)) if "skipped" not in r]
+    if args.limit:
+        rows = rows[: args.limit]
+    if not rows:
+        raise UsageError(f"{args.input}: no row to check")
+    columns = sorted({c for r in rows for c in r["pairs"]})
+    report = check_precision(
+        args.model,
+        [r["text"] for r in rows],
+        titles=[r["title"] for r in rows],
+        pairs={c: [r["pairs"][c] for r in rows] for c in columns} or None,
+        modes=args.modes,
+        device=args.device,
+        min_agreement=args.min_agreement,
+        batch_tokens=args.batch_tokens,
+    )
+    print(report.format())
+    if args.json:
+        Path(args.json).write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
+    if not report.passed:
+        print("a mode FAILED its agreement check: keep --precision fp32 (or a mode that passed)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _load_reference(args: argparse.Namespace):
+    from aranews.inference.classifier import load_classifier
+
+    return load_classifier(args.model, device=args.device, precision="fp32")
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from aranews.inference.export import export_task
 
@@ -475,7 +518,14 @@ def _model_options(p: argparse.ArgumentParser, batch_size: int = 16) -> None:
     p.add_argument("--model", required=True, help="a model directory written by aranews train (or save_pretrained)")
     p.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: CUDA, then MPS, then CPU)")
     p.add_argument(
-        "--batch-size", type=int, default=batch_size, help=f"articles per forward pass (default {batch_size})"
+        "--batch-size", type=int, default=batch_size, help=f"most articles per forward pass (default {batch_size})"
+    )
+    p.add_argument("--batch-tokens", type=int, default=8192, help="most padded tokens per forward pass (default 8192)")
+    p.add_argument(
+        "--precision",
+        choices=PRECISION_CHOICES,
+        default="auto",
+        help="auto (bf16 where the CPU or GPU has it, else fp32), fp32, bf16, fp16 (CUDA) or int8 (ONNX Runtime)",
     )
 
 
@@ -576,6 +626,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="finish an interrupted run of the same job")
     p.add_argument("--throttle", type=float, default=0.0, help="seconds to pause after each chunk")
     p.set_defaults(func=cmd_score, needs_train=False)
+
+    p = sub.add_parser("check-precision", help="agreement of bf16 / int8 with fp32 on your model and data")
+    _model_options(p, 64)
+    p.add_argument("--data", dest="input", required=True, help="articles to check: .jsonl[.gz], .csv, .parquet")
+    p.add_argument("--modes", nargs="+", default=["bf16", "int8"], choices=["bf16", "fp16", "int8"])
+    p.add_argument("--limit", type=int, help="check only the first N rows")
+    p.add_argument("--min-agreement", type=float, default=0.99, help="share of equal labels to pass (default 0.99)")
+    p.add_argument("--json", help="also write the report as JSON here")
+    p.add_argument("--max-chars", type=int, default=200_000, help="longer texts are left out")
+    p.add_argument("--score-non-arabic", action="store_true", help="include texts without Arabic")
+    _row_options(p)
+    p.set_defaults(func=cmd_check_precision, needs_train=False)
 
     p = sub.add_parser("export", help="write one task as a standard transformers text-classification model")
     _model_options(p)

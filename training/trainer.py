@@ -444,8 +444,8 @@ class Trainer:
         from aranews.training.evaluation import evaluate_split
 
         tcfg = self.config.training
-        evaluator = NewsClassifier(
-            run.unwrapped, run.tokenizer, run.accelerator.device, batch_size=tcfg.eval_batch_size
+        evaluator = NewsClassifier(  # dev figures in fp32 on every machine: epochs are selected on them
+            run.unwrapped, run.tokenizer, run.accelerator.device, batch_size=tcfg.eval_batch_size, precision="fp32"
         )
         for epoch in range(run.start_epoch, tcfg.epochs):
             if run.best["bad_epochs"] > 0 and run.best["bad_epochs"] >= tcfg.early_stopping_patience > 0:
@@ -531,7 +531,7 @@ class Trainer:
 
         tcfg = self.config.training
         final = NewsClassifier.from_pretrained(
-            self.model_dir, device=run.accelerator.device, batch_size=tcfg.eval_batch_size
+            self.model_dir, device=run.accelerator.device, batch_size=tcfg.eval_batch_size, precision="fp32"
         )
         tuned = self._tune_thresholds(final, run.eval_data["dev"]) if tcfg.tune_thresholds else {}
         reports: dict[str, Any] = {}
