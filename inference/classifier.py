@@ -447,31 +447,59 @@ class NewsClassifier:
                 sum(a.dropped_tokens for a in articles),
             )
 
-    @torch.inference_mode()
     def logits_from_encoded(self, encoded: Sequence[EncodedArticle], tasks: list[str]) -> dict[str, np.ndarray]:
         """Logits of already windowed articles, in token-budget batches; rows in the caller's order."""
+        return self._forward_encoded(encoded, tasks, features=False)[0]
+
+    def features_from_encoded(
+        self, encoded: Sequence[EncodedArticle], tasks: list[str]
+    ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Logits and, per article, the mean of its windows' pooled encoder outputs (what the heads read):
+        the article's embedding, e.g. for choosing diverse articles to label."""
+        logits, features = self._forward_encoded(encoded, tasks, features=True)
+        return logits, features
+
+    @torch.inference_mode()
+    def _forward_encoded(
+        self, encoded: Sequence[EncodedArticle], tasks: list[str], features: bool
+    ) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+        if features and self._precision == "int8":
+            raise ValueError("article embeddings come from the torch model: load it with precision fp32 or bf16")
         out = {name: np.zeros((len(encoded), len(self.config.task(name).labels)), np.float32) for name in tasks}
+        hidden = self._model.encoder.config.hidden_size
+        pooled_out = np.zeros((len(encoded), hidden), np.float32) if features else None
         lengths = [(len(a.input_ids), max(len(w) for w in a.input_ids)) for a in encoded]
         for idx in token_budget_batches(lengths, self.batch_tokens, self.batch_size):
             batch = collate_articles([encoded[i] for i in idx], self._windower.pad_token_id)
-            logits = self._batch_logits(batch, tasks)
+            logits, pooled = self._batch_logits(batch, tasks, features)
             for name in tasks:
                 out[name][idx] = logits[name].float().cpu().numpy()
-        return out
+            if pooled_out is not None:
+                pooled_out[idx] = pooled.float().cpu().numpy()
+        return out, pooled_out
 
-    def _batch_logits(self, batch: dict[str, torch.Tensor], tasks: list[str]) -> dict[str, torch.Tensor]:
+    def _batch_logits(
+        self, batch: dict[str, torch.Tensor], tasks: list[str], features: bool = False
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
         article_index = batch.pop("article_index")
         if self._precision == "int8":
             if self._onnx is None:
                 self._onnx = OnnxInt8Runner(self._model, self.source)
             windows = self._onnx(batch)
-            return self._model.pool_windows({name: windows[name] for name in tasks}, article_index)
+            return self._model.pool_windows({name: windows[name] for name in tasks}, article_index), None
         batch = {k: v.to(self._device) for k, v in batch.items()}
+        article_index = article_index.to(self._device)
         dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self._precision)
         with torch.autocast(self._device.type, dtype=dtype, enabled=dtype is not None):
-            windows = self._model.window_logits(**batch, tasks=tasks)
-        windows = {name: value.float() for name, value in windows.items()}
-        return self._model.pool_windows(windows, article_index.to(self._device))
+            pooled = self._model.window_features(**batch)
+            windows = {name: self._model.heads[name](pooled) for name in tasks}
+        logits = self._model.pool_windows({name: value.float() for name, value in windows.items()}, article_index)
+        if not features:
+            return logits, None
+        n = int(article_index.max()) + 1
+        sums = pooled.float().new_zeros((n, pooled.shape[-1])).index_add_(0, article_index, pooled.float())
+        counts = torch.bincount(article_index, minlength=n).clamp(min=1).unsqueeze(-1)
+        return logits, sums / counts
 
     def probabilities(self, name: str, logits: np.ndarray) -> np.ndarray:
         """Softmax (single-label) or sigmoid (multi-label) of one task's logits."""

@@ -32,6 +32,7 @@ __all__ = [
     "FORMAT_VERSION",
     "MAX_SPECIAL_TOKENS",
     "ClassifierConfig",
+    "LabelSchema",
     "LongDocumentConfig",
     "ModelConfig",
     "TaskSpec",
@@ -281,6 +282,33 @@ class TokenizerInfo:
 
 
 @dataclass
+class LabelSchema:
+    """The version of a model's label schema (its tasks and their labels).
+
+    Attributes:
+        version: 1 for a model trained from scratch; retraining from a model (``training.init_from``)
+            keeps its version when the labels are the same and adds 1 when labels were added or removed.
+        previous: the schema id of the model retrained from, when there was one.
+        changes: per task, the labels ``added`` and ``removed`` against that model.
+    """
+
+    version: int = 1
+    previous: str | None = None
+    changes: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+
+    def check(self) -> Problems:
+        return [("version", self.version, "an integer >= 1")] if self.version < 1 else []
+
+
+def schema_digest(tasks: Sequence[TaskSpec]) -> str:
+    """A short hash of the tasks' names, kinds, pair columns and labels in order."""
+    import hashlib
+
+    text = json.dumps([[t.name, t.problem_type, t.pair_column, list(t.labels)] for t in tasks], ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:8]
+
+
+@dataclass
 class ClassifierConfig:
     """Everything needed to rebuild a trained model and prepare its input exactly as in training."""
 
@@ -295,6 +323,7 @@ class ClassifierConfig:
     # as in every transformers config.json; AutoTokenizer reads it from the model folder (without it,
     # transformers 5 takes the folder for an old Mistral checkpoint and warns about its tokenizer)
     transformers_version: str | None = None
+    label_schema: LabelSchema = field(default_factory=LabelSchema)
 
     def check(self) -> Problems:
         out: Problems = []
@@ -317,6 +346,11 @@ class ClassifierConfig:
         return self
 
     # ---------------------------------------------------------------------------------------------
+    @property
+    def schema_id(self) -> str:
+        """``v<version>-<hash of the labels>``: carried by every scoring output row and summary."""
+        return f"v{self.label_schema.version}-{schema_digest(self.tasks)}"
+
     @property
     def base_model(self) -> str:
         """The pretrained encoder this model was fine-tuned from."""

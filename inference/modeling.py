@@ -198,12 +198,18 @@ class MultiTaskClassifier(nn.Module):
         tasks: list[str] | None = None,
     ) -> dict[str, torch.Tensor]:
         """Per task, the logits of every window ``(windows, labels)``: encoder, token pooling, heads."""
+        pooled = self.window_features(input_ids, attention_mask, token_type_ids)
+        return {name: self.heads[name](pooled) for name in tasks or list(self.heads)}
+
+    def window_features(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The pooled encoder output of every window ``(windows, hidden)``, what the heads read."""
         kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
         if token_type_ids is not None and getattr(self.encoder.config, "type_vocab_size", 0) > 1:
             kwargs["token_type_ids"] = token_type_ids
         hidden = self.encoder(**kwargs).last_hidden_state
-        pooled = self._pool_tokens(hidden, attention_mask)
-        return {name: self.heads[name](pooled) for name in tasks or list(self.heads)}
+        return self._pool_tokens(hidden, attention_mask)
 
     def pool_windows(
         self, logits: dict[str, torch.Tensor], article_index: torch.Tensor | None = None

@@ -200,6 +200,7 @@ def _score_chunk(
     if not records:
         return [], []
     result = classifier.run(prepared if prepared is not None else _prepare_chunk(classifier, records, s))
+    schema = classifier.config.schema_id
     decisions = classifier.decide(result)
     scored, skipped = [], []
     for i, (record, decision) in enumerate(zip(records, decisions, strict=True)):
@@ -232,6 +233,7 @@ def _score_chunk(
         row["boilerplate_chars"] = article.boilerplate_chars
         row["no_arabic"] = result.no_arabic[i]
         row["model_sha256"] = model_hash[:16]
+        row["label_schema"] = schema
         scored.append(row)
     return scored, skipped
 
@@ -605,6 +607,8 @@ def _provenance(classifier: NewsClassifier, model_hash: str) -> dict[str, Any]:
         "max_length": m.max_length,
         "long_document": m.long_document.strategy,
         "precision": classifier.precision,
+        "label_schema": classifier.config.schema_id,
+        "label_schema_changes": classifier.config.label_schema.changes,
         "versions": {**classifier.config.versions, "scored_with": __version__},
     }
 
@@ -763,7 +767,7 @@ def _commit(job: _Job, classifier: NewsClassifier, summary: ScoreSummary) -> Non
         columns += [task.name, f"{task.name}_score"] + (
             [f"{task.name}_probs"] if job.settings.all_probabilities else []
         )
-    columns += ["n_tokens", "truncated", "boilerplate_chars", "no_arabic", "model_sha256"]
+    columns += ["n_tokens", "truncated", "boilerplate_chars", "no_arabic", "model_sha256", "label_schema"]
     output, errors = parts / _FINAL["output"], parts / _FINAL["errors_file"]
     _assemble(sorted(parts.glob("scores-*.part")), output, paths.output_format, columns, csv_safe_columns(classifier))
     _assemble(sorted(parts.glob("errors-*.part")), errors, "jsonl", [])
@@ -837,6 +841,7 @@ def format_summary(summary: ScoreSummary) -> str:
         f"input rows: {summary.rows} = scored {summary.scored} + errors {summary.errors}"
         + ("" if summary.complete else "  (MISMATCH)"),
         f"output: {summary.output}   errors: {summary.errors_file}",
+        f"model: {summary.provenance.get('model')}  label schema {summary.provenance.get('label_schema')}",
     ]
     for reason, n in summary.error_reasons.items():
         lines.append(f"  error {reason}: {n}")

@@ -33,7 +33,9 @@ def test_shipped_configs_load():
 
 
 def test_unknown_key_is_an_error_naming_it():
-    with pytest.raises(ConfigError, match=r"training.epochz: unknown key; allowed keys here are \['baseline'"):
+    with pytest.raises(
+        ConfigError, match=r"training.epochz: unknown key; allowed keys here are \['allow_label_removal', 'baseline'"
+    ):
         config_from_dict(_with("training", epochz=3))
     with pytest.raises(ConfigError, match=r"extra: unknown key"):
         config_from_dict({**MINIMAL, "extra": 1})

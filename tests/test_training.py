@@ -92,7 +92,12 @@ def test_retraining_with_new_labels_keeps_kept_labels(tmp_path, trained_model, s
         tmp_path,
         trained_model / "model",
         data={"train": str(train), "dev": str(dev)},
-        training={"epochs": 1, "init_from": str(trained_model / "model"), "output_dir": str(tmp_path / "re")},
+        training={
+            "epochs": 1,
+            "init_from": str(trained_model / "model"),
+            "output_dir": str(tmp_path / "re"),
+            "allow_label_removal": True,  # merging two topics removes both on purpose
+        },
     )
     metrics = Trainer(config_from_dict(cfg)).train().metrics
     diff = metrics["label_changes"]["topic"]

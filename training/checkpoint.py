@@ -47,6 +47,10 @@ _VOLATILE = {
     ("training", "baseline"),
     ("training", "eval_batch_size"),
     ("training", "device"),
+    ("training", "previous_dev"),
+    ("training", "forgetting_tolerance"),
+    ("training", "min_label_examples"),
+    ("training", "allow_label_removal"),
 }
 
 

@@ -127,6 +127,43 @@ def _print_summary(metrics: dict[str, Any]) -> None:
             f"  {split}: {stats['articles']} articles, {stats['truncated']} truncated "
             f"({stats['dropped_tokens']} tokens not seen)"
         )
+    _print_retraining(metrics)
+
+
+def _print_retraining(metrics: dict[str, Any]) -> None:
+    """Label changes, per-label dev figures of added labels, small labels and the forgetting check."""
+    schema = metrics.get("label_schema") or {}
+    if schema.get("previous"):
+        print(f"label schema {schema['id']} (was {schema['previous']})")
+    for task, change in (metrics.get("label_changes") or {}).items():
+        dev = metrics.get("dev", {}).get(task, {}).get("per_class", {})
+        for label in change.get("added", []):
+            figures = dev.get(label, {})
+            print(
+                f"  added {task}/{label}: dev F1 {figures.get('f1', 0.0):.3f} "
+                f"(precision {figures.get('precision', 0.0):.3f}, recall {figures.get('recall', 0.0):.3f}, "
+                f"support {figures.get('support', 0)})"
+            )
+    for task, few in (metrics.get("small_labels") or {}).items():
+        print(f"  few training examples in {task}: " + ", ".join(f"{k} {v}" for k, v in few.items()))
+    forgetting = metrics.get("forgetting")
+    if not forgetting:
+        return
+    if not forgetting.get("checked"):
+        print(
+            f"  forgetting NOT checked: previous dev file {forgetting.get('file') or 'unknown'} (set training.previous_dev)"
+        )
+        return
+    print(
+        f"  previous model vs this one on {forgetting['file']} (F1 per kept label; tolerance {forgetting['tolerance']}):"
+    )
+    for task, figures in forgetting["tasks"].items():
+        for label, row in figures["labels"].items():
+            flag = "  WORSE" if row["worse"] else ""
+            print(
+                f"    {task}/{label}: {row['previous_f1']:.3f} -> {row['new_f1']:.3f} ({row['change']:+.3f}, "
+                f"n={row['support']}){flag}"
+            )
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -495,6 +532,85 @@ def _load_reference(args: argparse.Namespace):
     return load_classifier(args.model, device=args.device, precision="fp32")
 
 
+def cmd_select(args: argparse.Namespace) -> int:
+    from aranews.inference.scoring import RowSettings
+    from aranews.training.selection import select_for_labelling, write_selection
+
+    if args.precision == "int8":
+        raise UsageError("select reads the model's embeddings from torch: use --precision fp32, bf16 or auto")
+    classifier = _load(args)
+    settings = RowSettings(
+        args.id_column,
+        args.text_column,
+        args.title_column or None,
+        {c: c for c in sorted({t.pair_column for t in classifier.tasks if t.pair_column})},
+        args.max_chars,
+        False,
+        False,
+    )
+    picks, summary = select_for_labelling(
+        classifier,
+        args.input,
+        args.n,
+        strategy=args.strategy,
+        task=args.task,
+        per_label=args.per_label,
+        quota_task=args.quota_task,
+        pool_factor=args.pool_factor,
+        diversity=not args.no_diversity,
+        settings=settings,
+    )
+    write_selection(picks, args.out, classifier, settings)
+    skipped = ", ".join(f"{k} {v}" for k, v in summary.not_considered.items()) or "none"
+    print(f"read {summary.rows} rows: {summary.considered} considered, not considered: {skipped}")
+    print(f"picked {summary.picked} of {args.n} asked -> {args.out} (least certain first)")
+    for reason, count in sorted(summary.by_reason.items()):
+        print(f"  {reason}: {count}")
+    for task, counts in summary.suggested_labels.items():
+        print(f"  suggested {task}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    return 0
+
+
+def _model_tasks(model: str | None):
+    if not model:
+        return None
+    from aranews.inference.config import ClassifierConfig
+
+    return ClassifierConfig.load(model).tasks
+
+
+def cmd_labelstudio_export(args: argparse.Namespace) -> int:
+    from aranews.training.labelstudio import export_tasks
+
+    tasks = _model_tasks(args.model)
+    pairs = sorted({t.pair_column for t in tasks if t.pair_column})
+    out, config, n = export_tasks(
+        args.selection, args.out, tasks, model_version=Path(args.model).resolve().name, pair_columns=pairs
+    )
+    print(f"{n} Label Studio tasks with pre-annotations -> {out}")
+    print(f"labelling config -> {config} (Settings > Labeling Interface > Code in Label Studio)")
+    return 0
+
+
+def cmd_labelstudio_import(args: argparse.Namespace) -> int:
+    from aranews.training.labelstudio import import_export
+
+    summary = import_export(args.export, args.out, _model_tasks(args.model), errors=args.errors)
+    errors = args.errors or f"{args.out}.errors.jsonl"
+    print(
+        f"{summary.tasks} tasks = {summary.labelled} labelled rows -> {args.out} + {summary.errors} not used -> "
+        f"{errors}"
+    )
+    for reason, count in summary.error_reasons.items():
+        print(f"  {reason}: {count}")
+    print(f"  cancelled annotations left out: {summary.cancelled_annotations}")
+    for task, counts in summary.label_counts.items():
+        print(f"  {task}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    for task, labels in summary.unknown_labels.items():
+        print(f"  NEW LABELS for {task} (not in the model): {labels}: retraining will add them")
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from aranews.inference.export import export_task
 
@@ -630,7 +746,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check-precision", help="agreement of bf16 / int8 with fp32 on your model and data")
     _model_options(p, 64)
     p.add_argument("--data", dest="input", required=True, help="articles to check: .jsonl[.gz], .csv, .parquet")
-    p.add_argument("--modes", nargs="+", default=["bf16", "int8"], choices=["bf16", "fp16", "int8"])
+    p.add_argument(
+        "--modes",
+        nargs="+",
+        default=["bf16", "int8"],
+        choices=["bf16", "fp16", "int8"],
+        help="modes to compare with fp32 (default: bf16 int8)",
+    )
     p.add_argument("--limit", type=int, help="check only the first N rows")
     p.add_argument("--min-agreement", type=float, default=0.99, help="share of equal labels to pass (default 0.99)")
     p.add_argument("--json", help="also write the report as JSON here")
@@ -638,6 +760,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--score-non-arabic", action="store_true", help="include texts without Arabic")
     _row_options(p)
     p.set_defaults(func=cmd_check_precision, needs_train=False)
+
+    p = sub.add_parser("select", help="pick the articles most worth labelling next (uncertain and diverse)")
+    _model_options(p, 64)
+    p.add_argument("--input", required=True, help="an archive: .jsonl[.gz], .csv, .parquet or a folder of .txt files")
+    p.add_argument("--n", type=int, required=True, help="how many articles to pick")
+    p.add_argument("--out", required=True, help="JSON Lines in the training data format, label columns empty")
+    p.add_argument("--strategy", choices=["margin", "entropy"], default="margin", help="uncertainty (default margin)")
+    p.add_argument("--task", help="rank by this task's uncertainty only (default: the mean over tasks)")
+    p.add_argument("--per-label", type=int, default=0, help="up to this many picks per predicted label (quota)")
+    p.add_argument("--quota-task", help="the task whose predicted labels get quotas (default: the first task)")
+    p.add_argument("--pool-factor", type=int, default=10, help="cluster the N x this least certain (default 10)")
+    p.add_argument("--no-diversity", action="store_true", help="plain top-N by uncertainty, no clustering")
+    p.add_argument("--max-chars", type=int, default=200_000, help="longer texts are not considered")
+    _row_options(p)
+    p.set_defaults(func=cmd_select, needs_train=False)
+
+    ls = sub.add_parser("labelstudio", help="Label Studio round trip: export tasks, import the labels back")
+    ls_sub = ls.add_subparsers(dest="labelstudio_command", required=True, metavar="STEP", help="export or import")
+    p = ls_sub.add_parser("export", help="a selection file -> Label Studio tasks with pre-annotations + config")
+    p.add_argument("--selection", required=True, help="the file written by aranews select")
+    p.add_argument("--model", required=True, help="the model whose label schema the interface shows")
+    p.add_argument("--out", required=True, help="tasks JSON to import in Label Studio")
+    p.set_defaults(func=cmd_labelstudio_export, needs_train=False)
+    _common(p)
+    p = ls_sub.add_parser("import", help="a Label Studio JSON export -> training rows (JSON Lines)")
+    p.add_argument("--export", required=True, help="Label Studio's JSON export of the project")
+    p.add_argument("--out", required=True, help="the training rows to write")
+    p.add_argument("--errors", help="tasks that gave no label, with reasons (default <out>.errors.jsonl)")
+    p.add_argument("--model", help="check the labels against this model's schema (new ones are listed)")
+    p.set_defaults(func=cmd_labelstudio_import, needs_train=False)
+    _common(p)
 
     p = sub.add_parser("export", help="write one task as a standard transformers text-classification model")
     _model_options(p)

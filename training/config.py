@@ -110,13 +110,23 @@ class TrainingConfig:
             most of the parameters; freezing them saves memory and time on small data).
         weight_decay, warmup_ratio, max_grad_norm: AdamW and schedule settings.
         gradient_accumulation_steps: micro-batches per optimiser step.
+        group_by_length: form each batch from articles of similar length (shuffled within groups of 50
+            batches, batch order shuffled), so dynamic padding wastes little; off: a plain shuffle.
         mixed_precision: ``auto`` (bf16 or fp16 where the GPU supports it, else none), ``no``, ``fp16``, ``bf16``.
         early_stopping_patience: epochs without dev improvement before stopping (0: never stop early).
         selection_metric: ``macro_f1`` (mean over tasks) or ``accuracy``.
         seed: random seed for weights, shuffling and dropout.
         resume: continue from the last epoch checkpoint in ``output_dir`` when there is one.
         init_from: a model directory of this library to continue training from (retraining with new
-            labels: kept labels keep their ids and head rows, new ones start fresh).
+            labels: kept labels keep their ids and head rows, a new label's row starts as the mean of
+            the kept rows).
+        allow_label_removal: with ``init_from``, allow labels of that model to be absent from the new
+            data (their head rows are dropped); by default a missing label stops the run.
+        previous_dev: with ``init_from``, the labelled file the previous model was evaluated on
+            (default: the dev file recorded in that model's run, when it exists). Both models are
+            evaluated on it, per label, to catch forgetting.
+        forgetting_tolerance: a kept label whose F1 on ``previous_dev`` drops by more than this is flagged.
+        min_label_examples: labels with fewer training rows get a warning before training.
         device: ``auto``, ``cpu`` or ``cuda``.
         progress: show progress bars.
         tune_thresholds: for multi-label tasks, pick each label's threshold on the dev split (max F1)
@@ -137,12 +147,17 @@ class TrainingConfig:
     warmup_ratio: float = 0.1
     max_grad_norm: float = 1.0
     gradient_accumulation_steps: int = 1
+    group_by_length: bool = True
     mixed_precision: Literal["auto", "no", "fp16", "bf16"] = "auto"
     early_stopping_patience: int = 2
     selection_metric: Literal["macro_f1", "accuracy"] = "macro_f1"
     seed: int = 42
     resume: bool = True
     init_from: str | None = None
+    allow_label_removal: bool = False
+    previous_dev: str | None = None
+    forgetting_tolerance: float = 0.05
+    min_label_examples: int = 20
     device: Literal["auto", "cpu", "cuda"] = "auto"
     progress: bool = True
     tune_thresholds: bool = True

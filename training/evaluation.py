@@ -27,13 +27,14 @@ from sklearn.metrics import confusion_matrix, multilabel_confusion_matrix
 from aranews.inference.classifier import NewsClassifier
 from aranews.inference.config import TaskSpec
 from aranews.training.baseline import BASELINE_NAME, TfidfBaseline
-from aranews.training.data import EncodedSplit, LabelledSplit, label_tensor
+from aranews.training.data import EncodedSplit, LabelledSplit, encode_split, label_tensor
 from aranews.training.metrics import task_report
 
 __all__ = [
     "build_report",
     "calibration",
     "compact",
+    "compare_on_split",
     "confident_label_mistakes",
     "confident_mistakes",
     "evaluate_split",
@@ -319,4 +320,61 @@ def _baseline_report(classifier: NewsClassifier, train: LabelledSplit, split: La
         labels = label_tensor(task, split.labels[task.name]).numpy()
         figures = task_figures(task, probs, labels)
         out["tasks"][task.name] = {k: v for k, v in figures.items() if k not in ("calibration", "thresholds")}
+    return out
+
+
+def _restrict(task: TaskSpec, values: list[Any]) -> list[Any]:
+    """Label values a model with ``task``'s labels can be scored on (others become unlabelled)."""
+    if task.problem_type == "multi_label":
+        return [v if v is not None and all(x in task.labels for x in v) else None for v in values]
+    return [v if v in task.labels else None for v in values]
+
+
+def compare_on_split(
+    previous: NewsClassifier, new: NewsClassifier, split: LabelledSplit, tolerance: float = 0.05
+) -> dict[str, Any]:
+    """Two models of one task family on the same labelled rows, per kept label (the forgetting guard).
+
+    For every task both models have, each model is scored on the rows whose label it knows; per label
+    kept by both, the F1 of each and the change are reported, and a kept label whose F1 dropped by more
+    than ``tolerance`` is listed in ``flagged``.
+    """
+    import dataclasses
+
+    out: dict[str, Any] = {"tolerance": tolerance, "rows": len(split.ids), "tasks": {}}
+    previous_names = {t.name for t in previous.tasks}
+    for task in new.tasks:
+        if task.name not in previous_names or task.name not in split.labels:
+            continue
+        figures = {}
+        for key, clf, spec in (("previous", previous, previous.config.task(task.name)), ("new", new, task)):
+            values = _restrict(spec, split.labels[task.name])
+            view = dataclasses.replace(split, labels={spec.name: values})
+            data = encode_split(clf.windower, view, [spec])
+            logits = clf.logits_from_encoded(data.groups[spec.pair_column], [spec.name])
+            probs = clf.probabilities(spec.name, logits[spec.name])
+            figures[key] = task_figures(spec, probs, data.labels[spec.name].numpy())
+        old_labels = previous.config.task(task.name).labels
+        kept = [label for label in task.labels if label in old_labels]
+        rows = {}
+        for label in kept:
+            before = figures["previous"]["per_class"].get(label, {})
+            after = figures["new"]["per_class"].get(label, {})
+            if not before.get("support"):
+                continue
+            change = after.get("f1", 0.0) - before.get("f1", 0.0)
+            rows[label] = {
+                "previous_f1": round(before.get("f1", 0.0), 6),
+                "new_f1": round(after.get("f1", 0.0), 6),
+                "change": round(change, 6),
+                "support": before.get("support"),
+                "worse": change < -tolerance,
+            }
+        out["tasks"][task.name] = {
+            "n": figures["previous"].get("n"),
+            "previous_macro_f1": figures["previous"].get("macro_f1"),
+            "new_macro_f1": figures["new"].get("macro_f1"),
+            "labels": rows,
+            "flagged": [label for label, row in rows.items() if row["worse"]],
+        }
     return out

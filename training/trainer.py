@@ -19,6 +19,7 @@ import math
 import shutil
 import socket
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +32,7 @@ import yaml
 from torch.utils.data import DataLoader, Sampler
 
 from aranews.inference.classifier import NewsClassifier
-from aranews.inference.config import ClassifierConfig, TaskSpec, library_versions
+from aranews.inference.config import ClassifierConfig, LabelSchema, TaskSpec, library_versions
 from aranews.inference.inputs import ArticleWindower, collate_articles
 from aranews.inference.modeling import MultiTaskClassifier
 from aranews.inference.schema import ConfigError
@@ -106,17 +107,35 @@ def check_encoder_source(name: str, what: str = "model.encoder") -> None:
 
 
 class _EpochSampler(Sampler[int]):
-    """A shuffle that depends only on (seed, epoch), so a resumed run sees the same order."""
+    """A shuffle that depends only on (seed, epoch), so a resumed run sees the same order.
 
-    def __init__(self, n: int, seed: int) -> None:
+    With ``lengths``, the order groups articles of similar length into the same batch: the shuffled order
+    is cut into groups of ``GROUP_BATCHES`` batches, each group sorted by length and cut into batches, and
+    the batches are shuffled (the last, partial batch stays last so batches keep their boundaries).
+    """
+
+    GROUP_BATCHES = 50
+
+    def __init__(self, n: int, seed: int, lengths: list[int] | None = None, batch_size: int = 1) -> None:
         self.n, self.seed, self.epoch = n, seed, 0
+        self.lengths, self.batch_size = lengths, batch_size
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __iter__(self) -> Iterator[int]:
         generator = torch.Generator().manual_seed(self.seed + self.epoch)
-        return iter(torch.randperm(self.n, generator=generator).tolist())
+        order = torch.randperm(self.n, generator=generator).tolist()
+        if self.lengths is None or self.batch_size < 2:
+            return iter(order)
+        size = self.batch_size * self.GROUP_BATCHES
+        grouped = []
+        for start in range(0, self.n, size):
+            grouped += sorted(order[start : start + size], key=lambda i: -self.lengths[i])
+        batches = [grouped[i : i + self.batch_size] for i in range(0, self.n, self.batch_size)]
+        last = [batches.pop()] if len(batches[-1]) < self.batch_size else []
+        shuffled = [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()] + last
+        return iter([i for batch in shuffled for i in batch])
 
     def __len__(self) -> int:
         return self.n
@@ -134,6 +153,55 @@ class _Collator:
             },
             "labels": {name: tensor[indices] for name, tensor in self.data.labels.items()},
         }
+
+
+def _recorded_dev(model_dir: str | None) -> str | None:
+    """The dev file of the run that wrote ``model_dir`` (``<run>/model``), from its ``metrics.json``."""
+    if not model_dir:
+        return None
+    metrics = Path(model_dir).parent / "metrics.json"
+    try:
+        return json.loads(metrics.read_text(encoding="utf-8"))["config"]["data"]["dev"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _next_schema(previous: ClassifierConfig, specs: list[TaskSpec]) -> LabelSchema:
+    """The label schema of a model retrained from ``previous``: same version if no label changed, else +1."""
+    changes = {}
+    for spec in specs:
+        old = previous.task(spec.name).labels if spec.name in {t.name for t in previous.tasks} else []
+        diff = label_diff(old, spec.labels)
+        if diff["added"] or diff["removed"]:
+            changes[spec.name] = {"added": diff["added"], "removed": diff["removed"]}
+    gone = [t.name for t in previous.tasks if t.name not in {s.name for s in specs}]
+    for name in gone:
+        changes[name] = {"added": [], "removed": list(previous.task(name).labels)}
+    version = previous.label_schema.version + (1 if changes else 0)
+    return LabelSchema(version=version, previous=previous.schema_id, changes=changes)
+
+
+def small_labels(tasks: Sequence[TaskSpec], split: LabelledSplit, minimum: int) -> dict[str, dict[str, int]]:
+    """Per task, the labels with fewer than ``minimum`` training rows, and their counts."""
+    out = {}
+    for task in tasks:
+        counts = Counter()
+        for value in split.labels.get(task.name, []):
+            for label in value if isinstance(value, list) else [value] if value is not None else []:
+                counts[label] += 1
+        few = {label: counts[label] for label in task.labels if counts[label] < minimum}
+        if few:
+            out[task.name] = few
+    return out
+
+
+def _lengths(data: EncodedSplit) -> list[int]:
+    """Per article, the tokens it puts into a batch (all windows of every input group)."""
+    totals = [0] * len(next(iter(data.groups.values())))
+    for articles in data.groups.values():
+        for i, article in enumerate(articles):
+            totals[i] += sum(len(w) for w in article.input_ids)
+    return totals
 
 
 def _class_weights(task: TaskSpec, labels: torch.Tensor) -> torch.Tensor:
@@ -232,6 +300,7 @@ class Trainer:
         fingerprint = run_fingerprint(self.config.to_dict())
         progress = self._previous_progress(fingerprint)
         specs, changes = self._task_specs(labels)
+        self._warn_small_labels(specs, train_split, changes)
         run = self._setup(specs, train_split, eval_splits, fingerprint, changes)
         self._restore(run, progress)
         self._fit(run, stop_after_epochs)
@@ -297,6 +366,15 @@ class Trainer:
             names = labels[task.name]
             if previous is not None and task.name in {t.name for t in previous.tasks}:
                 diff = label_diff(previous.task(task.name).labels, names)
+                if diff["removed"] and not self.config.training.allow_label_removal:
+                    raise ConfigError(
+                        [
+                            f"training.init_from: task {task.name!r} of {init_from} has the label(s) "
+                            f"{diff['removed']}, which the new training data does not have. Removing a label "
+                            "drops its head row and the model stops predicting it: add examples of it, or set "
+                            "training.allow_label_removal: true to remove it on purpose"
+                        ]
+                    )
                 names = diff["kept"] + diff["added"]
                 changes[task.name] = diff
                 logger.info(
@@ -311,6 +389,25 @@ class Trainer:
             specs.append(TaskSpec(task.name, names, task.problem_type, task.pair_column, thresholds))
         return specs, changes
 
+    def _warn_small_labels(self, specs: list[TaskSpec], train: LabelledSplit, changes: dict[str, Any]) -> None:
+        """Before training: say which labels have too few examples to be learned, and what to do."""
+        minimum = self.config.training.min_label_examples
+        for task, few in small_labels(specs, train, minimum).items():
+            weights = next(t.class_weights for t in self.config.tasks if t.name == task)
+            added = set(changes.get(task, {}).get("added", []))
+            listed = ", ".join(f"{label} ({n}{', new' if label in added else ''})" for label, n in few.items())
+            advice = [] if weights == "balanced" else [f"set class_weights: balanced for task {task!r}"]
+            advice.append(
+                f"label more examples of them (aranews select --per-label {minimum} --quota-task {task} picks candidates)"
+            )
+            logger.warning(
+                "task %r: label(s) with fewer than %d training examples: %s; they may not be learned: %s",
+                task,
+                minimum,
+                listed,
+                "; ".join(advice),
+            )
+
     # -- set-up -------------------------------------------------------------------------------------
     def _build_model(self, specs: list[TaskSpec]) -> MultiTaskClassifier:
         m, init_from = self.config.model, self.config.training.init_from
@@ -318,8 +415,9 @@ class Trainer:
             return MultiTaskClassifier.from_encoder(m, specs)
         old = MultiTaskClassifier.from_pretrained(init_from)
         settings = dataclasses.replace(m, encoder=old.config.model.encoder)
-        config = ClassifierConfig(tasks=specs, model=settings, encoder_config=old.config.encoder_config).validate()
-        model = MultiTaskClassifier(config, encoder=old.encoder)
+        config = ClassifierConfig(tasks=specs, model=settings, encoder_config=old.config.encoder_config)
+        config.label_schema = _next_schema(old.config, specs)
+        model = MultiTaskClassifier(config.validate(), encoder=old.encoder)
         with torch.no_grad():  # kept labels keep their output rows; the dense layer is label-independent
             for spec in specs:
                 if spec.name not in old.heads:
@@ -327,11 +425,15 @@ class Trainer:
                 new_head, old_head = model.heads[spec.name], old.heads[spec.name]
                 new_head.dense.load_state_dict(old_head.dense.state_dict())
                 old_labels = old.config.task(spec.name).labels
+                kept = [old_labels.index(label) for label in spec.labels if label in old_labels]
                 for row, label in enumerate(spec.labels):
                     if label in old_labels:
                         j = old_labels.index(label)
                         new_head.out_proj.weight[row] = old_head.out_proj.weight[j]
                         new_head.out_proj.bias[row] = old_head.out_proj.bias[j]
+                    elif kept:  # a new label starts as the average kept label: no class starts out favoured
+                        new_head.out_proj.weight[row] = old_head.out_proj.weight[kept].mean(dim=0)
+                        new_head.out_proj.bias[row] = old_head.out_proj.bias[kept].mean()
         return model
 
     def _accelerator(self) -> tuple[Any, str]:
@@ -408,7 +510,12 @@ class Trainer:
         loader = DataLoader(
             list(range(len(train_split))),
             batch_size=tcfg.batch_size,
-            sampler=_EpochSampler(len(train_split), tcfg.seed),
+            sampler=_EpochSampler(
+                len(train_split),
+                tcfg.seed,
+                _lengths(train_data) if tcfg.group_by_length else None,
+                tcfg.batch_size,
+            ),
             collate_fn=_Collator(train_data, windower.pad_token_id),
         )
         optimizer, scheduler = self._optimizer(model, math.ceil(len(loader) / tcfg.gradient_accumulation_steps))
@@ -547,6 +654,7 @@ class Trainer:
         reports.update(
             {name: evaluate_split(final, data) for name, data in run.eval_data.items() if name not in reports}
         )
+        forgetting = self._forgetting(final) if tcfg.init_from and run.accelerator.is_main_process else None
         metrics = {
             "best_epoch": run.best["epoch"],
             "selection_metric": tcfg.selection_metric,
@@ -556,6 +664,9 @@ class Trainer:
             **reports,
             "labels": {s.name: s.labels for s in final.tasks},
             "label_changes": run.label_changes,
+            "label_schema": {"id": final.config.schema_id, **dataclasses.asdict(final.config.label_schema)},
+            "small_labels": small_labels(final.tasks, run.train_split, tcfg.min_label_examples),
+            "forgetting": forgetting,
             "tuned_thresholds": tuned,
             "data": {
                 name: {"path": d.split.path, **d.truncation(), "labelled": d.labelled()}
@@ -570,6 +681,42 @@ class Trainer:
         if run.accelerator.is_main_process:
             self._write_outputs(metrics)
         return metrics
+
+    def _forgetting(self, final: NewsClassifier) -> dict[str, Any]:
+        """The previous model and the retrained one on the previous model's dev file, per kept label."""
+        from aranews.training.data import load_split
+        from aranews.training.evaluation import compare_on_split
+
+        tcfg = self.config.training
+        path = tcfg.previous_dev or _recorded_dev(tcfg.init_from)
+        if path is None or not Path(path).is_file():
+            logger.warning(
+                "retrained from %s, but its dev file is %s: set training.previous_dev to check kept labels for forgetting",
+                tcfg.init_from,
+                "not recorded" if path is None else f"missing ({path})",
+            )
+            return {"checked": False, "file": path}
+        split, problems = load_split(
+            "previous_dev", path, self.config.data, self.config.tasks, final.config.model.title, require_labels=False
+        )
+        if problems:
+            logger.warning("previous dev file %s not checked for forgetting: %s", path, "; ".join(problems[:3]))
+            return {"checked": False, "file": path, "problems": problems[:20]}
+        previous = NewsClassifier.from_pretrained(tcfg.init_from, device=final.device, precision="fp32")
+        result = compare_on_split(previous, final, split, tcfg.forgetting_tolerance)
+        for task, figures in result["tasks"].items():
+            for label in figures["flagged"]:
+                row = figures["labels"][label]
+                logger.warning(
+                    "FORGETTING: task %r label %r: F1 %.3f -> %.3f on %s (more than %.2f lower)",
+                    task,
+                    label,
+                    row["previous_f1"],
+                    row["new_f1"],
+                    path,
+                    tcfg.forgetting_tolerance,
+                )
+        return {"checked": True, "file": str(path), **result}
 
     def _write_outputs(self, metrics: dict[str, Any]) -> None:
         from aranews.training.model_card import render_model_card
