@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 DEMO_DIR ?= runs/demo
 
-.PHONY: install demo card test test-all lint clean
+.PHONY: install demo card test test-all test-labelstudio lint clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,8 +32,15 @@ test: install
 test-all: install
 	$(BIN)/python -m pytest -m "slow or not slow"
 
+# The Label Studio round trip against a real server. Label Studio pins many packages of its own, so it
+# gets a virtual environment of its own; the test starts it on 127.0.0.1 and stops it.
+LS_VENV ?= .venv-labelstudio
+test-labelstudio: install
+	test -x $(LS_VENV)/bin/label-studio || ($(PYTHON) -m venv $(LS_VENV) && $(LS_VENV)/bin/python -m pip install --quiet label-studio)
+	ARANEWS_LABEL_STUDIO=$(LS_VENV)/bin/label-studio $(BIN)/python -m pytest -m slow tests/test_labelstudio_live.py
+
 lint: install
 	$(BIN)/ruff check src training inference tests scripts benchmarks configs
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) $(LS_VENV) runs .pytest_cache

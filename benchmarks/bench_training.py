@@ -39,7 +39,7 @@ def main() -> None:
     import torch
     from transformers import AutoTokenizer
 
-    from aranews.inference.config import ModelConfig, TaskSpec
+    from aranews.inference.config import LongDocumentConfig, ModelConfig, TaskSpec
     from aranews.inference.inputs import ArticleWindower, collate_articles
     from aranews.inference.modeling import MultiTaskClassifier
     from aranews.inference.runtime import cpu_flags, cpu_name, cpu_supports_bf16
@@ -49,7 +49,9 @@ def main() -> None:
         rows = [json.loads(line) for line, _ in zip(handle, range(args.rows), strict=False)]
     labels = sorted({r[args.label_column] for r in rows})
     task = TaskSpec("task", labels)
-    model_config = ModelConfig(encoder=args.encoder, max_length=args.max_length, long_document={"strategy": "head"})
+    model_config = ModelConfig(
+        encoder=args.encoder, max_length=args.max_length, long_document=LongDocumentConfig(strategy="head")
+    )
     tokenizer = AutoTokenizer.from_pretrained(args.encoder)
     windower = ArticleWindower.from_config(model_config, tokenizer)
     articles = windower.encode([r["text"] for r in rows])

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import hashlib
 import json
 import logging
@@ -673,6 +674,29 @@ def _read_chunks(job: _Job, classifier: NewsClassifier) -> Iterator[_ReadChunk]:
 _DONE = object()
 
 
+@functools.cache
+def _malloc_trim() -> Any:
+    """glibc's ``malloc_trim``, or ``None`` where the C library is another (macOS, musl, Windows)."""
+    try:
+        import ctypes
+
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
+def _release_memory() -> None:
+    """Give freed heap pages back to the system after a chunk.
+
+    Batches of varying shapes leave the C heap fragmented: without this, resident memory crept up by
+    about 15% over the first 100,000 articles (measured, ``benchmarks/bench_scoring_memory.py``); with
+    it, it stays flat. A few milliseconds per chunk.
+    """
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
 def _prefetch(items: Iterator[Any], depth: int = 2) -> Iterator[Any]:
     """``items`` produced in a background thread, at most ``depth`` ahead of the consumer.
 
@@ -740,6 +764,7 @@ def _run_chunks(job: _Job, classifier: NewsClassifier, progress: bool, throttle_
             state["read_sha256"] = chunk.read_sha256
             _atomic_write(job.parts_dir / STATE_FILE, json.dumps(state))
             scored_now += len(scored)
+            _release_memory()
             if bar is not None:
                 bar.update(chunk.rows)
             if throttle_seconds:
