@@ -369,3 +369,28 @@ def test_import_names_a_file_that_is_not_an_export(tmp_path):
     bad.write_text('{"not": "a list"}', encoding="utf-8")
     with pytest.raises(ValueError, match="export.json: expected a list of tasks"):
         import_export(bad, tmp_path / "out.jsonl")
+
+
+def test_old_and_new_rows_mix_across_files(trained_model, tiny_backbone, sample_rows, tmp_path):
+    """The old training file plus newly labelled rows that carry one task's label only."""
+    old = write_jsonl(tmp_path / "old.jsonl", sample_rows["train"][12:])
+    new_rows = [
+        {"id": f"new{i}", "text": f"{MARKER} {r['text']}", "topic": "caucasus"}
+        for i, r in enumerate(sample_rows["train"][:12])
+    ]
+    new = write_jsonl(tmp_path / "new.jsonl", new_rows)  # no stance column at all
+    config = _retrain_config(tmp_path, tiny_backbone, trained_model / "model", old, SAMPLE / "dev.jsonl", epochs=1)
+    config["data"]["train"] = [str(old), str(new)]
+    result = Trainer(config_from_dict(config)).train()
+    assert "caucasus" in result.metrics["labels"]["topic"]
+    assert result.metrics["data"]["train"]["articles"] == len(sample_rows["train"])
+    assert result.metrics["data"]["train"]["labelled"] == {
+        "topic": len(sample_rows["train"]),
+        "stance": len(sample_rows["train"]) - 12,
+    }
+    clash = write_jsonl(tmp_path / "clash.jsonl", [{**new_rows[0], "id": sample_rows["train"][12]["id"]}])
+    config["data"]["train"] = [str(old), str(clash)]
+    from aranews.training.data import DataValidationError
+
+    with pytest.raises(DataValidationError, match=r"clash.jsonl:1 \(id .*\): duplicate id, also in .*old.jsonl"):
+        Trainer(config_from_dict(config)).train()

@@ -78,16 +78,22 @@ class DataConfig:
     """Where the labelled articles are and which columns hold what.
 
     Attributes:
-        train: training file (JSON Lines, CSV or Parquet).
+        train: training file (JSON Lines, CSV or Parquet), or a list of them read as one (e.g. the old
+            training file and the rows labelled since: ``[train.jsonl, new-labels.jsonl]``).
         dev: development file for per-epoch evaluation and model selection.
         test: optional held-out file, evaluated once with the best model.
         id_column, text_column: required columns.
         title_column: optional column holding the title; ``model.title`` says whether it is read.
     """
 
-    train: str
+    train: str | list[str]
     dev: str
     test: str | None = None
+
+    def check(self) -> list[tuple[str, Any, str]]:
+        if isinstance(self.train, list) and not self.train:
+            return [("train", self.train, "a file or a non-empty list of files")]
+        return []
     id_column: str = "id"
     text_column: str = "text"
     title_column: str | None = "title"

@@ -30,6 +30,7 @@ __all__ = [
     "label_tensor",
     "load_and_validate",
     "load_split",
+    "load_train",
     "resolve_labels",
     "validate_splits",
 ]
@@ -187,6 +188,41 @@ def load_split(
     return split, problems
 
 
+def load_train(
+    data: DataConfig, tasks: Sequence[TaskConfig], title: str = "prepend"
+) -> tuple[LabelledSplit, list[str]]:
+    """The training split from ``data.train``: one file, or several read as one (ids unique across them).
+
+    A row may leave a task's column empty (or a file may lack a task's column altogether): it then trains
+    the other tasks only, so newly labelled rows that carry one task's label mix with the old ones.
+    """
+    paths = data.train if isinstance(data.train, list) else [data.train]
+    if len(paths) == 1:
+        return load_split("train", paths[0], data, tasks, title)
+    merged = LabelledSplit("train", " + ".join(str(p) for p in paths), [], [])
+    problems: list[str] = []
+    first_file: dict[str, str] = {}
+    for path in paths:
+        split, found = load_split("train", path, data, tasks, title, require_labels=False)
+        problems += found
+        for where, row_id in zip(split.locations, split.ids):
+            if row_id in first_file:
+                problems.append(f"{where} (id {row_id!r}): duplicate id, also in {first_file[row_id]}")
+            first_file.setdefault(row_id, str(path))
+        merged.ids += split.ids
+        merged.texts += split.texts
+        merged.locations += split.locations
+        for task in tasks:
+            values = split.labels.get(task.name) or [None] * len(split.ids)
+            merged.labels.setdefault(task.name, []).extend(values)
+        for column, values in split.pairs.items():
+            merged.pairs.setdefault(column, []).extend(values)
+    for task in tasks:
+        if not any(v is not None for v in merged.labels.get(task.name, [])):
+            problems.append(f"{merged.path}: no file has a label in column {task.column!r} (task {task.name!r})")
+    return merged, problems
+
+
 def _label_values(values: list[Any]) -> list[str]:
     out: list[str] = []
     for v in values:
@@ -270,7 +306,7 @@ def load_and_validate(
         DataValidationError: listing every problem found, with file, row, id, column and value.
     """
     problems: list[str] = []
-    train, found = load_split("train", data.train, data, tasks, title)
+    train, found = load_train(data, tasks, title)
     problems += found
     evals: dict[str, LabelledSplit] = {}
     for name in ("dev", "test"):
