@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import functools
 import hashlib
 import json
@@ -31,6 +32,7 @@ from typing import Any
 from aranews import __version__
 from aranews.inference.classifier import NewsClassifier, PreparedBatch
 from aranews.inference.inputs import SKIP_REASONS
+from aranews.inference.ray_engine import RayOptions
 from aranews.inference.readers import RawRow, count_rows, open_check, read_archive
 from aranews.inference.runtime import model_fingerprint
 
@@ -332,6 +334,8 @@ def score_archive(
     resume: bool = False,
     progress: bool = True,
     throttle_seconds: float = 0.0,
+    engine: str = "local",
+    ray_options: RayOptions | None = None,
 ) -> ScoreSummary:
     """Score every row of an archive; write scores, errors and a summary.
 
@@ -352,6 +356,9 @@ def score_archive(
         resume: continue an interrupted run of the same job from its last finished chunk.
         progress: show a progress bar (articles per second, time left).
         throttle_seconds: pause after each chunk (to share a busy machine).
+        engine: ``local`` (this process) or ``ray`` (Ray actors; see :mod:`aranews.inference.ray_engine`):
+            the same output, errors and summary either way.
+        ray_options: for ``engine="ray"``: cluster address, workers, threads and GPUs per worker.
 
     Returns:
         A :class:`ScoreSummary` (also written to ``<output>.summary.json``).
@@ -367,6 +374,8 @@ def score_archive(
         raise ValueError(f"chunk_size={chunk_size!r}; expected an integer >= 1")
     if max_chars < 1:
         raise ValueError(f"max_chars={max_chars!r}; expected an integer >= 1")
+    if engine not in ("local", "ray"):
+        raise ValueError(f"engine={engine!r}; expected 'local' or 'ray'")
     input_path, output = Path(input_path), Path(output_path)
     needed_pairs = sorted({t.pair_column for t in classifier.tasks if t.pair_column})
     settings = RowSettings(
@@ -397,7 +406,10 @@ def score_archive(
         )
         started = time.perf_counter()
         try:
-            scored_now = _run_chunks(job, classifier, progress, throttle_seconds)
+            if engine == "ray":
+                scored_now = _run_chunks_ray(job, classifier, progress, ray_options or RayOptions())
+            else:
+                scored_now = _run_chunks(job, classifier, progress, throttle_seconds)
         except BaseException:
             if job.state["chunks_done"] == 0 and not job.resumed_parts:  # a failed start leaves nothing behind
                 shutil.rmtree(paths.parts_dir, ignore_errors=True)
@@ -634,7 +646,7 @@ class _ReadChunk:
     read_sha256: str
 
 
-def _read_chunks(job: _Job, classifier: NewsClassifier) -> Iterator[_ReadChunk]:
+def _read_chunks(job: _Job, classifier: NewsClassifier, prepare: bool = True) -> Iterator[_ReadChunk]:
     """Read, check and prepare the chunks not done yet, in archive order (the producer's work).
 
     The rows already done are read again (their ids rebuild the duplicate check) and hashed: if they are
@@ -667,7 +679,7 @@ def _read_chunks(job: _Job, classifier: NewsClassifier) -> Iterator[_ReadChunk]:
             for row, _, problem in checked
             if problem is not None
         ]
-        prepared = _prepare_chunk(classifier, records, s)
+        prepared = _prepare_chunk(classifier, records, s) if prepare else None
         yield _ReadChunk(index, len(chunk), records, errors, prepared, digest.hexdigest())
 
 
@@ -775,6 +787,69 @@ def _run_chunks(job: _Job, classifier: NewsClassifier, progress: bool, throttle_
         ) from None
     finally:
         stack.close()
+        if bar is not None:
+            bar.close()
+    return scored_now
+
+
+def _progress_bar(job: _Job, progress: bool) -> Any:
+    if not progress:
+        return None
+    from tqdm.auto import tqdm
+
+    total = count_rows(job.paths.input_path, job.paths.input_format)
+    return tqdm(total=total, unit="article", desc="scoring", initial=job.state["rows_done"])
+
+
+def _run_chunks_ray(job: _Job, classifier: NewsClassifier, progress: bool, options: RayOptions) -> int:
+    """Score the chunks not done yet on Ray actors (see :mod:`aranews.inference.ray_engine`).
+
+    Parts are written as chunks finish, in any order; the state advances over the finished prefix only,
+    so a resume after a driver crash starts after that prefix and rewrites later parts with the same
+    content.
+    """
+    from aranews.inference.ray_engine import ray_pool
+
+    state, paths = job.state, job.paths
+    pool = ray_pool(classifier, job.settings, options)
+    bar = _progress_bar(job, progress)
+    read: dict[int, _ReadChunk] = {}
+    finished: set[int] = set()
+    scored_now = 0
+
+    def collect(index: int, scored: list, skipped: list) -> None:
+        nonlocal scored_now
+        chunk = read[index]
+        _write_part(job.parts_dir / f"scores-{index:06d}.part", scored, paths.output_format)
+        _write_part(job.parts_dir / f"errors-{index:06d}.part", chunk.errors + skipped, "jsonl")
+        scored_now += len(scored)
+        finished.add(index)
+        while state["chunks_done"] in finished:  # the finished prefix: what a resume may skip
+            done = read.pop(state["chunks_done"])
+            finished.discard(done.index)
+            state["chunks_done"], state["rows_done"] = done.index + 1, state["rows_done"] + done.rows
+            state["read_sha256"] = done.read_sha256
+            _atomic_write(job.parts_dir / STATE_FILE, json.dumps(state))
+            if bar is not None:
+                bar.update(done.rows)
+
+    try:
+        for chunk in _read_chunks(job, classifier, prepare=False):
+            read[chunk.index] = dataclasses.replace(chunk, records=[])
+            if chunk.records:
+                pool.submit(chunk.index, chunk.records, job.model_hash)
+            else:
+                collect(chunk.index, [], [])
+            while pool.full():
+                collect(*pool.next_done())
+        for result in pool.drain():
+            collect(*result)
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt(
+            f"scoring interrupted after {state['rows_done']} rows; rerun the same command with --resume to finish"
+        ) from None
+    finally:
+        pool.close()
         if bar is not None:
             bar.close()
     return scored_now

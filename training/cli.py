@@ -490,6 +490,8 @@ def cmd_score(args: argparse.Namespace) -> int:
             resume=args.resume,
             progress=not args.quiet,
             throttle_seconds=args.throttle,
+            engine=args.engine,
+            ray_options=_ray_options(args),
         )
     except KeyboardInterrupt as exc:
         print(f"\n{exc}", file=sys.stderr)
@@ -609,6 +611,19 @@ def cmd_labelstudio_import(args: argparse.Namespace) -> int:
     for task, labels in summary.unknown_labels.items():
         print(f"  NEW LABELS for {task} (not in the model): {labels}: retraining will add them")
     return 0
+
+
+def _ray_options(args: argparse.Namespace):
+    if args.engine != "ray":
+        return None
+    from aranews.inference.ray_engine import RayOptions
+
+    return RayOptions(
+        address=args.address,
+        workers=args.workers,
+        threads_per_worker=args.threads_per_worker,
+        gpus_per_worker=args.gpus_per_worker,
+    )
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -741,6 +756,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all-probs", action="store_true", help="add every label's probability")
     p.add_argument("--resume", action="store_true", help="finish an interrupted run of the same job")
     p.add_argument("--throttle", type=float, default=0.0, help="seconds to pause after each chunk")
+    p.add_argument(
+        "--engine", choices=["local", "ray"], default="local", help="local (this process) or ray (Ray actors)"
+    )
+    p.add_argument("--address", help="with --engine ray: an existing cluster (auto, ray://host:10001)")
+    p.add_argument("--workers", type=int, help="with --engine ray: actors (default: one per two CPUs)")
+    p.add_argument("--threads-per-worker", type=int, help="with --engine ray: torch threads per actor")
+    p.add_argument("--gpus-per-worker", type=float, default=0.0, help="with --engine ray: GPUs per actor")
     p.set_defaults(func=cmd_score, needs_train=False)
 
     p = sub.add_parser("check-precision", help="agreement of bf16 / int8 with fp32 on your model and data")
@@ -842,6 +864,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     """Exceptions that describe a user's mistake or environment: printed as one line, exit status 2."""
     from aranews.inference.classifier import DeviceError
     from aranews.inference.export import ExportError
+    from aranews.inference.ray_engine import RayUnavailableError
     from aranews.inference.schema import ConfigError
     from aranews.inference.scoring import JobLockedError
     from aranews.training.checkpoint import ResumeMismatchError
@@ -853,6 +876,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
         ExportError,
         JobLockedError,
         MissingExtraError,
+        RayUnavailableError,
         ResumeMismatchError,
         UsageError,
         OSError,  # missing files, permissions, a full disk (a scoring job stays resumable)

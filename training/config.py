@@ -94,6 +94,7 @@ class DataConfig:
         if isinstance(self.train, list) and not self.train:
             return [("train", self.train, "a file or a non-empty list of files")]
         return []
+
     id_column: str = "id"
     text_column: str = "text"
     title_column: str | None = "title"
