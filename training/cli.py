@@ -108,8 +108,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.out:
         overrides["training.output_dir"] = args.out
     result = Trainer(load_config(args.config, overrides)).train()
-    _print_summary(result.metrics)
-    print(f"model: {result.model_dir}\nmetrics: {result.output_dir / 'metrics.json'}")
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun / accelerate launch, one summary
+        _print_summary(result.metrics)
+        print(f"model: {result.model_dir}\nmetrics: {result.output_dir / 'metrics.json'}")
     return 0
 
 

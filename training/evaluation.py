@@ -57,13 +57,45 @@ def compact(figures: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in figures.items() if k not in _DETAIL_KEYS}
 
 
-def evaluate_split(classifier: NewsClassifier, data: EncodedSplit) -> dict[str, dict[str, Any]]:
-    """Per task, the compact metric report on the rows of ``data`` that carry that task's label."""
-    probs = predict_split(classifier, data)
+def evaluate_split(
+    classifier: NewsClassifier, data: EncodedSplit, accelerator: Any = None
+) -> dict[str, dict[str, Any]]:
+    """Per task, the compact metric report on the rows of ``data`` that carry that task's label.
+
+    With an ``accelerator`` of several processes, each process scores its own shard of the rows and the
+    probabilities are gathered (``gather_for_metrics``), so every process gets the same figures, over
+    exactly the split's rows.
+    """
+    probs = predict_split_sharded(classifier, data, accelerator)
     return {
         task.name: compact(task_figures(task, probs[task.name], data.labels[task.name].numpy()))
         for task in classifier.tasks
     }
+
+
+def _subset(data: EncodedSplit, rows: list[int]) -> EncodedSplit:
+    return EncodedSplit(
+        data.split,
+        {column: [articles[i] for i in rows] for column, articles in data.groups.items()},
+        {name: tensor[rows] for name, tensor in data.labels.items()},
+    )
+
+
+def predict_split_sharded(
+    classifier: NewsClassifier, data: EncodedSplit, accelerator: Any = None
+) -> dict[str, np.ndarray]:
+    """:func:`predict_split`, split across the processes of ``accelerator`` and gathered in row order."""
+    if accelerator is None or accelerator.num_processes == 1:
+        return predict_split(classifier, data)
+    n = len(next(iter(data.groups.values())))
+    with accelerator.split_between_processes(list(range(n))) as mine:
+        probs = predict_split(classifier, _subset(data, mine)) if mine else {}
+        local = [(row, {name: p[k] for name, p in probs.items()}) for k, row in enumerate(mine)]
+    gathered = accelerator.gather_for_metrics(local, use_gather_object=True)
+    by_row = dict(gathered)  # one entry per row: shards do not overlap and nothing is padded
+    if sorted(by_row) != list(range(n)):
+        raise RuntimeError(f"sharded evaluation gathered {len(by_row)} of {n} rows")
+    return {t.name: np.stack([by_row[i][t.name] for i in range(n)]) for t in classifier.tasks}
 
 
 def predict_split(classifier: NewsClassifier, data: EncodedSplit) -> dict[str, np.ndarray]:

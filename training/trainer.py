@@ -278,6 +278,7 @@ class Trainer:
         self.config = config
         self.output_dir = Path(config.training.output_dir)
         self.model_dir = self.output_dir / "model"
+        self._accelerator_state: Any = None
 
     def train(self, stop_after_epochs: int | None = None) -> TrainResult:
         """Run training to the end (or early stop) and return the run's figures.
@@ -496,6 +497,7 @@ class Trainer:
         cfg, tcfg = self.config, self.config.training
         set_seed(tcfg.seed)
         accelerator, precision = self._accelerator()
+        self._accelerator_state = accelerator
         tokenizer_source = cfg.model.tokenizer or tcfg.init_from or cfg.model.encoder
         tokenizer = AutoTokenizer.from_pretrained(tokenizer_source, trust_remote_code=False)
         model = self._build_model(specs)
@@ -562,7 +564,7 @@ class Trainer:
                 break
             epoch_start = time.perf_counter()
             losses = self._train_epoch(run, epoch)
-            reports = evaluate_split(evaluator, run.eval_data["dev"])
+            reports = evaluate_split(evaluator, run.eval_data["dev"], run.accelerator)
             score = _selection_score(reports, tcfg.selection_metric)
             run.history.append(
                 {
@@ -581,9 +583,7 @@ class Trainer:
                 score,
                 ", ".join(f"{k} {v.get(tcfg.selection_metric, 0):.3f}" for k, v in reports.items()),
             )
-            if run.accelerator.is_main_process:
-                self._end_epoch(run, evaluator, epoch, score)
-            run.accelerator.wait_for_everyone()
+            self._end_epoch(run, evaluator, epoch, score)
 
     def _train_epoch(self, run: _Run, epoch: int) -> list[float]:
         tcfg, accelerator = self.config.training, run.accelerator
@@ -617,13 +617,19 @@ class Trainer:
         return total
 
     def _end_epoch(self, run: _Run, evaluator: NewsClassifier, epoch: int, score: float) -> None:
+        """Every process tracks the best epoch (the gathered dev figures are the same everywhere, so early
+        stopping stops them together); only the main process writes the model and the resume state."""
+        main = run.accelerator.is_main_process
         if score > run.best["score"]:
             run.best = {"epoch": epoch + 1, "score": score, "bad_epochs": 0}
-            self._save_model(evaluator)
+            if main:
+                self._save_model(evaluator)
         else:
             run.best["bad_epochs"] += 1
-        progress = {"epoch": epoch + 1, "history": run.history, "best": run.best, "fingerprint": run.fingerprint}
-        save_training_state(self.output_dir, run.unwrapped, run.optimizer, run.scheduler, progress)
+        if main:
+            progress = {"epoch": epoch + 1, "history": run.history, "best": run.best, "fingerprint": run.fingerprint}
+            save_training_state(self.output_dir, run.unwrapped, run.optimizer, run.scheduler, progress)
+        run.accelerator.wait_for_everyone()
 
     def _save_model(self, classifier: NewsClassifier) -> None:
         tmp = self.output_dir / ".model.tmp"
@@ -650,9 +656,14 @@ class Trainer:
                 train=run.train_split if tcfg.baseline else None,
                 split_name="dev",
             )
-            reports["dev"] = {name: compact(figures) for name, figures in report["tasks"].items()}
+            if run.accelerator.num_processes == 1:  # else every process joins the sharded pass below
+                reports["dev"] = {name: compact(figures) for name, figures in report["tasks"].items()}
         reports.update(
-            {name: evaluate_split(final, data) for name, data in run.eval_data.items() if name not in reports}
+            {
+                name: evaluate_split(final, data, run.accelerator)
+                for name, data in run.eval_data.items()
+                if name not in reports
+            }
         )
         forgetting = self._forgetting(final) if tcfg.init_from and run.accelerator.is_main_process else None
         metrics = {
@@ -673,6 +684,8 @@ class Trainer:
                 for name, d in {"train": run.train_data, **run.eval_data}.items()
             },
             "device": str(run.accelerator.device),
+            "processes": run.accelerator.num_processes,
+            "distributed_type": str(run.accelerator.distributed_type.value),
             "mixed_precision": run.precision,
             "train_seconds": round(time.perf_counter() - started, 2),
             "versions": library_versions(),
@@ -745,7 +758,11 @@ class Trainer:
                 task.thresholds = tune_thresholds(probs[task.name][keep], labels[keep])
                 tuned[task.name] = task.thresholds
                 logger.info("task %r: thresholds tuned on dev: %s", task.name, dict(zip(task.labels, task.thresholds)))
-        classifier.config.save(self.model_dir)  # weights unchanged; config.json carries the thresholds
+        accelerator = self._accelerator_state
+        if accelerator is None or accelerator.is_main_process:
+            classifier.config.save(self.model_dir)  # weights unchanged; config.json carries the thresholds
+        if accelerator is not None:
+            accelerator.wait_for_everyone()
         return tuned
 
 
