@@ -304,6 +304,22 @@ def _ray() -> list[str]:
     return lines
 
 
+def _report() -> list[str]:
+    r = _load("report.json")
+    if r is None:
+        return []
+    return [
+        "## The HTML report of a scored archive",
+        "",
+        f"`{r['command']}`: a synthetic scorer output of {r['rows']:,} rows over {r['days']} days and "
+        f"{r['sources']} sources. `aranews report` took {r['seconds']} s and wrote {r['html_bytes'] / 1024:.0f} KiB "
+        f"of HTML; the process's peak memory went from {r['peak_rss_mb_before']} MB to {r['peak_rss_mb_after']} MB. "
+        "The file holds counts per (day, source) cell, so its size grows with the span of dates times the sources "
+        "shown (at most 30 by name, the rest pooled), not with the number of articles; the examples are bounded.",
+        "",
+    ]
+
+
 def main() -> None:
     recipes, best = _rows()
     lines = [INTRO, "## Results (dev)", ""]
@@ -344,7 +360,7 @@ def main() -> None:
         command = best[name]["command"].replace("/tmp/data/", "../shared/data/").replace("/tmp/e5", "/tmp/e5-small-hf")
         lines += ["", f"Best run's command: `{command}`", ""]
     lines += _text_costs()
-    lines += _scoring() + _agreement() + SCORING_NOTES + _memory() + _ray() + _training() + TRAINING_NOTES
+    lines += _scoring() + _agreement() + SCORING_NOTES + _memory() + _ray() + _report() + _training() + TRAINING_NOTES
     lines += [OUTRO]
     for name, r in sorted(best.items()):
         c = r.get("data_citation", {})

@@ -31,6 +31,7 @@ from typing import Any
 
 from aranews import __version__
 from aranews.inference.classifier import NewsClassifier, PreparedBatch
+from aranews.inference.dates import parse_date
 from aranews.inference.inputs import SKIP_REASONS
 from aranews.inference.ray_engine import RayOptions
 from aranews.inference.readers import RawRow, count_rows, open_check, read_archive
@@ -66,6 +67,8 @@ class ScoreSummary:
     label_counts: dict[str, dict[str, int]] = field(default_factory=dict)
     truncated: int = 0
     flagged_no_arabic: int = 0
+    dates_parsed: int = 0
+    dates_unparsed: int = 0  # a date column's value that could not be read: kept as written, row scored
     seconds: float = 0.0
     articles_per_second: float = 0.0
     resumed: bool = False
@@ -92,6 +95,8 @@ class RowSettings:
     max_chars: int
     score_non_arabic: bool
     all_probabilities: bool
+    keep_columns: tuple[str, ...] = ()  # archive columns copied into the output (date, source, url...)
+    date_column: str | None = None  # one of them, also parsed into ``date_parsed`` (ISO)
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -157,7 +162,10 @@ def check_row(row: RawRow, s: RowSettings, seen: set[str]) -> tuple[dict[str, An
     for name, value in ((s.text_column, text), (s.title_column, title), *pairs.items()):
         if value and _SURROGATE.search(value):
             return None, ("invalid_unicode", f"column {name!r} holds a lone surrogate (not valid Unicode)")
-    return {"id": raw_id, "text": text, "title": title, "pairs": pairs, "location": row.location}, None
+    record = {"id": raw_id, "text": text, "title": title, "pairs": pairs, "location": row.location}
+    if s.keep_columns:
+        record["keep"] = {c: json_safe(f.get(c)) for c in s.keep_columns}
+    return record, None
 
 
 def _chunks(rows: Iterator[RawRow], size: int) -> Iterator[list[RawRow]]:
@@ -230,6 +238,11 @@ def _score_chunk(
                     },
                     ensure_ascii=False,
                 )
+        for column, value in record.get("keep", {}).items():
+            row[column] = value
+        if s.date_column:
+            parsed = parse_date(record.get("keep", {}).get(s.date_column))
+            row["date_parsed"] = parsed.isoformat() if parsed else None
         article = result.articles[i]
         row["n_tokens"] = article.n_tokens
         row["truncated"] = article.truncated
@@ -336,6 +349,8 @@ def score_archive(
     throttle_seconds: float = 0.0,
     engine: str = "local",
     ray_options: RayOptions | None = None,
+    keep_columns: list[str] | tuple[str, ...] = (),
+    date_column: str | None = None,
 ) -> ScoreSummary:
     """Score every row of an archive; write scores, errors and a summary.
 
@@ -359,6 +374,10 @@ def score_archive(
         engine: ``local`` (this process) or ``ray`` (Ray actors; see :mod:`aranews.inference.ray_engine`):
             the same output, errors and summary either way.
         ray_options: for ``engine="ray"``: cluster address, workers, threads and GPUs per worker.
+        keep_columns: archive columns copied into each output row (e.g. ``date``, ``source``, ``url``).
+        date_column: the kept column holding the publication date (default ``date`` when kept): also
+            written as ``date_parsed`` (ISO; ``None`` when unreadable, the value kept as written and
+            counted in the summary, the row still scored).
 
     Returns:
         A :class:`ScoreSummary` (also written to ``<output>.summary.json``).
@@ -378,6 +397,16 @@ def score_archive(
         raise ValueError(f"engine={engine!r}; expected 'local' or 'ray'")
     input_path, output = Path(input_path), Path(output_path)
     needed_pairs = sorted({t.pair_column for t in classifier.tasks if t.pair_column})
+    keep = tuple(dict.fromkeys(keep_columns))
+    reserved = {"id", "n_tokens", "truncated", "boilerplate_chars", "no_arabic", "model_sha256", "label_schema"}
+    reserved |= {f"{t.name}{suffix}" for t in classifier.tasks for suffix in ("", "_score", "_probs")}
+    clash = sorted(set(keep) & (reserved | {"date_parsed"}))
+    if clash:
+        raise ValueError(f"keep_columns {clash}: these names are output columns of the scorer; rename them")
+    if date_column is None and "date" in keep:
+        date_column = "date"
+    if date_column is not None and date_column not in keep:
+        raise ValueError(f"date_column {date_column!r} is not among keep_columns {list(keep)}")
     settings = RowSettings(
         id_column,
         text_column,
@@ -386,6 +415,8 @@ def score_archive(
         max_chars,
         score_non_arabic,
         all_probabilities,
+        keep,
+        date_column,
     )
     paths = _job_paths(input_path, output, errors_path, output_format)
     with _JobLock(paths.lock):
@@ -559,6 +590,7 @@ def _open_job(classifier: NewsClassifier, paths: _Paths, settings: RowSettings, 
         "chunk_size": chunk_size,
         "settings": asdict(settings),
     }
+    identity = json.loads(json.dumps(identity))  # as saved (tuples become lists), so the comparison is exact
     state: dict[str, Any] = {
         "job": identity,
         "input": _input_identity(paths.input_path),
@@ -867,11 +899,18 @@ def _commit(job: _Job, classifier: NewsClassifier, summary: ScoreSummary) -> Non
         columns += [task.name, f"{task.name}_score"] + (
             [f"{task.name}_probs"] if job.settings.all_probabilities else []
         )
+    columns += list(job.settings.keep_columns) + (["date_parsed"] if job.settings.date_column else [])
     columns += ["n_tokens", "truncated", "boilerplate_chars", "no_arabic", "model_sha256", "label_schema"]
     output, errors = parts / _FINAL["output"], parts / _FINAL["errors_file"]
-    _assemble(sorted(parts.glob("scores-*.part")), output, paths.output_format, columns, csv_safe_columns(classifier))
+    _assemble(
+        sorted(parts.glob("scores-*.part")),
+        output,
+        paths.output_format,
+        columns,
+        [*csv_safe_columns(classifier), *job.settings.keep_columns],
+    )
     _assemble(sorted(parts.glob("errors-*.part")), errors, "jsonl", [])
-    _summarise(summary, output, errors, paths.output_format, classifier)
+    _summarise(summary, output, errors, paths.output_format, classifier, job.settings.date_column)
     summary.rows = job.state["rows_done"]  # counted as read from the input, independently of the files written
     if not summary.complete:  # would mean a bug: say so loudly and replace nothing
         raise RuntimeError(
@@ -915,7 +954,14 @@ def _iter_output(output: Path, fmt: str) -> Iterator[dict[str, Any]]:
                 yield json.loads(line)
 
 
-def _summarise(summary: ScoreSummary, output: Path, errors_file: Path, fmt: str, classifier: NewsClassifier) -> None:
+def _summarise(
+    summary: ScoreSummary,
+    output: Path,
+    errors_file: Path,
+    fmt: str,
+    classifier: NewsClassifier,
+    date_column: str | None = None,
+) -> None:
     """Count from the files actually written, so the summary describes what a user receives."""
     labels: dict[str, Counter] = {t.name: Counter() for t in classifier.tasks}
     for row in _iter_output(output, fmt):
@@ -923,6 +969,11 @@ def _summarise(summary: ScoreSummary, output: Path, errors_file: Path, fmt: str,
         truthy = (True, "True", "true")
         summary.truncated += row["truncated"] in truthy
         summary.flagged_no_arabic += row["no_arabic"] in truthy
+        if "date_parsed" in row:
+            if row["date_parsed"] not in (None, ""):
+                summary.dates_parsed += 1
+            elif row.get(date_column) not in (None, ""):
+                summary.dates_unparsed += 1
         for task in classifier.tasks:
             values = str(row[task.name]).split("|") if task.problem_type == "multi_label" else [row[task.name]]
             labels[task.name].update(v for v in values if v)
@@ -950,6 +1001,8 @@ def format_summary(summary: ScoreSummary) -> str:
     lines.append(
         f"truncated articles: {summary.truncated}; scored without Arabic (flagged): {summary.flagged_no_arabic}"
     )
+    if summary.dates_parsed or summary.dates_unparsed:
+        lines.append(f"dates read: {summary.dates_parsed}; unreadable (kept as written): {summary.dates_unparsed}")
     precision = summary.provenance.get("precision")
     lines.append(
         f"throughput: {summary.articles_per_second} articles/s over {summary.seconds} s"

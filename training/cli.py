@@ -493,6 +493,8 @@ def cmd_score(args: argparse.Namespace) -> int:
             throttle_seconds=args.throttle,
             engine=args.engine,
             ray_options=_ray_options(args),
+            keep_columns=[c.strip() for c in (args.keep_columns or "").split(",") if c.strip()],
+            date_column=args.date_column,
         )
     except KeyboardInterrupt as exc:
         print(f"\n{exc}", file=sys.stderr)
@@ -627,6 +629,26 @@ def _ray_options(args: argparse.Namespace):
     )
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from aranews.inference.report import write_report
+
+    result = write_report(
+        args.scores,
+        args.out,
+        archive=args.archive,
+        source_column=args.source_column,
+        examples=args.examples,
+        uncertain=args.uncertain,
+        max_sources=args.max_sources,
+        title=args.title,
+    )
+    print(
+        f"report of {result.rows} scored rows ({result.days} days, {result.sources} sources, {result.undated} "
+        f"undated) -> {result.path} ({result.bytes / 1024:.0f} KiB, {result.seconds:.1f} s)"
+    )
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from aranews.inference.export import export_task
 
@@ -758,6 +780,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="finish an interrupted run of the same job")
     p.add_argument("--throttle", type=float, default=0.0, help="seconds to pause after each chunk")
     p.add_argument(
+        "--keep-columns", help="archive columns to copy into the output, comma-separated (e.g. date,source,url)"
+    )
+    p.add_argument(
+        "--date-column", help="the kept column with the publication date, parsed into date_parsed (default: date)"
+    )
+    p.add_argument(
         "--engine", choices=["local", "ray"], default="local", help="local (this process) or ray (Ray actors)"
     )
     p.add_argument("--address", help="with --engine ray: an existing cluster (auto, ray://host:10001)")
@@ -814,6 +842,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="check the labels against this model's schema (new ones are listed)")
     p.set_defaults(func=cmd_labelstudio_import, needs_train=False)
     _common(p)
+
+    p = sub.add_parser("report", help="an HTML report of a scored archive: labels over time, by source")
+    p.add_argument("--scores", required=True, help="the output of aranews score (.jsonl, .csv or .parquet)")
+    p.add_argument("--out", required=True, help="the HTML file to write (self-contained)")
+    p.add_argument("--archive", help="the scored archive, for the titles or first lines of the examples shown")
+    p.add_argument("--source-column", default="source", help="the kept column naming the outlet (default source)")
+    p.add_argument("--examples", type=int, default=3, help="example articles per label (default 3)")
+    p.add_argument("--uncertain", type=int, default=25, help="least confident articles listed (default 25)")
+    p.add_argument("--max-sources", type=int, default=30, help="sources shown by name (default 30)")
+    p.add_argument("--title", help="the report's title")
+    p.set_defaults(func=cmd_report, needs_train=False)
 
     p = sub.add_parser("export", help="write one task as a standard transformers text-classification model")
     _model_options(p)
