@@ -37,6 +37,11 @@ _EXPORTS = {
     "compose_text": "aranews.inference.inputs",
     "export_task": "aranews.inference.export",
     "score_archive": "aranews.inference.scoring",
+    "check_precision": "aranews.inference.agreement",
+    "RayOptions": "aranews.inference.ray_engine",
+    "write_report": "aranews.inference.report",
+    "parse_date": "aranews.inference.dates",
+    "select_for_labelling": "aranews.training.selection",
 }
 
 __all__ = [
@@ -47,18 +52,24 @@ __all__ = [
     "ModelConfig",
     "MultiTaskClassifier",
     "NewsClassifier",
+    "RayOptions",
     "TaskSpec",
     "__version__",
+    "check_precision",
     "compose_text",
     "export_task",
     "load_classifier",
+    "parse_date",
     "predict_stance",
     "predict_topic",
     "resolve_device",
     "score_archive",
+    "select_for_labelling",
+    "write_report",
 ]
 
 if TYPE_CHECKING:
+    from aranews.inference.agreement import check_precision
     from aranews.inference.classifier import (
         Inspection,
         NewsClassifier,
@@ -68,10 +79,14 @@ if TYPE_CHECKING:
         resolve_device,
     )
     from aranews.inference.config import ClassifierConfig, LongDocumentConfig, ModelConfig, TaskSpec
+    from aranews.inference.dates import parse_date
     from aranews.inference.export import export_task
     from aranews.inference.inputs import compose_text
     from aranews.inference.modeling import MultiTaskClassifier
+    from aranews.inference.ray_engine import RayOptions
+    from aranews.inference.report import write_report
     from aranews.inference.schema import ConfigError
     from aranews.inference.scoring import score_archive
+    from aranews.training.selection import select_for_labelling
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
