@@ -72,8 +72,19 @@ OUTRO = """## What the runs show
 - At least 10 points above the baseline on the three stance sets: **met on ANS (+0.43) and AraStance
   (+0.13, best seed; +0.09 and +0.06 in the other runs of similar recipes); not met on Mawqif** (best
   run +0.090 over the baseline with the same preprocessing, +0.074 over the better baseline).
-- Not done in this round: a GPU run of AraBERT itself (not downloadable here), several seeds per recipe,
-  the held-back test splits (not available to us), CPU bf16 training, a fusion with the baseline.
+- **CPU bf16 training** (session of 2026-11-25, no GPU lent): the Mawqif recipe with frozen embeddings and
+  bf16 autocast on 2 cores of an AMD EPYC (Zen 4) took about 150 s per epoch when the machine was otherwise
+  idle (35 minutes for 10 epochs with the baseline, report and fusion) and reached 0.624 dev macro-F1
+  (+0.050 over the baseline): inside the range of the GPU runs (0.614–0.665), below the best. The same
+  recipe with the embeddings trained took 11 to 18 minutes per epoch while other work shared the machine
+  (not a clean speed figure; the optimiser step over the 96M-parameter embedding matrix dominates short
+  batches, see the training throughput section) and was stopped after 3 epochs (dev 0.254, 0.484, 0.554).
+- **Fusion with the TF-IDF baseline did not help**: fitted on dev with 5-fold cross-fitting it scored
+  0.591 against the transformer's 0.624 on the same run (table above); the weights chosen per fold ranged
+  from 0.35 to 0.9, i.e. dev is too small (348 rows) to fit even one weight reliably. It stays a benchmark
+  option (`--fusion`), not a library feature.
+- Not done: a GPU run of AraBERT itself (not downloadable here), several seeds per recipe, the held-back
+  test splits (not available to us).
 
 ## Data sets, sources and licences
 
