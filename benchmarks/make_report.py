@@ -228,8 +228,9 @@ def _agreement() -> list[str]:
         "",
         "`aranews check-precision --model M --data DEV --limit 400` (agreement: share of articles whose label "
         "equals fp32's; pass at 99%). Random weights say nothing here, so these use a fine-tuned "
-        "multilingual-e5-small (`demo`: the `make demo` model, its topic and stance heads) on the real dev "
-        "articles of the public sets (their own labels play no part in agreement):",
+        "multilingual-e5-small on the real dev articles of the public sets (their own labels play no part in "
+        "agreement): `demo` is the `make demo` model (its topic and stance heads); `mawqif` is the Mawqif stance "
+        "model of the run `mawqif_stance-maw-cpu-bf16-frozen-fusion` (target-conditioned, 96 tokens):",
         "",
         "| model | data | mode | task | articles | agreement | max prob. difference | |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
