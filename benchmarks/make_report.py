@@ -102,7 +102,7 @@ SCORING_NOTES = [
   matrix units are about 2x and 4x fp32 at best, so 10x over fp32 pipelines would need the full int8
   peak with no other cost. On Intel Xeons with AMX (bf16 and int8 tiles) the same modes are expected to
   go much further; not measured here (no such machine and no GPU were lent this session).
-- **int8 is not safe on these models.** On fine-tuned multilingual-e5-small it changed 5-9% of labels
+- **int8 is not safe on these models.** On fine-tuned multilingual-e5-small it changed 4.6-8.9% of labels
   (table above) while bf16 changed at most 0.5%; it is also no faster than bf16 here. An experiment with the
   feed-forward output projections left in float32 (not kept as a result file: 200 ANT multisource dev
   articles, the demo model) raised agreement to 97-97.5% and lost the speed. Hence `auto` picks bf16 on
