@@ -16,7 +16,6 @@ per epoch, the hardware and the exact settings; prints them and writes
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
 import os
@@ -108,13 +107,9 @@ def _config(tmp: Path, args: argparse.Namespace) -> dict[str, Any]:
 def _hardware() -> dict[str, Any]:
     import torch
 
-    cpu = platform.processor()
-    with contextlib.suppress(OSError, StopIteration):
-        cpu = next(
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        )
+    from aranews.inference.runtime import cpu_name
+
+    cpu = cpu_name()
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     return {
         "cpu": cpu,

@@ -118,9 +118,13 @@ def check_precision(
         try:
             resolve_precision(mode, reference.device)
             clf = NewsClassifier(
-                reference.model, reference.tokenizer, reference.device, source=reference.source, precision=mode
+                reference.model,
+                reference.tokenizer,
+                reference.device,
+                source=reference.source,
+                precision=mode,
+                batch_tokens=batch_tokens,
             )
-            clf.batch_tokens = batch_tokens
             clf.classify(texts[:8], titles=None if titles is None else list(titles)[:8], pairs=_head(pairs, 8))
         except (PrecisionError, ImportError, RuntimeError) as exc:
             report.unavailable[mode] = str(exc)

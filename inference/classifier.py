@@ -456,8 +456,7 @@ class NewsClassifier:
     ) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """Logits and, per article, the mean of its windows' pooled encoder outputs (what the heads read):
         the article's embedding, e.g. for choosing diverse articles to label."""
-        logits, features = self._forward_encoded(encoded, tasks, features=True)
-        return logits, features
+        return self._forward_encoded(encoded, tasks, features=True)
 
     @torch.inference_mode()
     def _forward_encoded(

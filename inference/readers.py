@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["READ_PROBLEMS", "RawRow", "count_rows", "detect_format", "open_check", "read_archive"]
+__all__ = ["READ_PROBLEMS", "RawRow", "count_rows", "detect_format", "iter_scores", "open_check", "read_archive"]
 
 # Why a record could not be read (reason code -> meaning)
 READ_PROBLEMS = {
@@ -316,3 +316,29 @@ def count_rows(path: str | Path, fmt: str | None = None) -> int | None:
     except (*_STREAM_ERRORS, OSError):
         return None
     return None
+
+
+def iter_scores(path: Path, fmt: str | None = None) -> Iterator[dict[str, Any]]:
+    """The rows of a file the scorer wrote (``jsonl``, ``csv`` or ``parquet``; default: from the suffix).
+
+    Unlike :func:`read_archive` this trusts its input (the library wrote it): a line that is not JSON is
+    an error naming the file and line.
+    """
+    fmt = fmt or {".csv": "csv", ".parquet": "parquet"}.get(path.suffix.lower(), "jsonl")
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=4096):
+            yield from batch.to_pylist()
+    elif fmt == "csv":
+        with path.open(encoding="utf-8", newline="") as handle:
+            yield from csv.DictReader(handle)
+    else:
+        with path.open(encoding="utf-8") as handle:
+            for line_number, line in enumerate(handle, 1):
+                if not line.strip():
+                    continue
+                try:
+                    yield json.loads(line)
+                except ValueError as exc:
+                    raise ValueError(f"{path}:{line_number}: not a JSON object ({exc})") from None

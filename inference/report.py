@@ -49,27 +49,12 @@ class ReportSummary:
 
 
 def _scores_rows(path: Path) -> Iterator[dict[str, Any]]:
-    """The scorer's output rows, streamed (without importing torch: a report needs no model)."""
-    suffix = path.suffix.lower()
-    if suffix == ".parquet":
-        import pyarrow.parquet as pq
+    """The scorer's output rows, streamed (``readers`` imports no torch: a report needs no model)."""
+    from aranews.inference.readers import iter_scores
 
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=4096):
-            yield from batch.to_pylist()
-    elif suffix == ".csv":
-        import csv
-
-        with path.open(encoding="utf-8", newline="") as handle:
-            for row in csv.DictReader(handle):
-                yield {k: (v[1:] if isinstance(v, str) and v.startswith("'") else v) for k, v in row.items()}
-    else:
-        with path.open(encoding="utf-8") as handle:
-            for line_number, line in enumerate(handle, 1):
-                if line.strip():
-                    try:
-                        yield json.loads(line)
-                    except ValueError as exc:
-                        raise ValueError(f"{path}:{line_number}: not a JSON object ({exc})") from None
+    undo = path.suffix.lower() == ".csv"  # CSV cells the scorer prefixed with ' (formula neutralisation)
+    for row in iter_scores(path):
+        yield {k: v[1:] if undo and isinstance(v, str) and v.startswith("'") else v for k, v in row.items()}
 
 
 def _tasks(first: dict[str, Any], summary: dict[str, Any] | None) -> dict[str, list[str]]:

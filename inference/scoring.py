@@ -34,7 +34,7 @@ from aranews.inference.classifier import NewsClassifier, PreparedBatch
 from aranews.inference.dates import parse_date
 from aranews.inference.inputs import SKIP_REASONS
 from aranews.inference.ray_engine import RayOptions
-from aranews.inference.readers import RawRow, count_rows, open_check, read_archive
+from aranews.inference.readers import RawRow, count_rows, iter_scores, open_check, read_archive
 from aranews.inference.runtime import model_fingerprint
 
 __all__ = [
@@ -787,15 +787,19 @@ def _prefetch(items: Iterator[Any], depth: int = 2) -> Iterator[Any]:
         worker.join()
 
 
+def _progress_bar(job: _Job, progress: bool) -> Any:
+    if not progress:
+        return None
+    from tqdm.auto import tqdm
+
+    total = count_rows(job.paths.input_path, job.paths.input_format)
+    return tqdm(total=total, unit="article", desc="scoring", initial=job.state["rows_done"])
+
+
 def _run_chunks(job: _Job, classifier: NewsClassifier, progress: bool, throttle_seconds: float) -> int:
     """Score the chunks not done yet, each written atomically before it is recorded; return rows scored."""
     state, paths = job.state, job.paths
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        total = count_rows(paths.input_path, paths.input_format)
-        bar = tqdm(total=total, unit="article", desc="scoring", initial=state["rows_done"])
+    bar = _progress_bar(job, progress)
     scored_now = 0
     stack = contextlib.ExitStack()  # stops the reader thread however the loop ends
     try:
@@ -822,15 +826,6 @@ def _run_chunks(job: _Job, classifier: NewsClassifier, progress: bool, throttle_
         if bar is not None:
             bar.close()
     return scored_now
-
-
-def _progress_bar(job: _Job, progress: bool) -> Any:
-    if not progress:
-        return None
-    from tqdm.auto import tqdm
-
-    total = count_rows(job.paths.input_path, job.paths.input_format)
-    return tqdm(total=total, unit="article", desc="scoring", initial=job.state["rows_done"])
 
 
 def _run_chunks_ray(job: _Job, classifier: NewsClassifier, progress: bool, options: RayOptions) -> int:
@@ -939,21 +934,6 @@ def _publish(job: _Job) -> ScoreSummary:
     return ScoreSummary.from_dict(saved)
 
 
-def _iter_output(output: Path, fmt: str) -> Iterator[dict[str, Any]]:
-    if fmt == "parquet":
-        import pyarrow.parquet as pq
-
-        for batch in pq.ParquetFile(output).iter_batches(batch_size=4096):
-            yield from batch.to_pylist()
-    elif fmt == "csv":
-        with output.open(encoding="utf-8", newline="") as handle:
-            yield from csv.DictReader(handle)
-    else:
-        with output.open(encoding="utf-8") as handle:
-            for line in handle:
-                yield json.loads(line)
-
-
 def _summarise(
     summary: ScoreSummary,
     output: Path,
@@ -964,7 +944,7 @@ def _summarise(
 ) -> None:
     """Count from the files actually written, so the summary describes what a user receives."""
     labels: dict[str, Counter] = {t.name: Counter() for t in classifier.tasks}
-    for row in _iter_output(output, fmt):
+    for row in iter_scores(output, fmt):
         summary.scored += 1
         truthy = (True, "True", "true")
         summary.truncated += row["truncated"] in truthy

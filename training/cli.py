@@ -364,21 +364,27 @@ def _pairs_from(args: argparse.Namespace, n: int) -> dict[str, list[str]] | None
     return {args.pair_column: [args.pair] * n} if args.pair else None
 
 
-def _input_rows(args: argparse.Namespace, classifier) -> Iterator[dict[str, Any]]:
-    """Rows of ``--input`` (any archive format the scorer reads), checked as the scorer checks them."""
-    from aranews.inference.readers import read_archive
-    from aranews.inference.scoring import RowSettings, check_row
+def _row_settings(args: argparse.Namespace, tasks):
+    """How ``--input`` rows are read and checked, from the command's row options and the model's tasks."""
+    from aranews.inference.scoring import RowSettings
 
-    pair_columns = {t.pair_column: t.pair_column for t in classifier.tasks if t.pair_column}
-    settings = RowSettings(
+    return RowSettings(
         args.id_column,
         args.text_column,
         args.title_column or None,
-        pair_columns,
+        {c: c for c in sorted({t.pair_column for t in tasks if t.pair_column})},
         args.max_chars,
-        args.score_non_arabic,
+        getattr(args, "score_non_arabic", False),
         False,
     )
+
+
+def _input_rows(args: argparse.Namespace, tasks) -> Iterator[dict[str, Any]]:
+    """Rows of ``--input`` (any archive format the scorer reads), checked as the scorer checks them."""
+    from aranews.inference.readers import read_archive
+    from aranews.inference.scoring import check_row
+
+    settings = _row_settings(args, tasks)
     seen: set[str] = set()
     for row in read_archive(args.input):
         record, problem = check_row(row, settings, seen)
@@ -410,7 +416,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 out.write(json.dumps(prediction, ensure_ascii=False) + "\n")
         if args.input:
             batch: list[dict[str, Any]] = []
-            for row in _input_rows(args, classifier):
+            for row in _input_rows(args, classifier.tasks):
                 batch.append(row)
                 if len(batch) >= 256:
                     _predict_rows(classifier, batch, out, args.score_non_arabic)
@@ -506,7 +512,7 @@ def cmd_score(args: argparse.Namespace) -> int:
 def cmd_check_precision(args: argparse.Namespace) -> int:
     from aranews.inference.agreement import check_precision
 
-    rows = [r for r in _input_rows(args, _load_reference(args)) if "skipped" not in r]
+    rows = [r for r in _input_rows(args, _model_tasks(args.model)) if "skipped" not in r]
     if args.limit:
         rows = rows[: args.limit]
     if not rows:
@@ -531,28 +537,13 @@ def cmd_check_precision(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_reference(args: argparse.Namespace):
-    from aranews.inference.classifier import load_classifier
-
-    return load_classifier(args.model, device=args.device, precision="fp32")
-
-
 def cmd_select(args: argparse.Namespace) -> int:
-    from aranews.inference.scoring import RowSettings
     from aranews.training.selection import select_for_labelling, write_selection
 
     if args.precision == "int8":
         raise UsageError("select reads the model's embeddings from torch: use --precision fp32, bf16 or auto")
     classifier = _load(args)
-    settings = RowSettings(
-        args.id_column,
-        args.text_column,
-        args.title_column or None,
-        {c: c for c in sorted({t.pair_column for t in classifier.tasks if t.pair_column})},
-        args.max_chars,
-        False,
-        False,
-    )
+    settings = _row_settings(args, classifier.tasks)
     picks, summary = select_for_labelling(
         classifier,
         args.input,

@@ -24,7 +24,7 @@ from __future__ import annotations
 import heapq
 import json
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,7 +33,7 @@ import numpy as np
 
 from aranews.inference.classifier import NewsClassifier
 from aranews.inference.readers import read_archive
-from aranews.inference.scoring import RowSettings, check_row
+from aranews.inference.scoring import RowSettings, _chunks, check_row
 
 __all__ = ["Candidate", "SelectionSummary", "select_for_labelling", "uncertainty", "write_selection"]
 
@@ -131,17 +131,6 @@ def _kmeans(x: np.ndarray, k: int, seed: int, iterations: int = 25) -> np.ndarra
     return labels
 
 
-def _batches(rows: Iterator[Any], size: int) -> Iterator[list[Any]]:
-    batch: list[Any] = []
-    for row in rows:
-        batch.append(row)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
 def select_for_labelling(
     classifier: NewsClassifier,
     input_path: str | Path,
@@ -202,7 +191,7 @@ def select_for_labelling(
     summary = SelectionSummary()
     seen: set[str] = set()
     order = 0
-    for rows in _batches(read_archive(input_path), batch_size):
+    for rows in _chunks(read_archive(input_path), batch_size):
         records = []
         for row in rows:
             summary.rows += 1

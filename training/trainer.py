@@ -278,7 +278,6 @@ class Trainer:
         self.config = config
         self.output_dir = Path(config.training.output_dir)
         self.model_dir = self.output_dir / "model"
-        self._accelerator_state: Any = None
 
     def train(self, stop_after_epochs: int | None = None) -> TrainResult:
         """Run training to the end (or early stop) and return the run's figures.
@@ -497,7 +496,6 @@ class Trainer:
         cfg, tcfg = self.config, self.config.training
         set_seed(tcfg.seed)
         accelerator, precision = self._accelerator()
-        self._accelerator_state = accelerator
         tokenizer_source = cfg.model.tokenizer or tcfg.init_from or cfg.model.encoder
         tokenizer = AutoTokenizer.from_pretrained(tokenizer_source, trust_remote_code=False)
         model = self._build_model(specs)
@@ -646,7 +644,7 @@ class Trainer:
         final = NewsClassifier.from_pretrained(
             self.model_dir, device=run.accelerator.device, batch_size=tcfg.eval_batch_size, precision="fp32"
         )
-        tuned = self._tune_thresholds(final, run.eval_data["dev"]) if tcfg.tune_thresholds else {}
+        tuned = self._tune_thresholds(final, run.eval_data["dev"], run.accelerator) if tcfg.tune_thresholds else {}
         reports: dict[str, Any] = {}
         if tcfg.report and run.accelerator.is_main_process:  # the report's dev figures: one pass over dev
             report = build_report(
@@ -742,7 +740,9 @@ class Trainer:
         )
         (self.model_dir / "README.md").write_text(render_model_card(self.output_dir), encoding="utf-8")
 
-    def _tune_thresholds(self, classifier: NewsClassifier, dev: EncodedSplit) -> dict[str, list[float]]:
+    def _tune_thresholds(
+        self, classifier: NewsClassifier, dev: EncodedSplit, accelerator: Any
+    ) -> dict[str, list[float]]:
         """Per multi-label task, thresholds with the best dev F1 per label, saved into the model."""
         from aranews.training.evaluation import predict_split, tune_thresholds
 
@@ -758,11 +758,9 @@ class Trainer:
                 task.thresholds = tune_thresholds(probs[task.name][keep], labels[keep])
                 tuned[task.name] = task.thresholds
                 logger.info("task %r: thresholds tuned on dev: %s", task.name, dict(zip(task.labels, task.thresholds)))
-        accelerator = self._accelerator_state
-        if accelerator is None or accelerator.is_main_process:
+        if accelerator.is_main_process:
             classifier.config.save(self.model_dir)  # weights unchanged; config.json carries the thresholds
-        if accelerator is not None:
-            accelerator.wait_for_everyone()
+        accelerator.wait_for_everyone()
         return tuned
 
 
