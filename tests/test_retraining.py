@@ -25,6 +25,7 @@ from tests.helpers import SAMPLE, experiment, read_jsonl, write_jsonl
 
 FIXTURES = Path(__file__).parent / "fixtures" / "labelstudio"
 MARKER = "كاراباخ ناغورنو ستيباناكيرت"  # the new label's articles all carry these words
+SIGNAL = " ".join([MARKER] * 4)  # and end with them: the tiny model learns it whatever the batch order
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +37,7 @@ def grown_data(tmp_path_factory, sample_rows):
     for rows, n in ((train, 12), (dev, 6)):
         for r in rows[:n]:
             r["topic"] = "caucasus"
-            r["text"] = f"{MARKER} {r['text']} {MARKER}"
+            r["text"] = f"{MARKER} {r['text']} {SIGNAL}"
     return write_jsonl(tmp / "train.jsonl", train), write_jsonl(tmp / "dev.jsonl", dev)
 
 
