@@ -210,11 +210,21 @@ class NewsClassifier:
         self.source = source
         self._precision = resolve_precision(precision, self._device)
         self._onnx: OnnxInt8Runner | None = None
+        self._owns_model = False  # set by from_pretrained: nobody else holds this model
+        self._encoder_released = False
 
     # -- what the model is --------------------------------------------------------------------------
     @property
     def model(self) -> MultiTaskClassifier:
+        self._require_torch_encoder("use its torch model")
         return self._model
+
+    def _require_torch_encoder(self, what: str) -> None:
+        if self._encoder_released:
+            raise RuntimeError(
+                f"this classifier runs in ONNX Runtime (precision int8) and released its torch encoder to save "
+                f"memory; to {what}, load {self.source} again with precision fp32 or bf16"
+            )
 
     @property
     def tokenizer(self) -> Any:
@@ -286,7 +296,7 @@ class NewsClassifier:
                 ],
                 str(path),
             )
-        return cls(
+        classifier = cls(
             model,
             tokenizer,
             resolved,
@@ -295,6 +305,8 @@ class NewsClassifier:
             precision=precision,
             batch_tokens=batch_tokens,
         )
+        classifier._owns_model = True
+        return classifier
 
     def save_pretrained(self, directory: str | Path, card: str | None = None) -> Path:
         """Write a self-describing, push-ready model directory.
@@ -307,6 +319,7 @@ class NewsClassifier:
         """
         from aranews.inference.export import basic_model_card
 
+        self._require_torch_encoder("save it")
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         written = self._tokenizer.save_pretrained(str(directory))
@@ -483,7 +496,8 @@ class NewsClassifier:
         article_index = batch.pop("article_index")
         if self._precision == "int8":
             if self._onnx is None:
-                self._onnx = OnnxInt8Runner(self._model, self.source)
+                self._onnx = OnnxInt8Runner(self._model, self.source, release_encoder=self._owns_model)
+                self._encoder_released = self._owns_model
             windows = self._onnx(batch)
             return self._model.pool_windows({name: windows[name] for name in tasks}, article_index), None
         batch = {k: v.to(self._device) for k, v in batch.items()}

@@ -11,6 +11,7 @@ import pytest
 from aranews.inference import load_classifier
 from aranews.inference import runtime as runtime_module
 from aranews.inference.agreement import ModeAgreement, PrecisionReport, check_precision
+from aranews.inference.classifier import NewsClassifier
 from aranews.inference.runtime import PRECISIONS, PrecisionError, resolve_precision, token_budget_batches
 from aranews.inference.scoring import _prefetch, score_archive
 from aranews.training.cli import PRECISION_CHOICES, main
@@ -111,6 +112,29 @@ def test_int8_runs_from_a_cached_export(trained_model, texts, tmp_path, monkeypa
     again = load_classifier(trained_model / "model", precision="int8").predict_proba(texts)
     for task in ref:
         np.testing.assert_array_equal(again[task], got[task])
+
+
+@needs_onnxruntime
+def test_int8_releases_the_torch_encoder_it_owns_and_says_so(trained_model, texts, tmp_path, monkeypatch):
+    monkeypatch.setenv("ARANEWS_CACHE", str(tmp_path / "cache"))
+    clf = load_classifier(trained_model / "model", precision="int8")
+    first = clf.predict_proba(texts)
+    encoder = clf._model.encoder
+    assert all(p.device.type == "meta" for p in encoder.parameters())  # no second copy beside the session
+    second = clf.predict_proba(texts)  # ONNX Runtime alone keeps scoring
+    for task in first:
+        np.testing.assert_array_equal(first[task], second[task])
+    with pytest.raises(RuntimeError, match="load .* again with precision fp32"):
+        clf.save_pretrained(tmp_path / "copy")
+    with pytest.raises(RuntimeError, match="released its torch encoder"):
+        clf.model  # noqa: B018
+
+    # a model someone else holds (check_precision's reference) is never released
+    shared = load_classifier(trained_model / "model", precision="fp32")
+    borrowed = NewsClassifier(shared.model, shared.tokenizer, source=shared.source, precision="int8")
+    borrowed.predict_proba(texts)
+    assert all(p.device.type == "cpu" for p in shared.model.encoder.parameters())
+    shared.predict_proba(texts)
 
 
 # -- the agreement check -------------------------------------------------------------------------------

@@ -1,0 +1,237 @@
+"""Why int8 fails its agreement check, and what the alternatives cost.
+
+On a fine-tuned model and real dev articles, each int8 scheme below is scored through the library's own
+path (windows, pairs, pooling, heads) and compared with fp32 per task: agreement (share of equal labels),
+the largest probability difference, and scoring time. The schemes:
+
+- ``dynamic``: the library's ``--precision int8`` (ONNX Runtime ``quantize_dynamic``: int8 weights per
+  output channel, activations quantised per tensor at run time, every encoder projection);
+- ``dynamic, <kind> only``: the same, applied to one kind of projection (q/k/v, attention output,
+  feed-forward in, feed-forward out) while the others stay float32: where the error comes from;
+- ``smoothquant a=<alpha>``: per-channel smoothing of every projection's input (scales calibrated on the
+  package's embedded sample articles), then ``dynamic``;
+- ``blockwise 8-bit``: ONNX Runtime's ``MatMulNBits`` (8-bit weights in blocks of 32 or 128 along the
+  input, activations quantised per block, int8 compute: ``accuracy_level=4``); needs ``pip install onnx_ir``.
+
+    python benchmarks/bench_int8.py --model runs/demo/run/model \
+        --data ../shared/data/ant_multisource/dev.jsonl --limit 300 --json benchmarks/results/int8.json
+
+Every scheme runs in this one process, one after the other, so read the times as ratios to the
+``fp32 (torch)`` line of the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import json
+import os
+import re
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from aranews.inference import runtime
+from aranews.inference.agreement import _decisions
+from aranews.inference.classifier import NewsClassifier, load_classifier
+from aranews.resources import sample_path
+
+KINDS = {
+    "q/k/v": r"/attention/self/(query|key|value)/",
+    "attention output": r"/attention/output/dense/",
+    "feed-forward in": r"/intermediate/dense/",
+    "feed-forward out": r"/layer\.\d+/output/dense/",
+}
+
+
+def _encoder_products(path: Path) -> list[str]:
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    return [n.name for n in graph.node if n.op_type in ("MatMul", "Gemm") and "/encoder/" in n.name]
+
+
+def dynamic_only(pattern: str) -> Callable[[Path, Path], None]:
+    """The library's dynamic quantisation, restricted to the encoder products matching ``pattern``."""
+
+    def quantise(source: Path, target: Path) -> None:
+        import onnx
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        graph = onnx.load(str(source), load_external_data=False).graph
+        keep = {n for n in _encoder_products(source) if re.search(pattern, n)}
+        exclude = [n.name for n in graph.node if n.name not in keep]
+        quantize_dynamic(
+            str(source),
+            str(target),
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            op_types_to_quantize=["MatMul", "Gemm"],
+            nodes_to_exclude=exclude,
+            extra_options={"MatMulConstBOnly": True},
+        )
+
+    return quantise
+
+
+def blockwise(bits: int, block: int) -> Callable[[Path, Path], None]:
+    def quantise(source: Path, target: Path) -> None:
+        import onnx
+        from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+
+        products = set(_encoder_products(source))
+        model = onnx.load(str(source))
+        heads = [n.name for n in model.graph.node if n.op_type in ("MatMul", "Gemm") and n.name not in products]
+        quantiser = MatMulNBitsQuantizer(
+            model, bits=bits, block_size=block, is_symmetric=True, accuracy_level=4, nodes_to_exclude=heads
+        )
+        quantiser.process()
+        quantiser.model.save_model_to_file(str(target), use_external_data_format=False)
+
+    return quantise
+
+
+class _Smoothed(torch.nn.Module):
+    """``x @ W.T`` computed as ``(x / s) @ (W * s).T``: the input's outlier channels move into the weights."""
+
+    def __init__(self, linear: torch.nn.Linear, scale: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("inverse", 1.0 / scale)
+        self.linear = copy.deepcopy(linear)
+        with torch.no_grad():
+            self.linear.weight.mul_(scale[None, :])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x * self.inverse)
+
+
+def smoothed_model(classifier: NewsClassifier, texts: list[str], alpha: float):
+    """SmoothQuant (Xiao et al., 2023) scales from the input ranges seen on ``texts``."""
+    model = copy.deepcopy(classifier.model).eval()
+    ranges: dict[str, torch.Tensor] = {}
+    hooks = []
+    for name, module in model.encoder.named_modules():
+        if isinstance(module, torch.nn.Linear):
+
+            def hook(module, inputs, output, name=name):
+                seen = inputs[0].detach().abs().reshape(-1, inputs[0].shape[-1]).amax(0)
+                ranges[name] = torch.maximum(ranges[name], seen) if name in ranges else seen
+
+            hooks.append(module.register_forward_hook(hook))
+    calibration = NewsClassifier(model, classifier.tokenizer, classifier.device, precision="fp32")
+    calibration.classify(texts)
+    for handle in hooks:
+        handle.remove()
+    for name, seen in ranges.items():
+        parent, _, leaf = name.rpartition(".")
+        linear = model.encoder.get_submodule(name)
+        weight = linear.weight.detach().abs().amax(0).clamp(min=1e-5)
+        scale = (seen.clamp(min=1e-5) ** alpha / weight ** (1 - alpha)).clamp(min=1e-5)
+        setattr(model.encoder.get_submodule(parent), leaf, _Smoothed(linear, scale))
+    return model
+
+
+@contextlib.contextmanager
+def _scheme(quantise: Callable[[Path, Path], None] | None):
+    """Fresh ONNX cache, and the library's quantiser swapped for ``quantise`` while the block runs."""
+    original, cache = runtime._quantize, os.environ.get("ARANEWS_CACHE")
+    with tempfile.TemporaryDirectory(prefix="aranews-int8-") as folder:
+        os.environ["ARANEWS_CACHE"] = folder
+        runtime._quantize = quantise or original
+        try:
+            yield
+        finally:
+            runtime._quantize = original
+            if cache is None:
+                os.environ.pop("ARANEWS_CACHE", None)
+            else:
+                os.environ["ARANEWS_CACHE"] = cache
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True, help="a fine-tuned model folder")
+    parser.add_argument("--data", required=True, help="JSON Lines with a text field (real dev articles)")
+    parser.add_argument("--pair-column", default=None, help="claim or target, for pair-conditioned models")
+    parser.add_argument("--limit", type=int, default=300)
+    parser.add_argument("--alphas", type=float, nargs="*", default=[0.5, 0.8])
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args(argv)
+
+    rows = [json.loads(line) for line in Path(args.data).read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = rows[: args.limit]
+    texts = [r["text"] for r in rows]
+    pairs = None
+    if args.pair_column:
+        pairs = {args.pair_column: [r[args.pair_column] for r in rows]}
+    reference = load_classifier(args.model, precision="fp32")
+    reference.classify(texts[:8], pairs=None if pairs is None else {k: v[:8] for k, v in pairs.items()})
+    started = time.perf_counter()
+    base = reference.classify(texts, pairs=pairs)
+    fp32_seconds = time.perf_counter() - started
+    kept = [i for i, s in enumerate(base.skipped) if s is None]
+
+    schemes: list[tuple[str, Callable[[Path, Path], None] | None, torch.nn.Module | None]] = [
+        ("dynamic (the library's int8)", None, None)
+    ]
+    schemes += [(f"dynamic, {kind} only", dynamic_only(p), None) for kind, p in KINDS.items()]
+    calibration = [json.loads(line)["text"] for line in sample_path("dev.jsonl").read_text("utf-8").splitlines()]
+    schemes += [(f"smoothquant a={a}, dynamic", None, smoothed_model(reference, calibration, a)) for a in args.alphas]
+    try:
+        import onnx_ir  # noqa: F401  (MatMulNBitsQuantizer imports it)
+
+        schemes += [(f"blockwise 8-bit, block {b}", blockwise(8, b), None) for b in (32, 128)]
+    except ImportError:
+        print("blockwise schemes skipped: pip install onnx_ir", file=sys.stderr)
+
+    results = [
+        {"scheme": "fp32 (torch)", "seconds": round(fp32_seconds, 2), "agreement": dict.fromkeys(base.probs, 1.0)}
+    ]
+    print(f"{'scheme':42} {'seconds':>8} " + " ".join(f"{t:>10}" for t in base.probs) + "  max |dp|")
+    print(f"{'fp32 (torch)':42} {fp32_seconds:8.2f}")
+    for name, quantise, model in schemes:
+        with _scheme(quantise):
+            clf = NewsClassifier(
+                model or reference.model,
+                reference.tokenizer,
+                reference.device,
+                source=None if model is not None else reference.source,
+                precision="int8",
+            )
+            clf.classify(texts[:8], pairs=None if pairs is None else {k: v[:8] for k, v in pairs.items()})
+            started = time.perf_counter()
+            result = clf.classify(texts, pairs=pairs)
+            seconds = time.perf_counter() - started
+        agreement, worst = {}, 0.0
+        for task in base.probs:
+            want, got = _decisions(reference, base, task), _decisions(clf, result, task)
+            agreement[task] = round(1.0 - sum(want[i] != got[i] for i in kept) / len(kept), 4)
+            worst = max(worst, float(np.abs(base.probs[task][kept] - result.probs[task][kept]).max()))
+        results.append(
+            {"scheme": name, "seconds": round(seconds, 2), "agreement": agreement, "max_dp": round(worst, 4)}
+        )
+        print(f"{name:42} {seconds:8.2f} " + " ".join(f"{a:10.2%}" for a in agreement.values()) + f"  {worst:.3f}")
+
+    if args.json:
+        out = {
+            "model": args.model,
+            "data": args.data,
+            "articles": len(kept),
+            "hardware": runtime.cpu_name(),
+            "threads": torch.get_num_threads(),
+            "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *(argv or sys.argv[1:])]),
+            "results": results,
+        }
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
