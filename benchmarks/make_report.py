@@ -222,6 +222,49 @@ def _scoring() -> list[str]:
     return [*lines, ""]
 
 
+AGREEMENT_MODELS = {
+    "demo": "the `make demo` model (its topic and stance heads; trained on the embedded corpus)",
+    "mawqif": "the Mawqif stance model of the run `mawqif_stance-maw-cpu-bf16-frozen-fusion` (target-conditioned, "
+    "96 tokens)",
+    "ans": "the ANS stance model of the run `ans_stance-ans-cpu-bf16-frozen` (claim-conditioned, 96 tokens)",
+    "arastance": "the AraStance model of the run `arabic_fc_stance-fc-cpu-bf16-frozen-256` (claim-conditioned, "
+    "256 tokens)",
+    "antms": "the ANT multisource topic model of the run `ant_multisource-ms-cpu-bf16-frozen-256-1500` (256 tokens, "
+    "1,500 training rows)",
+}
+
+
+def _int8() -> list[str]:
+    files = sorted((RESULTS / "int8").glob("*.json"))
+    if not files:
+        return []
+    first = json.loads(files[0].read_text(encoding="utf-8"))
+    lines = [
+        "### Why int8 fails, and what the alternatives cost",
+        "",
+        f"`{first['command']}` (and the same per model below) on {first['hardware']}, {first['threads']} threads: "
+        "each int8 scheme scored through the library's own path on real dev articles and compared with fp32. "
+        "Seconds are for the whole set in one process, one scheme after the other: compare them within a table.",
+        "",
+    ]
+    for path in files:
+        r = json.loads(path.read_text(encoding="utf-8"))
+        model, _, data = path.stem.partition("-")
+        tasks = list(r["results"][0]["agreement"])
+        lines += [
+            f"`{model}` model on {r['articles']} {data} dev articles:",
+            "",
+            "| scheme | seconds | " + " | ".join(f"agreement, {t}" for t in tasks) + " | max prob. difference |",
+            "| --- | --- | " + " | ".join("---" for _ in tasks) + " | --- |",
+        ]
+        for row in r["results"]:
+            agreement = " | ".join(f"{row['agreement'][t]:.2%}" for t in tasks)
+            worst = f"{row['max_dp']:.3f}" if "max_dp" in row else "—"
+            lines.append(f"| {row['scheme']} | {row['seconds']:.1f} | {agreement} | {worst} |")
+        lines.append("")
+    return lines
+
+
 def _agreement() -> list[str]:
     files = sorted((RESULTS / "agreement").glob("*.json"))
     if not files:
@@ -232,8 +275,13 @@ def _agreement() -> list[str]:
         "`aranews check-precision --model M --data DEV --limit 400` (agreement: share of articles whose label "
         "equals fp32's; pass at 99%). Random weights say nothing here, so these use a fine-tuned "
         "multilingual-e5-small on the real dev articles of the public sets (their own labels play no part in "
-        "agreement): `demo` is the `make demo` model (its topic and stance heads); `mawqif` is the Mawqif stance "
-        "model of the run `mawqif_stance-maw-cpu-bf16-frozen-fusion` (target-conditioned, 96 tokens):",
+        "agreement). The models:",
+        "",
+        *[
+            f"- `{key}`: {what}"
+            for key, what in AGREEMENT_MODELS.items()
+            if any(f.stem.startswith(key + "-") for f in files)
+        ],
         "",
         "| model | data | mode | task | articles | agreement | max prob. difference | |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
@@ -405,7 +453,17 @@ def main() -> None:
         lines += ["", f"Best run's command: `{command}`", ""]
     lines += _fusion(recipes)
     lines += _text_costs()
-    lines += _scoring() + _agreement() + SCORING_NOTES + _memory() + _ray() + _report() + _training() + TRAINING_NOTES
+    lines += (
+        _scoring()
+        + _agreement()
+        + _int8()
+        + SCORING_NOTES
+        + _memory()
+        + _ray()
+        + _report()
+        + _training()
+        + TRAINING_NOTES
+    )
     lines += [OUTRO]
     for name, r in sorted(best.items()):
         c = r.get("data_citation", {})
