@@ -79,6 +79,11 @@ OUTRO = """## What the runs show
   recipe with the embeddings trained took 11 to 18 minutes per epoch while other work shared the machine
   (not a clean speed figure; the optimiser step over the 96M-parameter embedding matrix dominates short
   batches, see the training throughput section) and was stopped after 3 epochs (dev 0.254, 0.484, 0.554).
+- **CPU runs for the agreement models** (same session kind, 2 cores, frozen embeddings, bf16): ANS with the
+  best GPU recipe's settings for 6 epochs reached 0.799 dev macro-F1 (+0.393; the GPU run 0.837) in 18
+  minutes; AraStance at 256 tokens (half the GPU runs' window) for 4 epochs only 0.348 (+0.039; the GPU runs
+  0.29-0.44 at 512 tokens and 10-15 epochs) in 39 minutes, still rising when it stopped: the long
+  stance set needs more epochs than a CPU session holds.
 - **Fusion with the TF-IDF baseline did not help**: fitted on dev with 5-fold cross-fitting it scored
   0.591 against the transformer's 0.624 on the same run (table above); the weights chosen per fold ranged
   from 0.35 to 0.9, i.e. dev is too small (348 rows) to fit even one weight reliably. It stays a benchmark
@@ -102,13 +107,28 @@ SCORING_NOTES = [
   matrix units are about 2x and 4x fp32 at best, so 10x over fp32 pipelines would need the full int8
   peak with no other cost. On Intel Xeons with AMX (bf16 and int8 tiles) the same modes are expected to
   go much further; not measured here (no such machine and no GPU were lent this session).
-- **int8 is not safe on these models.** On fine-tuned multilingual-e5-small it changed 4.6-8.9% of labels
-  (table above) while bf16 changed at most 0.5%; it is also no faster than bf16 here. An experiment with the
-  feed-forward output projections left in float32 (not kept as a result file: 200 ANT multisource dev
-  articles, the demo model) raised agreement to 97-97.5% and lost the speed. Hence `auto` picks bf16 on
-  CPUs with bf16 instructions, fp32 elsewhere, and never int8: int8 is opt-in, after `aranews
-  check-precision` has shown it passes on the user's own model (it exits 1 and prints FAILED otherwise).
-- int8's peak memory is about twice the others': the torch model stays loaded beside the ONNX session.
+- **int8 is not safe on these models.** On four fine-tuned multilingual-e5-small models (the demo model,
+  Mawqif, ANS, AraStance) it changed 4.6-8.9% of labels (table above) while bf16 changed at most 0.5%; it is
+  also no faster than bf16 here. The int8 tables show why: the error is spread over every kind of
+  projection and every layer (each kind alone already costs up to 6 points of agreement; a
+  layer-by-layer run on the demo model, not kept as a file, found every single layer costing 0-7 points),
+  so it is the per-tensor quantisation of activations that ONNX Runtime's dynamic scheme does, not a few
+  outlier layers (the feed-forward output projections, which read the GELU outputs, cost the most). SmoothQuant-style scaling (calibrated on the embedded sample articles) does not fix it;
+  ONNX Runtime's block-wise 8-bit scheme (`MatMulNBits`, activations quantised per block of 32 or 128)
+  comes closer (block 32: 100% and 99.5% on the Mawqif and ANS models, 98.0-98.3% on the demo model) but is
+  only 1.1-1.4x fp32 torch, slower than bf16, which agrees as well or better; it is not offered as a mode.
+  On a CPU without bf16 instructions it might be the better trade: not measured. Hence `auto` picks bf16 on CPUs with bf16
+  instructions, fp32 elsewhere, and never int8: int8 is opt-in, after `aranews check-precision` has
+  shown it passes on the user's own model (it exits 1 and prints FAILED otherwise).
+- **Attention** takes about a fifth of bf16 time for a tenth of the work: a direct timing of
+  `scaled_dot_product_attention` at 16 x 12 heads x 512 x 64 in bf16 (0.18 s) against one 768 x 3,072
+  feed-forward product over the same tokens (0.21 s) shows the CPU kernel runs at about half the
+  efficiency of the matrix products; a padding mask costs nothing measurable (0.177-0.193 s with and
+  without), so there is nothing to gain by dropping it.
+- int8's peak memory is above the others': ONNX Runtime keeps its buffer arena for the largest batch
+  (turning the arena off made scoring 55% slower: 100 ANT articles, 18.2-18.9 s against 11.5-12.2 s).
+  A classifier that owns its model now drops the torch encoder once the ONNX session holds its own copy
+  (AraBERT-base size, 64 synthetic articles: peak 3,115 MB before, 2,603 MB after; fp32 1,485 MB).
 """,
 ]
 
@@ -229,8 +249,6 @@ AGREEMENT_MODELS = {
     "ans": "the ANS stance model of the run `ans_stance-ans-cpu-bf16-frozen` (claim-conditioned, 96 tokens)",
     "arastance": "the AraStance model of the run `arabic_fc_stance-fc-cpu-bf16-frozen-256` (claim-conditioned, "
     "256 tokens)",
-    "antms": "the ANT multisource topic model of the run `ant_multisource-ms-cpu-bf16-frozen-256-1500` (256 tokens, "
-    "1,500 training rows)",
 }
 
 
