@@ -100,8 +100,8 @@ Research use with citation; the data stay in `../shared/data` and are never redi
 SCORING_NOTES = [
     """What the scoring figures show:
 
-- **Goal of issue 10 not met on this machine.** fp32 is above the 2.5x asked; the fastest modes are about
-  4.2-4.7x the two pipelines, not 10x. The gains come from one encoder pass for both tasks (the pipelines
+- **Goal of issue 10 not met on this machine.** fp32 is above the 2.5x asked; the fastest mode that keeps
+  99% agreement (bf16) is 4.4x the two pipelines and int8 5.3-5.5x, not 10x. The gains come from one encoder pass for both tasks (the pipelines
   encode every article twice), length-sorted token-budget batches (little padding), bf16 autocast and
   int8 ONNX Runtime. This CPU is an AMD Zen 4 with AVX512-BF16 and VNNI but no AMX: its bf16 and int8
   matrix units are about 2x and 4x fp32 at best, so 10x over fp32 pipelines would need the full int8
@@ -109,18 +109,19 @@ SCORING_NOTES = [
   go much further; not measured here (no such machine and no GPU were lent this session).
 - **int8 is not safe on these models.** On four fine-tuned multilingual-e5-small models (the demo model,
   Mawqif, ANS, AraStance) it changed 4.6-8.9% of labels (table above) while bf16 changed at most 0.5%; it is
-  also no faster than bf16 here. The int8 tables show why: the error is spread over every kind of
+  only about 1.2x bf16 here (table above; in the previous session's run 0.95-1.07x). The int8 tables show why: the error is spread over every kind of
   projection and every layer (each kind alone already costs up to 6 points of agreement; a
   layer-by-layer run on the demo model, not kept as a file, found every single layer costing 0-7 points),
   so it is the per-tensor quantisation of activations that ONNX Runtime's dynamic scheme does, not a few
-  outlier layers (the feed-forward output projections, which read the GELU outputs, cost the most). SmoothQuant-style scaling (calibrated on the embedded sample articles) does not fix it;
+  outlier layers (the feed-forward output projections, which read the GELU outputs, cost the most).
+  SmoothQuant-style scaling (calibrated on the embedded sample articles) does not fix it;
   ONNX Runtime's block-wise 8-bit scheme (`MatMulNBits`, activations quantised per block of 32 or 128)
   comes closer (block 32: 100% and 99.5% on the Mawqif and ANS models, 98.0-98.3% on the demo model) but is
-  only 1.1-1.4x fp32 torch, slower than bf16, which agrees as well or better; it is not offered as a mode.
-  On a CPU without bf16 instructions it might be the better trade: not measured. Hence `auto` picks bf16 on CPUs with bf16
-  instructions, fp32 elsewhere, and never int8: int8 is opt-in, after `aranews check-precision` has
-  shown it passes on the user's own model (it exits 1 and prints FAILED otherwise).
-- **Attention** takes about a fifth of bf16 time for a tenth of the work: a direct timing of
+  only 1.1-1.6x fp32 torch, slower than bf16, which agrees as well or better; it is not offered as a mode.
+  On a CPU without bf16 instructions it might be the better trade: not measured. Hence `auto` picks bf16
+  on CPUs with bf16 instructions, fp32 elsewhere, and never int8: int8 is opt-in, after `aranews
+  check-precision` has shown it passes on the user's own model (it exits 1 and prints FAILED otherwise).
+- **Attention** takes about a fifth of bf16 time for a tenth of the work: an ad-hoc timing (not kept as a file) of
   `scaled_dot_product_attention` at 16 x 12 heads x 512 x 64 in bf16 (0.18 s) against one 768 x 3,072
   feed-forward product over the same tokens (0.21 s) shows the CPU kernel runs at about half the
   efficiency of the matrix products; a padding mask costs nothing measurable (0.177-0.193 s with and
@@ -128,7 +129,8 @@ SCORING_NOTES = [
 - int8's peak memory is above the others': ONNX Runtime keeps its buffer arena for the largest batch
   (turning the arena off made scoring 55% slower: 100 ANT articles, 18.2-18.9 s against 11.5-12.2 s).
   A classifier that owns its model now drops the torch encoder once the ONNX session holds its own copy
-  (AraBERT-base size, 64 synthetic articles: peak 3,115 MB before, 2,603 MB after; fp32 1,485 MB).
+  (ad-hoc, AraBERT-base size, 64 synthetic articles: peak 3,115 MB before, 2,603 MB after; fp32 1,485 MB;
+  the scoring table above is the side-by-side figure).
 """,
 ]
 
