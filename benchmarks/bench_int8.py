@@ -57,25 +57,14 @@ def _encoder_products(path: Path) -> list[str]:
     return [n.name for n in graph.node if n.op_type in ("MatMul", "Gemm") and "/encoder/" in n.name]
 
 
+_library_quantize = runtime._quantize  # before any scheme swaps it
+
+
 def dynamic_only(pattern: str) -> Callable[[Path, Path], None]:
     """The library's dynamic quantisation, restricted to the encoder products matching ``pattern``."""
 
     def quantise(source: Path, target: Path) -> None:
-        import onnx
-        from onnxruntime.quantization import QuantType, quantize_dynamic
-
-        graph = onnx.load(str(source), load_external_data=False).graph
-        keep = {n for n in _encoder_products(source) if re.search(pattern, n)}
-        exclude = [n.name for n in graph.node if n.name not in keep]
-        quantize_dynamic(
-            str(source),
-            str(target),
-            weight_type=QuantType.QInt8,
-            per_channel=True,
-            op_types_to_quantize=["MatMul", "Gemm"],
-            nodes_to_exclude=exclude,
-            extra_options={"MatMulConstBOnly": True},
-        )
+        _library_quantize(source, target, keep=lambda name: re.search(pattern, name) is not None)
 
     return quantise
 
@@ -140,7 +129,7 @@ def smoothed_model(classifier: NewsClassifier, texts: list[str], pairs: dict[str
 @contextlib.contextmanager
 def _scheme(quantise: Callable[[Path, Path], None] | None):
     """Fresh ONNX cache, and the library's quantiser swapped for ``quantise`` while the block runs."""
-    original, cache = runtime._quantize, os.environ.get("ARANEWS_CACHE")
+    original, cache = _library_quantize, os.environ.get("ARANEWS_CACHE")
     with tempfile.TemporaryDirectory(prefix="aranews-int8-") as folder:
         os.environ["ARANEWS_CACHE"] = folder
         runtime._quantize = quantise or original

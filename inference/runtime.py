@@ -26,7 +26,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -189,17 +189,23 @@ def _cache_dir() -> Path:
     return Path(os.environ.get("ARANEWS_CACHE") or Path.home() / ".cache" / "aranews")
 
 
-def _quantize(source: Path, target: Path) -> None:
+def _quantize(source: Path, target: Path, keep: Callable[[str], bool] | None = None) -> None:
     """int8 weights (per output channel) for the encoder's matrix products with constant weights.
 
     Left in float32: the embedding tables (a lookup, nothing to gain), products of two activations
     (attention scores) and the small classification heads, whose outputs are the probabilities.
+    ``keep`` (a node name -> bool) narrows the quantised products further (benchmarks use it).
     """
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     graph = onnx.load(str(source), load_external_data=False).graph
-    heads = [node.name for node in graph.node if node.op_type in ("MatMul", "Gemm") and "/encoder/" not in node.name]
+    heads = [
+        node.name
+        for node in graph.node
+        if node.op_type in ("MatMul", "Gemm")
+        and ("/encoder/" not in node.name or (keep is not None and not keep(node.name)))
+    ]
     root = logging.getLogger()
     level = root.level
     root.setLevel(logging.WARNING)  # the quantiser logs every tensor at INFO on the root logger
