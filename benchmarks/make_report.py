@@ -110,7 +110,7 @@ SCORING_NOTES = [
 - **int8 is not safe on these models.** On four fine-tuned multilingual-e5-small models (the demo model,
   Mawqif, ANS, AraStance) it changed 4.6-8.9% of labels (table above) while bf16 changed at most 0.5%; it is
   only about 1.2x bf16 here (table above; in the previous session's run 0.95-1.07x). The int8 tables show why: the error is spread over every kind of
-  projection and every layer (each kind alone already costs up to 6 points of agreement; a
+  projection and every layer (each kind alone already costs up to 7 points of agreement; a
   layer-by-layer run on the demo model, not kept as a file, found every single layer costing 0-7 points),
   so it is the per-tensor quantisation of activations that ONNX Runtime's dynamic scheme does, not a few
   outlier layers (the feed-forward output projections, which read the GELU outputs, cost the most).
