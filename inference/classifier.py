@@ -211,7 +211,6 @@ class NewsClassifier:
         self._precision = resolve_precision(precision, self._device)
         self._onnx: OnnxInt8Runner | None = None
         self._owns_model = False  # set by from_pretrained: nobody else holds this model
-        self._encoder_released = False
 
     # -- what the model is --------------------------------------------------------------------------
     @property
@@ -220,7 +219,7 @@ class NewsClassifier:
         return self._model
 
     def _require_torch_encoder(self, what: str) -> None:
-        if self._encoder_released:
+        if self._owns_model and self._onnx is not None:  # the runner released the encoder it was given
             raise RuntimeError(
                 f"this classifier runs in ONNX Runtime (precision int8) and released its torch encoder to save "
                 f"memory; to {what}, load {self.source} again with precision fp32 or bf16"
@@ -497,7 +496,6 @@ class NewsClassifier:
         if self._precision == "int8":
             if self._onnx is None:
                 self._onnx = OnnxInt8Runner(self._model, self.source, release_encoder=self._owns_model)
-                self._encoder_released = self._owns_model
             windows = self._onnx(batch)
             return self._model.pool_windows({name: windows[name] for name in tasks}, article_index), None
         batch = {k: v.to(self._device) for k, v in batch.items()}

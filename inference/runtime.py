@@ -200,7 +200,7 @@ def _quantize(source: Path, target: Path, keep: Callable[[str], bool] | None = N
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     graph = onnx.load(str(source), load_external_data=False).graph
-    heads = [
+    excluded = [  # the heads, and what ``keep`` leaves out
         node.name
         for node in graph.node
         if node.op_type in ("MatMul", "Gemm")
@@ -216,7 +216,7 @@ def _quantize(source: Path, target: Path, keep: Callable[[str], bool] | None = N
             weight_type=QuantType.QInt8,
             per_channel=True,
             op_types_to_quantize=["MatMul", "Gemm"],
-            nodes_to_exclude=heads,
+            nodes_to_exclude=excluded,
             extra_options={"MatMulConstBOnly": True},
         )
     finally:
