@@ -11,10 +11,16 @@ the largest probability difference, and scoring time. The schemes:
 - ``smoothquant a=<alpha>``: per-channel smoothing of every projection's input (scales calibrated on the
   package's embedded sample articles), then ``dynamic``;
 - ``blockwise 8-bit``: ONNX Runtime's ``MatMulNBits`` (8-bit weights in blocks of 32 or 128 along the
-  input, activations quantised per block, int8 compute: ``accuracy_level=4``); needs ``pip install onnx_ir``.
+  input, activations quantised per block, int8 compute: ``accuracy_level=4``); needs ``pip install onnx_ir``;
+- ``per-token``: every encoder projection rewritten as standard ONNX operators that quantise each token's
+  activations with its own scale (symmetric, stored as uint8 around 128) before ``MatMulInteger`` with
+  per-channel int8 weights, then rescale: the W8A8 scheme of LLM.int8 / SmoothQuant without outlier
+  handling, where ONNX Runtime's dynamic scheme shares one scale across the whole batch.
 
     python benchmarks/bench_int8.py --model runs/demo/run/model \
         --data ../shared/data/ant_multisource/dev.jsonl --limit 300 --json benchmarks/results/int8.json
+
+``--schemes REGEX`` runs only the schemes whose name matches (fp32 always runs).
 
 Every scheme runs in this one process, one after the other, so read the times as ratios to the
 ``fp32 (torch)`` line of the same run.
@@ -28,6 +34,7 @@ import copy
 import json
 import os
 import re
+import shlex
 import sys
 import tempfile
 import time
@@ -84,6 +91,64 @@ def blockwise(bits: int, block: int) -> Callable[[Path, Path], None]:
         quantiser.model.save_model_to_file(str(target), use_external_data_format=False)
 
     return quantise
+
+
+def per_token(source: Path, target: Path) -> None:
+    """Each encoder ``MatMul`` with a constant weight -> per-token int8 activations x per-channel int8 weights."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    model = onnx.load(str(source))
+    graph = model.graph
+    weights = {init.name: init for init in graph.initializer}
+    products = set(_encoder_products(source))
+    constants = [
+        numpy_helper.from_array(np.array(127.0, np.float32), "pt/127"),
+        numpy_helper.from_array(np.array(128.0, np.float32), "pt/128"),
+        numpy_helper.from_array(np.array(1e-8, np.float32), "pt/eps"),
+        numpy_helper.from_array(np.array(128, np.uint8), "pt/zero"),
+    ]
+    nodes, replaced = [], set()
+    for node in graph.node:
+        if node.op_type != "MatMul" or node.name not in products or node.input[1] not in weights:
+            nodes.append(node)
+            continue
+        w = numpy_helper.to_array(weights[node.input[1]]).astype(np.float32)
+        w_scale = (np.maximum(np.abs(w).max(axis=0), 1e-8) / 127.0).astype(np.float32)
+        p = node.name
+        constants += [
+            numpy_helper.from_array(np.clip(np.round(w / w_scale), -127, 127).astype(np.int8), f"{p}/wq"),
+            numpy_helper.from_array(w_scale, f"{p}/w_scale"),
+        ]
+        replaced.add(node.input[1])
+        step = [
+            ("Abs", [node.input[0]], {}),
+            ("ReduceMax", None, {"axes": [-1], "keepdims": 1}),
+            ("Max", ["pt/eps"], {}),
+            ("Div", ["pt/127"], {}),  # -> the token's scale
+        ]
+        previous = None
+        for i, (op, inputs, attrs) in enumerate(step):
+            out = f"{p}/a{i}"
+            ins = inputs if previous is None else [previous, *(inputs or [])]
+            nodes.append(helper.make_node(op, ins, [out], name=out, **attrs))
+            previous = out
+        scale = previous
+        nodes += [
+            helper.make_node("Div", [node.input[0], scale], [f"{p}/x"], name=f"{p}/x"),
+            helper.make_node("Round", [f"{p}/x"], [f"{p}/r"], name=f"{p}/r"),
+            helper.make_node("Add", [f"{p}/r", "pt/128"], [f"{p}/u"], name=f"{p}/u"),
+            helper.make_node("Cast", [f"{p}/u"], [f"{p}/q"], name=f"{p}/q", to=TensorProto.UINT8),
+            helper.make_node("MatMulInteger", [f"{p}/q", f"{p}/wq", "pt/zero"], [f"{p}/i"], name=f"{p}/i"),
+            helper.make_node("Cast", [f"{p}/i"], [f"{p}/f"], name=f"{p}/f", to=TensorProto.FLOAT),
+            helper.make_node("Mul", [f"{p}/f", scale], [f"{p}/s"], name=f"{p}/s"),
+            helper.make_node("Mul", [f"{p}/s", f"{p}/w_scale"], [node.output[0]], name=f"{p}/y"),
+        ]
+    kept = [init for init in graph.initializer if init.name not in replaced]
+    del graph.node[:], graph.initializer[:]
+    graph.node.extend(nodes)
+    graph.initializer.extend(kept + constants)
+    onnx.save(model, str(target))
 
 
 class _Smoothed(torch.nn.Module):
@@ -143,6 +208,18 @@ def _scheme(quantise: Callable[[Path, Path], None] | None):
                 os.environ["ARANEWS_CACHE"] = cache
 
 
+def _merged(old: dict, new: dict) -> dict:
+    """``old`` with ``new``'s schemes added or replaced; every row keeps the fp32 time of its own run."""
+    if (old["model"], old["data"], old["articles"]) != (new["model"], new["data"], new["articles"]):
+        raise SystemExit(f"--merge: {old['model']} on {old['data']} is not the model and data of this run")
+    fp32 = old["results"][0]["seconds"]
+    rows = {r["scheme"]: {**r, "fp32_seconds": r.get("fp32_seconds", fp32)} for r in old["results"][1:]}
+    rows.update({r["scheme"]: r for r in new["results"][1:]})
+    commands = old.get("commands", [old["command"]])
+    ordered = sorted(rows.values(), key=lambda r: not r["scheme"].startswith("bf16"))  # the bar to beat first
+    return {**old, "commands": [*commands, new["command"]], "results": [old["results"][0], *ordered]}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, help="a fine-tuned model folder")
@@ -150,7 +227,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pair-column", default=None, help="claim or target, for pair-conditioned models")
     parser.add_argument("--limit", type=int, default=300)
     parser.add_argument("--alphas", type=float, nargs="*", default=[0.5, 0.8])
+    parser.add_argument("--schemes", default=None, help="regular expression: run only the schemes it matches")
     parser.add_argument("--json", default=None)
+    parser.add_argument(
+        "--merge", action="store_true", help="add this run's schemes to an existing --json file (same model and data)"
+    )
     args = parser.parse_args(argv)
 
     rows = [json.loads(line) for line in Path(args.data).read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -166,10 +247,13 @@ def main(argv: list[str] | None = None) -> int:
     fp32_seconds = time.perf_counter() - started
     kept = [i for i, s in enumerate(base.skipped) if s is None]
 
-    schemes: list[tuple[str, Callable[[Path, Path], None] | None, torch.nn.Module | None]] = [
-        ("dynamic (the library's int8)", None, None)
-    ]
-    schemes += [(f"dynamic, {kind} only", dynamic_only(p), None) for kind, p in KINDS.items()]
+    # (name, precision, quantiser, a function building a changed model to export instead of the reference)
+    Scheme = tuple[str, str, Callable[[Path, Path], None] | None, Callable[[], torch.nn.Module] | None]
+    schemes: list[Scheme] = []
+    if runtime.cpu_supports_bf16():  # the mode int8 has to beat
+        schemes.append(("bf16 (torch autocast, not int8)", "bf16", None, None))
+    schemes.append(("dynamic (the library's int8)", "int8", None, None))
+    schemes += [(f"dynamic, {kind} only", "int8", dynamic_only(p), None) for kind, p in KINDS.items()]
     # calibrated on the package's sample articles, not on the articles compared; a pair-conditioned model
     # reads them with the claims or targets of the data, in turn
     calibration = [json.loads(line)["text"] for line in sample_path("dev.jsonl").read_text("utf-8").splitlines()]
@@ -177,29 +261,38 @@ def main(argv: list[str] | None = None) -> int:
     if pairs is not None:
         calibration_pairs = {k: [v[i % len(v)] for i in range(len(calibration))] for k, v in pairs.items()}
     schemes += [
-        (f"smoothquant a={a}, dynamic", None, smoothed_model(reference, calibration, calibration_pairs, a))
+        (
+            f"smoothquant a={a}, dynamic",
+            "int8",
+            None,
+            lambda a=a: smoothed_model(reference, calibration, calibration_pairs, a),
+        )
         for a in args.alphas
     ]
     try:
         import onnx_ir  # noqa: F401  (MatMulNBitsQuantizer imports it)
 
-        schemes += [(f"blockwise 8-bit, block {b}", blockwise(8, b), None) for b in (32, 128)]
+        schemes += [(f"blockwise 8-bit, block {b}", "int8", blockwise(8, b), None) for b in (32, 128)]
     except ImportError:
         print("blockwise schemes skipped: pip install onnx_ir", file=sys.stderr)
+    schemes.append(("per-token int8 activations", "int8", per_token, None))
+    if args.schemes:
+        schemes = [s for s in schemes if re.search(args.schemes, s[0])]
 
     results = [
         {"scheme": "fp32 (torch)", "seconds": round(fp32_seconds, 2), "agreement": dict.fromkeys(base.probs, 1.0)}
     ]
     print(f"{'scheme':42} {'seconds':>8} " + " ".join(f"{t:>10}" for t in base.probs) + "  max |dp|")
     print(f"{'fp32 (torch)':42} {fp32_seconds:8.2f}")
-    for name, quantise, model in schemes:
+    for name, precision, quantise, build in schemes:
+        model = build() if build is not None else None
         with _scheme(quantise):
             clf = NewsClassifier(
                 model or reference.model,
                 reference.tokenizer,
                 reference.device,
                 source=None if model is not None else reference.source,
-                precision="int8",
+                precision=precision,
             )
             clf.classify(texts[:8], pairs=None if pairs is None else {k: v[:8] for k, v in pairs.items()})
             started = time.perf_counter()
@@ -211,20 +304,29 @@ def main(argv: list[str] | None = None) -> int:
             agreement[task] = round(1.0 - sum(want[i] != got[i] for i in kept) / len(kept), 4)
             worst = max(worst, float(np.abs(base.probs[task][kept] - result.probs[task][kept]).max()))
         results.append(
-            {"scheme": name, "seconds": round(seconds, 2), "agreement": agreement, "max_dp": round(worst, 4)}
+            {
+                "scheme": name,
+                "seconds": round(seconds, 2),
+                "fp32_seconds": round(fp32_seconds, 2),  # of this run: times compare within a run only
+                "agreement": agreement,
+                "max_dp": round(worst, 4),
+            }
         )
         print(f"{name:42} {seconds:8.2f} " + " ".join(f"{a:10.2%}" for a in agreement.values()) + f"  {worst:.3f}")
 
     if args.json:
+        command = "python " + shlex.join([Path(sys.argv[0]).as_posix(), *(argv or sys.argv[1:])])
         out = {
             "model": args.model,
             "data": args.data,
             "articles": len(kept),
             "hardware": runtime.cpu_name(),
             "threads": torch.get_num_threads(),
-            "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *(argv or sys.argv[1:])]),
+            "command": command,
             "results": results,
         }
+        if args.merge and Path(args.json).is_file():
+            out = _merged(json.loads(Path(args.json).read_text(encoding="utf-8")), out)
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
     return 0

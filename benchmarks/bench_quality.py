@@ -93,6 +93,7 @@ def _config(tmp: Path, args: argparse.Namespace) -> dict[str, Any]:
             "head_learning_rate": args.head_learning_rate,
             "layer_lr_decay": args.layer_lr_decay,
             "freeze_embeddings": args.freeze_embeddings,
+            "group_by_length": args.group_by_length,
             "warmup_ratio": args.warmup_ratio,
             "mixed_precision": args.mixed_precision,
             "seed": args.seed,
@@ -254,6 +255,9 @@ def main() -> None:
     parser.add_argument("--head-learning-rate", type=float)
     parser.add_argument("--layer-lr-decay", type=float, default=1.0)
     parser.add_argument("--freeze-embeddings", action="store_true")
+    parser.add_argument(
+        "--group-by-length", action="store_true", help="batches of similar lengths (the library default is off)"
+    )
     parser.add_argument("--warmup-ratio", type=float, default=0.1)
     parser.add_argument("--class-weights", default="balanced", choices=["none", "balanced"])
     parser.add_argument("--mixed-precision", default="auto", choices=["auto", "no", "fp16", "bf16"])

@@ -79,6 +79,10 @@ OUTRO = """## What the runs show
   recipe with the embeddings trained took 11 to 18 minutes per epoch while other work shared the machine
   (not a clean speed figure; the optimiser step over the 96M-parameter embedding matrix dominates short
   batches, see the training throughput section) and was stopped after 3 epochs (dev 0.254, 0.484, 0.554).
+- **Third CPU session** (2026-11-25, again no GPU): the same Mawqif recipe without length grouping reached
+  0.643 (+0.069; best epoch 9 of 10, about 208 s per epoch) and ANS with grouping 0.827 (+0.421; the best GPU
+  run 0.837; 4 of 6 epochs, about 65 s per epoch), the best CPU figures so far on both. They were run to
+  measure length grouping on real data (training throughput section), one seed each.
 - **CPU runs for the agreement models** (same session kind, 2 cores, frozen embeddings, bf16): ANS with the
   best GPU recipe's settings for 6 epochs reached 0.799 dev macro-F1 (+0.393; the GPU run 0.837) in 18
   minutes; AraStance at 256 tokens (half the GPU runs' window) for 4 epochs only 0.348 (+0.039; the GPU runs
@@ -118,7 +122,14 @@ SCORING_NOTES = [
   ONNX Runtime's block-wise 8-bit scheme (`MatMulNBits`, activations quantised per block of 32 or 128)
   comes closer (block 32: 100% and 99.5% on the Mawqif and ANS models, 98.0-98.3% on the demo model) but is
   only 1.1-1.6x fp32 torch, slower than bf16, which agrees as well or better; it is not offered as a mode.
-  On a CPU without bf16 instructions it might be the better trade: not measured. Hence `auto` picks bf16
+  On a CPU without bf16 instructions it might be the better trade: not measured.
+  Quantising each token's activations with its own scale (`per-token int8 activations`: the projections
+  rewritten as `MatMulInteger` with uint8 activations and per-channel int8 weights, session of 2026-11-25,
+  third) fixes the short-text models (99.14% Mawqif, 99.50% ANS) at the speed of bf16 or a little better
+  (0.55 and 0.49 of fp32's time, bf16 0.55 and 0.55 in the same runs) but not the demo model on long
+  articles (96.33% topic, 98.67% stance), where it is also slower than bf16 (0.85 against 0.60 of fp32's
+  time; the library's int8 0.62). So no int8 scheme tried here is both within 99% of fp32 on every model
+  and faster than bf16 on this CPU. Hence `auto` picks bf16
   on CPUs with bf16 instructions, fp32 elsewhere, and never int8: int8 is opt-in, after `aranews
   check-precision` has shown it passes on the user's own model (it exits 1 and prints FAILED otherwise).
 - **Attention** takes about a fifth of bf16 time for a tenth of the work: an ad-hoc timing (not kept as a file) of
@@ -136,16 +147,26 @@ SCORING_NOTES = [
 
 TRAINING_NOTES = [
     """What the training figures show: dynamic padding alone leaves most of the padding in place when a batch is
-a random draw of lengths; grouping batches by length (`training.group_by_length`) removes it. It is
-offered but off by default: on the demo corpus (one seed, 144 training rows, 2 cores of an AMD EPYC) it
-lowered the mean dev macro-F1 of topic and stance from 0.850 (`make demo`) to 0.828 (`aranews demo --set
-training.group_by_length=true`), and it was not measured on the public sets.
-bf16 autocast on this CPU adds less, because with e5-small's 96M-parameter embedding matrix
-the optimiser step dominates short batches (`training.freeze_embeddings` removes that cost). bf16 stays
-opt-in for CPU training (`mixed_precision: bf16`): its effect on dev figures was not measured
-side by side with fp32 on CPU. Six steps per setting make this a short measurement: read the ratios
-between padding strategies, not the absolute speeds (the first setting of the run is the slowest in part
-because it runs first).
+a random draw of lengths; grouping batches by length (`training.group_by_length`) removes it.
+
+On whole public training sets (2 cores of an AMD EPYC, e5-small with frozen embeddings, bf16 autocast,
+seed 13, the recipes' rows in the tables above), grouping made an epoch 1.4x faster: Mawqif 150 s against
+208 s, ANS 62-67 s against 87-101 s (epochs the machine ran alone). Its effect on dev macro-F1 had no
+consistent sign: Mawqif 0.624 grouped against 0.643 plain (`maw-cpu-bf16-frozen-fusion` and
+`-ungrouped`), ANS 0.827 against 0.799 (`ans-cpu-bf16-frozen-grouped` and `ans-cpu-bf16-frozen`), and on
+the demo corpus (144 training rows) 0.828 against 0.850 (`aranews demo --set training.group_by_length=true`
+against `make demo`). One seed each, and the seed spread on these sets is 0.05, so these differences are
+noise as far as one can tell; since two of the three were lower, grouping stays opt-in (`training.group_by_length:
+true`, about 1.4x faster per epoch) rather than the default. The GPU runs above predate the option (plain
+shuffle); the recipe tables mark the grouped runs, and `bench_quality.py --group-by-length` asks for it.
+
+bf16 autocast on this CPU adds less in the table above, because with e5-small's 96M-parameter embedding
+matrix the optimiser step dominates short batches (`training.freeze_embeddings` removes that cost).
+With the embeddings frozen it pays: the Mawqif recipe with length grouping ran an epoch in 150 s in bf16
+against 197-204 s in fp32 (1.33x; the bf16 run's one epoch with the machine to itself) and reached 0.624 against 0.614 dev macro-F1 (`maw-cpu-bf16-frozen-fusion` and
+`maw-cpu-fp32-frozen-grouped`, seed 13): no harm seen, on one seed.
+Six steps per setting make the table a short measurement: read the ratios between padding strategies, not
+the absolute speeds (the first setting of the run is the slowest in part because it runs first).
 """,
 ]
 
@@ -183,6 +204,8 @@ def _recipe(r: dict[str, Any]) -> str:
         parts.append(f"seed {t['seed']}")
     if t.get("freeze_embeddings"):
         parts.append("frozen embeddings")
+    if t.get("group_by_length"):
+        parts.append("grouped by length")
     if r.get("device") == "cpu":
         parts.append(f"CPU {r.get('mixed_precision')}")
     return ", ".join(parts)
@@ -264,7 +287,8 @@ def _int8() -> list[str]:
         "",
         f"`{first['command']}` (and the same per model below) on {first['hardware']}, {first['threads']} threads: "
         "each int8 scheme scored through the library's own path on real dev articles and compared with fp32. "
-        "Seconds are for the whole set in one process, one scheme after the other: compare them within a table.",
+        "Time is the whole set's scoring time over fp32's in the same process (the schemes run one after the "
+        "other; a file extended with `--merge` keeps each row's own run's fp32 time), so below 1 is faster.",
         "",
     ]
     for path in files:
@@ -274,13 +298,17 @@ def _int8() -> list[str]:
         lines += [
             f"`{model}` model on {r['articles']} {data} dev articles:",
             "",
-            "| scheme | seconds | " + " | ".join(f"agreement, {t}" for t in tasks) + " | max prob. difference |",
+            "| scheme | time / fp32 | " + " | ".join(f"agreement, {t}" for t in tasks) + " | max prob. difference |",
             "| --- | --- | " + " | ".join("---" for _ in tasks) + " | --- |",
         ]
+        fp32 = r["results"][0]["seconds"]
         for row in r["results"]:
             agreement = " | ".join(f"{row['agreement'][t]:.2%}" for t in tasks)
             worst = f"{row['max_dp']:.3f}" if "max_dp" in row else "—"
-            lines.append(f"| {row['scheme']} | {row['seconds']:.1f} | {agreement} | {worst} |")
+            ratio = row["seconds"] / row.get("fp32_seconds", fp32)
+            lines.append(f"| {row['scheme']} | {ratio:.2f} | {agreement} | {worst} |")
+        if len(r.get("commands", [])) > 1:
+            lines += ["", "Added later with: " + "; ".join(f"`{c}`" for c in r["commands"][1:])]
         lines.append("")
     return lines
 
