@@ -242,3 +242,20 @@ def test_layer_wise_decay_and_frozen_embeddings(tmp_path, tiny_backbone):
     assert metrics["best_epoch"] == 1
     saved = load_file(str(tmp_path / "run" / "model" / "model.safetensors"))
     assert torch.equal(saved["encoder.embeddings.word_embeddings.weight"], before["word_embeddings.weight"])
+
+
+@pytest.mark.parametrize(("has_bf16", "expected"), [(True, "bf16"), (False, "no")])
+def test_auto_mixed_precision_on_cpu_follows_the_processor(tmp_path, tiny_backbone, monkeypatch, has_bf16, expected):
+    import aranews.training.trainer as trainer_module
+
+    monkeypatch.setattr(trainer_module, "cpu_supports_bf16", lambda: has_bf16)
+    cfg = experiment(tmp_path, tiny_backbone, training={"device": "cpu", "mixed_precision": "auto"})
+    _, precision = Trainer(config_from_dict(cfg))._accelerator()
+    assert precision == expected
+    # an explicit choice is kept whatever the processor, and a second run in the same process may change
+    # the precision (accelerate's process-wide state would otherwise refuse it)
+    other = "no" if expected == "bf16" else "bf16"
+    cfg["training"]["mixed_precision"] = other
+    accelerator, precision = Trainer(config_from_dict(cfg))._accelerator()
+    assert precision == other
+    assert accelerator.mixed_precision == other
