@@ -108,7 +108,12 @@ def per_token(source: Path, target: Path) -> None:
         numpy_helper.from_array(np.array(1e-8, np.float32), "pt/eps"),
         numpy_helper.from_array(np.array(128, np.uint8), "pt/zero"),
     ]
-    nodes, replaced = [], set()
+    nodes: list = []
+
+    def add(op: str, inputs: list[str], output: str, **attrs) -> str:
+        nodes.append(helper.make_node(op, inputs, [output], name=output, **attrs))
+        return output
+
     for node in graph.node:
         if node.op_type != "MatMul" or node.name not in products or node.input[1] not in weights:
             nodes.append(node)
@@ -120,31 +125,17 @@ def per_token(source: Path, target: Path) -> None:
             numpy_helper.from_array(np.clip(np.round(w / w_scale), -127, 127).astype(np.int8), f"{p}/wq"),
             numpy_helper.from_array(w_scale, f"{p}/w_scale"),
         ]
-        replaced.add(node.input[1])
-        step = [
-            ("Abs", [node.input[0]], {}),
-            ("ReduceMax", None, {"axes": [-1], "keepdims": 1}),
-            ("Max", ["pt/eps"], {}),
-            ("Div", ["pt/127"], {}),  # -> the token's scale
-        ]
-        previous = None
-        for i, (op, inputs, attrs) in enumerate(step):
-            out = f"{p}/a{i}"
-            ins = inputs if previous is None else [previous, *(inputs or [])]
-            nodes.append(helper.make_node(op, ins, [out], name=out, **attrs))
-            previous = out
-        scale = previous
-        nodes += [
-            helper.make_node("Div", [node.input[0], scale], [f"{p}/x"], name=f"{p}/x"),
-            helper.make_node("Round", [f"{p}/x"], [f"{p}/r"], name=f"{p}/r"),
-            helper.make_node("Add", [f"{p}/r", "pt/128"], [f"{p}/u"], name=f"{p}/u"),
-            helper.make_node("Cast", [f"{p}/u"], [f"{p}/q"], name=f"{p}/q", to=TensorProto.UINT8),
-            helper.make_node("MatMulInteger", [f"{p}/q", f"{p}/wq", "pt/zero"], [f"{p}/i"], name=f"{p}/i"),
-            helper.make_node("Cast", [f"{p}/i"], [f"{p}/f"], name=f"{p}/f", to=TensorProto.FLOAT),
-            helper.make_node("Mul", [f"{p}/f", scale], [f"{p}/s"], name=f"{p}/s"),
-            helper.make_node("Mul", [f"{p}/s", f"{p}/w_scale"], [node.output[0]], name=f"{p}/y"),
-        ]
-    kept = [init for init in graph.initializer if init.name not in replaced]
+
+        x = node.input[0]
+        peak = add("ReduceMax", [add("Abs", [x], f"{p}/abs")], f"{p}/peak", axes=[-1], keepdims=1)
+        scale = add("Div", [add("Max", [peak, "pt/eps"], f"{p}/peak+"), "pt/127"], f"{p}/scale")  # per token
+        q = add("Round", [add("Div", [x, scale], f"{p}/x")], f"{p}/round")
+        q = add("Cast", [add("Add", [q, "pt/128"], f"{p}/shift")], f"{p}/q", to=TensorProto.UINT8)
+        y = add("MatMulInteger", [q, f"{p}/wq", "pt/zero"], f"{p}/int32")
+        y = add("Mul", [add("Cast", [y], f"{p}/float", to=TensorProto.FLOAT), scale], f"{p}/rescale")
+        nodes.append(helper.make_node("Mul", [y, f"{p}/w_scale"], [node.output[0]], name=f"{p}/out"))
+    used = {name for n in nodes for name in n.input}
+    kept = [init for init in graph.initializer if init.name in used]  # the float weights replaced are dropped
     del graph.node[:], graph.initializer[:]
     graph.node.extend(nodes)
     graph.initializer.extend(kept + constants)
