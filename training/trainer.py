@@ -450,12 +450,13 @@ class Trainer:
                 precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
         from accelerate.state import AcceleratorState
 
-        state = AcceleratorState._shared_state
-        if state and state.get("_mixed_precision") not in (None, precision):
+        state = getattr(AcceleratorState, "_shared_state", None)
+        reset = getattr(AcceleratorState, "_reset_state", None)  # private in accelerate 1.x: used if present
+        if state and state.get("_mixed_precision") not in (None, precision) and reset is not None:
             # accelerate keeps one precision per process and refuses another; a second run in the same
             # process (a notebook, a benchmark) may ask for one: its state starts afresh, the process group
             # (distributed runs) is kept
-            AcceleratorState._reset_state(reset_partial_state=False)
+            reset(reset_partial_state=False)
         accelerator = Accelerator(
             mixed_precision=precision, gradient_accumulation_steps=tcfg.gradient_accumulation_steps, cpu=cpu
         )
