@@ -82,7 +82,9 @@ OUTRO = """## What the runs show
 - **Third CPU session** (2026-11-25, again no GPU): the same Mawqif recipe without length grouping reached
   0.643 (+0.069; best epoch 9 of 10, about 208 s per epoch) and ANS with grouping 0.827 (+0.421; the best GPU
   run 0.837; 4 of 6 epochs, about 65 s per epoch), the best CPU figures so far on both. They were run to
-  measure length grouping on real data (training throughput section), one seed each.
+  measure length grouping on real data (training throughput section), one seed each. A second seed of the
+  Mawqif recipe (seed 7) reached only 0.591 (+0.017; best epoch 5, stopped after 8): the CPU recipe's spread
+  between two seeds is 0.05, as on the GPU.
 - **CPU runs for the agreement models** (same session kind, 2 cores, frozen embeddings, bf16): ANS with the
   best GPU recipe's settings for 6 epochs reached 0.799 dev macro-F1 (+0.393; the GPU run 0.837) in 18
   minutes; AraStance at 256 tokens (half the GPU runs' window) for 4 epochs only 0.348 (+0.039; the GPU runs
