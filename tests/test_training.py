@@ -246,9 +246,9 @@ def test_layer_wise_decay_and_frozen_embeddings(tmp_path, tiny_backbone):
 
 @pytest.mark.parametrize(("has_bf16", "expected"), [(True, "bf16"), (False, "no")])
 def test_auto_mixed_precision_on_cpu_follows_the_processor(tmp_path, tiny_backbone, monkeypatch, has_bf16, expected):
-    import aranews.training.trainer as trainer_module
+    from aranews.inference import runtime
 
-    monkeypatch.setattr(trainer_module, "cpu_supports_bf16", lambda: has_bf16)
+    monkeypatch.setattr(runtime, "cpu_supports_bf16", lambda: has_bf16)
     cfg = experiment(tmp_path, tiny_backbone, training={"device": "cpu", "mixed_precision": "auto"})
     _, precision = Trainer(config_from_dict(cfg))._accelerator()
     assert precision == expected

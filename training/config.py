@@ -119,10 +119,10 @@ class TrainingConfig:
         gradient_accumulation_steps: micro-batches per optimiser step.
         group_by_length: form each batch from articles of similar length (shuffled within groups of 50
             batches, batch order shuffled), so dynamic padding wastes little (about 2x fewer padded
-            tokens, ``benchmarks/bench_training.py``); off (the default): a plain shuffle. Off by default
-            because its effect on dev figures is not established: on the demo corpus it lowered the mean
-            dev macro-F1 from 0.850 to 0.828 (one seed, 144 training rows; ``aranews demo --set
-            training.group_by_length=true``).
+            tokens, ``benchmarks/bench_training.py``; an epoch about 1.4x faster on whole public sets);
+            off (the default): a plain shuffle. Off by default because its effect on dev figures is not
+            established: one seed each, dev macro-F1 went 0.643 -> 0.624 on Mawqif, 0.799 -> 0.827 on ANS
+            and 0.850 -> 0.828 on the demo corpus (``BENCHMARKS.md``, training throughput).
         mixed_precision: ``auto`` (GPU: bf16, or fp16 where bf16 is not supported; CPU: bf16 autocast where the
             processor has bfloat16 instructions, ``avx512_bf16`` or ``amx_bf16``, else none), ``no``,
             ``fp16``, ``bf16``. On CPU, bf16 made an epoch 1.33x faster with no loss in dev macro-F1

@@ -35,7 +35,7 @@ from aranews.inference.classifier import NewsClassifier
 from aranews.inference.config import ClassifierConfig, LabelSchema, TaskSpec, library_versions
 from aranews.inference.inputs import ArticleWindower, collate_articles
 from aranews.inference.modeling import MultiTaskClassifier
-from aranews.inference.runtime import cpu_supports_bf16
+from aranews.inference.runtime import auto_precision
 from aranews.inference.schema import ConfigError
 from aranews.training.checkpoint import (
     ResumeMismatchError,
@@ -439,17 +439,14 @@ class Trainer:
 
     def _accelerator(self) -> tuple[Any, str]:
         from accelerate import Accelerator
+        from accelerate.state import AcceleratorState
 
         tcfg = self.config.training
         cpu = tcfg.device == "cpu" or not torch.cuda.is_available()
         precision = tcfg.mixed_precision
-        if precision == "auto":  # bf16 on CPUs with bf16 instructions: 1.33x per epoch, no dev loss (BENCHMARKS.md)
-            if cpu:
-                precision = "bf16" if cpu_supports_bf16() else "no"
-            else:
-                precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-        from accelerate.state import AcceleratorState
-
+        if precision == "auto":  # as scoring's auto: bf16 on CPUs with bf16 instructions (1.33x per epoch on CPU)
+            mode = auto_precision(torch.device("cpu" if cpu else "cuda"))
+            precision = "no" if mode == "fp32" else mode  # accelerate's name for full precision
         state = getattr(AcceleratorState, "_shared_state", None)
         reset = getattr(AcceleratorState, "_reset_state", None)  # private in accelerate 1.x: used if present
         if state and state.get("_mixed_precision") not in (None, precision) and reset is not None:
