@@ -94,6 +94,7 @@ def _config(tmp: Path, args: argparse.Namespace) -> dict[str, Any]:
             "layer_lr_decay": args.layer_lr_decay,
             "freeze_embeddings": args.freeze_embeddings,
             "group_by_length": args.group_by_length,
+            "ema_decay": args.ema_decay,
             "warmup_ratio": args.warmup_ratio,
             "mixed_precision": args.mixed_precision,
             "seed": args.seed,
@@ -257,6 +258,9 @@ def main() -> None:
     parser.add_argument("--freeze-embeddings", action="store_true")
     parser.add_argument(
         "--group-by-length", action="store_true", help="batches of similar lengths (the library default is off)"
+    )
+    parser.add_argument(
+        "--ema-decay", type=float, help="select and save a moving average of the weights (the library default is off)"
     )
     parser.add_argument("--warmup-ratio", type=float, default=0.1)
     parser.add_argument("--class-weights", default="balanced", choices=["none", "balanced"])

@@ -211,6 +211,8 @@ def _recipe(r: dict[str, Any]) -> str:
         parts.append("frozen embeddings")
     if t.get("group_by_length"):
         parts.append("grouped by length")
+    if t.get("ema_decay"):
+        parts.append(f"weight average {t['ema_decay']:g}")
     if r.get("device") == "cpu":
         parts.append(f"CPU {r.get('mixed_precision')}")
     return ", ".join(parts)

@@ -54,20 +54,33 @@ def _final_weights(output_dir):
     return load_file(str(output_dir / "last_checkpoint" / "model.safetensors"))
 
 
-def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path, tiny_backbone):
-    straight = experiment(tmp_path / "a", tiny_backbone, training={"epochs": 3, "output_dir": str(tmp_path / "a")})
-    Trainer(config_from_dict(straight)).train()
+@pytest.mark.parametrize("ema_decay", [None, 0.9])
+def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path, tiny_backbone, ema_decay):
+    def config(name, **extra):
+        training = {"epochs": 3, "output_dir": str(tmp_path / name), "ema_decay": ema_decay, **extra}
+        return config_from_dict(experiment(tmp_path / name, tiny_backbone, training=training))
+
+    Trainer(config("a")).train()
     # "interrupted" after epoch 1, then resumed to epoch 3 with the same config
-    first = experiment(tmp_path / "b", tiny_backbone, training={"epochs": 3, "output_dir": str(tmp_path / "b")})
-    Trainer(config_from_dict(first)).train(stop_after_epochs=1)
-    resumed = experiment(
-        tmp_path / "b", tiny_backbone, training={"epochs": 3, "output_dir": str(tmp_path / "b"), "resume": True}
-    )
-    metrics = Trainer(config_from_dict(resumed)).train().metrics
+    Trainer(config("b")).train(stop_after_epochs=1)
+    # after one epoch, the saved model (the best so far) is the average when one is kept, and the
+    # checkpoint keeps the raw weights the optimiser works on
+    raw = _final_weights(tmp_path / "b")
+    saved = load_file(str(tmp_path / "b" / "model" / "model.safetensors"))
+    average_file = tmp_path / "b" / "last_checkpoint" / "average.safetensors"
+    if ema_decay is None:
+        assert all(torch.equal(saved[k], raw[k]) for k in raw) and not average_file.exists()
+    else:
+        average = load_file(str(average_file))
+        assert average["__updates__"].item() > 0
+        assert all(torch.equal(saved[k], average.get(k, raw[k])) for k in raw)
+        assert any(not torch.equal(saved[k], raw[k]) for k in average if k != "__updates__")
+    metrics = Trainer(config("b", resume=True)).train().metrics
     assert [e["epoch"] for e in metrics["epochs"]] == [1, 2, 3]
-    a, b = _final_weights(tmp_path / "a"), _final_weights(tmp_path / "b")
-    for key in a:
-        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
+    for weights in (_final_weights, lambda run: load_file(str(run / "model" / "model.safetensors"))):
+        a, b = weights(tmp_path / "a"), weights(tmp_path / "b")
+        for key in a:
+            torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
 
 
 def test_retraining_with_new_labels_keeps_kept_labels(tmp_path, trained_model, sample_rows):

@@ -20,11 +20,14 @@ import os
 import random
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from safetensors.torch import load_file, load_model, save_file, save_model
+
+if TYPE_CHECKING:
+    from aranews.training.averaging import WeightAverage
 
 __all__ = [
     "CHECKPOINT_DIR",
@@ -146,9 +149,15 @@ def _optimizer_from_flat(tensors: dict[str, torch.Tensor], meta: dict[str, Any])
 
 
 def save_training_state(
-    output_dir: str | Path, model: torch.nn.Module, optimizer, scheduler, progress: dict[str, Any]
+    output_dir: str | Path,
+    model: torch.nn.Module,
+    optimizer,
+    scheduler,
+    progress: dict[str, Any],
+    average: WeightAverage | None = None,
 ) -> Path:
-    """Write the resumable state atomically (a temporary folder renamed over the old one)."""
+    """Write the resumable state atomically (a temporary folder renamed over the old one): the raw
+    weights, the optimiser and scheduler, the random generators and, when kept, the weight average."""
     final = Path(output_dir) / CHECKPOINT_DIR
     tmp = Path(output_dir) / f".{CHECKPOINT_DIR}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -156,6 +165,8 @@ def save_training_state(
     save_model(model, str(tmp / "model.safetensors"))
     tensors, optimizer_meta = _optimizer_to_flat(optimizer.state_dict())
     save_file(tensors, str(tmp / "optimizer.safetensors"))
+    if average is not None:
+        save_file(average.state_dict(), str(tmp / "average.safetensors"))
     rng = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         for i, s in enumerate(torch.cuda.get_rng_state_all()):
@@ -174,7 +185,9 @@ def save_training_state(
     return final
 
 
-def load_training_state(output_dir: str | Path, model: torch.nn.Module, optimizer, scheduler) -> dict[str, Any] | None:
+def load_training_state(
+    output_dir: str | Path, model: torch.nn.Module, optimizer, scheduler, average: WeightAverage | None = None
+) -> dict[str, Any] | None:
     """Restore what :func:`save_training_state` wrote; return the trainer progress, or ``None`` if absent."""
     path = Path(output_dir) / CHECKPOINT_DIR
     if not (path / "state.json").is_file():
@@ -188,6 +201,8 @@ def load_training_state(output_dir: str | Path, model: torch.nn.Module, optimize
     }
     optimizer.load_state_dict(_optimizer_from_flat(tensors, state["optimizer"]))
     scheduler.load_state_dict(state["scheduler"])
+    if average is not None:
+        average.load_state_dict(load_file(str(path / "average.safetensors"), device=str(device)))
     rng = load_file(str(path / "rng.safetensors"))
     torch.set_rng_state(rng["torch"])
     cuda_states = [rng[k] for k in sorted(k for k in rng if k.startswith("cuda."))]

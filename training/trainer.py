@@ -21,6 +21,7 @@ import socket
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ from aranews.inference.inputs import ArticleWindower, collate_articles
 from aranews.inference.modeling import MultiTaskClassifier
 from aranews.inference.runtime import auto_precision
 from aranews.inference.schema import ConfigError
+from aranews.training.averaging import WeightAverage
 from aranews.training.checkpoint import (
     ResumeMismatchError,
     fingerprint_differences,
@@ -262,6 +264,11 @@ class _Run:
     best: dict[str, Any] = field(default_factory=lambda: {"epoch": 0, "score": -1.0, "bad_epochs": 0})
     start_epoch: int = 0
     stopped_early: bool = False
+    average: WeightAverage | None = None
+
+    def averaged(self) -> AbstractContextManager[None]:
+        """The weights to evaluate and save: the moving average when the run keeps one."""
+        return self.average.applied(self.unwrapped) if self.average is not None else nullcontext()
 
 
 class Trainer:
@@ -530,12 +537,13 @@ class Trainer:
         )
         optimizer, scheduler = self._optimizer(model, math.ceil(len(loader) / tcfg.gradient_accumulation_steps))
         prepared, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
+        unwrapped = accelerator.unwrap_model(prepared)
         return _Run(
             accelerator,
             precision,
             tokenizer,
             prepared,
-            accelerator.unwrap_model(prepared),
+            unwrapped,
             windower,
             train_split,
             train_data,
@@ -545,13 +553,14 @@ class Trainer:
             scheduler,
             fingerprint,
             changes,
+            average=WeightAverage(unwrapped, tcfg.ema_decay) if tcfg.ema_decay is not None else None,
         )
 
     def _restore(self, run: _Run, progress: dict[str, Any] | None) -> None:
         self.output_dir.mkdir(parents=True, exist_ok=True)
         if progress is None:
             return
-        restored = load_training_state(self.output_dir, run.unwrapped, run.optimizer, run.scheduler)
+        restored = load_training_state(self.output_dir, run.unwrapped, run.optimizer, run.scheduler, run.average)
         if restored is not None:
             run.start_epoch, run.history, run.best = restored["epoch"], restored["history"], restored["best"]
             logger.info("resuming from %s after epoch %d", self.output_dir / "last_checkpoint", run.start_epoch)
@@ -572,7 +581,8 @@ class Trainer:
                 break
             epoch_start = time.perf_counter()
             losses = self._train_epoch(run, epoch)
-            reports = evaluate_split(evaluator, run.eval_data["dev"], run.accelerator)
+            with run.averaged():
+                reports = evaluate_split(evaluator, run.eval_data["dev"], run.accelerator)
             score = _selection_score(reports, tcfg.selection_metric)
             run.history.append(
                 {
@@ -610,6 +620,8 @@ class Trainer:
                 run.optimizer.step()
                 run.scheduler.step()
                 run.optimizer.zero_grad()
+                if run.average is not None and accelerator.sync_gradients:
+                    run.average.update(run.unwrapped)
             losses.append(loss.item())
             if hasattr(bar, "set_postfix"):
                 bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
@@ -631,12 +643,13 @@ class Trainer:
         if score > run.best["score"]:
             run.best = {"epoch": epoch + 1, "score": score, "bad_epochs": 0}
             if main:
-                self._save_model(evaluator)
+                with run.averaged():
+                    self._save_model(evaluator)
         else:
             run.best["bad_epochs"] += 1
         if main:
             progress = {"epoch": epoch + 1, "history": run.history, "best": run.best, "fingerprint": run.fingerprint}
-            save_training_state(self.output_dir, run.unwrapped, run.optimizer, run.scheduler, progress)
+            save_training_state(self.output_dir, run.unwrapped, run.optimizer, run.scheduler, progress, run.average)
         run.accelerator.wait_for_everyone()
 
     def _save_model(self, classifier: NewsClassifier) -> None:
