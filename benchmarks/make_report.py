@@ -90,6 +90,12 @@ OUTRO = """## What the runs show
   minutes; AraStance at 256 tokens (half the GPU runs' window) for 4 epochs only 0.348 (+0.039; the GPU runs
   0.29-0.44 at 512 tokens and 10-15 epochs) in 39 minutes, still rising when it stopped: the long
   stance set needs more epochs than a CPU session holds.
+- **A moving average of the weights did not help** (fourth CPU session, `training.ema_decay`, evaluated,
+  selected and saved in place of the raw weights). The average does not change the optimiser's path (the
+  training losses are the same to four digits), so each run pairs with the run without it on the same
+  seed: decay 0.998 (about 2.5 epochs) 0.628 against 0.643 (seed 13; it lags a model still improving at
+  epoch 10); decay 0.99 (about half an epoch) 0.647 against 0.643 (seed 13) and 0.585 against 0.591
+  (seed 7). The dev curve of seed 7 was smoother with the average, its best no higher. It stays off by default.
 - **Fusion with the TF-IDF baseline did not help**: fitted on dev with 5-fold cross-fitting it scored
   0.591 against the transformer's 0.624 on the same run (table above); the weights chosen per fold ranged
   from 0.35 to 0.9, i.e. dev is too small (348 rows) to fit even one weight reliably. It stays a benchmark
