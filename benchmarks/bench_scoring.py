@@ -55,12 +55,12 @@ import json, sys, time
 import torch
 from transformers import pipeline
 from aranews.inference.readers import read_archive
-topic, stance, source, threads = sys.argv[1:5]
+topic, stance, source, threads, device = sys.argv[1:6]
 torch.set_num_threads(int(threads))
 rows = [r.fields for r in read_archive(source)]
 texts = [r["text"] for r in rows]
 started = time.perf_counter()
-pipes = [pipeline("text-classification", model=m, device="cpu") for m in (topic, stance)]
+pipes = [pipeline("text-classification", model=m, device=device) for m in (topic, stance)]
 out = [p(texts, batch_size=16, truncation=True, max_length=512) for p in pipes]
 seconds = time.perf_counter() - started
 assert all(len(o) == len(texts) for o in out)
@@ -76,10 +76,10 @@ import json, sys, time
 import torch
 from aranews.inference.classifier import load_classifier
 from aranews.inference.scoring import score_archive
-model, source, out, precision, threads = sys.argv[1:6]
+model, source, out, precision, threads, device = sys.argv[1:7]
 torch.set_num_threads(int(threads))
 started = time.perf_counter()
-clf = load_classifier(model, device="cpu", precision=precision)
+clf = load_classifier(model, device=device, precision=precision)
 s = score_archive(clf, source, out, progress=False)
 seconds = time.perf_counter() - started
 tokens = [json.loads(line)["n_tokens"] for line in open(out, encoding="utf-8")]
@@ -152,12 +152,23 @@ def _run(code: str, *args: str) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def _gpu_name(device: str) -> str | None:
+    import torch
+
+    return torch.cuda.get_device_name(torch.device(device)) if device.startswith("cuda") else None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--articles", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=2, help="alternating rounds (ratios are taken per round)")
     parser.add_argument("--modes", nargs="+", default=None, help="precision modes (default: all this CPU runs)")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument(
+        "--device",
+        default="cpu",
+        help="cpu or cuda[:N]: both contenders run there (default modes on CUDA: fp32, bf16, fp16)",
+    )
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "scoring.json"))
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -168,9 +179,12 @@ def main() -> None:
     from aranews.inference.export import export_task
     from aranews.inference.runtime import cpu_flags, cpu_name, cpu_supports_bf16, onnxruntime_available
 
-    modes = args.modes or (
-        ["fp32"] + (["bf16"] if cpu_supports_bf16() else []) + (["int8"] if onnxruntime_available() else [])
-    )
+    if args.device.startswith("cuda"):
+        modes = args.modes or ["fp32", "bf16", "fp16"]
+    else:
+        modes = args.modes or (
+            ["fp32"] + (["bf16"] if cpu_supports_bf16() else []) + (["int8"] if onnxruntime_available() else [])
+        )
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         os.environ["ARANEWS_CACHE"] = str(tmp / "cache")
@@ -182,13 +196,15 @@ def main() -> None:
         if "int8" in modes:  # the one-time export and quantisation, outside the timed runs
             warm = tmp / "warm.jsonl"
             warm.write_text(source.read_text(encoding="utf-8").splitlines()[0] + "\n", encoding="utf-8")
-            _run(SCORE, str(model), str(warm), str(tmp / "warm-out.jsonl"), "int8", str(args.threads))
+            _run(SCORE, str(model), str(warm), str(tmp / "warm-out.jsonl"), "int8", str(args.threads), args.device)
         rounds = []
         for r in range(args.rounds):
-            result = {"pipelines": _run(PIPELINES, str(topic), str(stance), str(source), str(args.threads))}
+            result = {
+                "pipelines": _run(PIPELINES, str(topic), str(stance), str(source), str(args.threads), args.device)
+            }
             for mode in modes:
                 out = tmp / f"scores-{mode}-{r}.jsonl"
-                result[mode] = _run(SCORE, str(model), str(source), str(out), mode, str(args.threads))
+                result[mode] = _run(SCORE, str(model), str(source), str(out), mode, str(args.threads), args.device)
                 out.unlink()
                 for leftover in tmp.glob(f"scores-{mode}-{r}.jsonl.*"):
                     leftover.unlink()
@@ -226,6 +242,8 @@ def main() -> None:
         "rounds": rounds,
         "summary": summary,
         "threads": args.threads,
+        "device": args.device,
+        "gpu": _gpu_name(args.device),
         "cpu": cpu_name(),
         "cpu_flags": flags,
         "cpu_count": os.cpu_count(),
