@@ -64,9 +64,9 @@ class WeightAverage:
         return {**self.averaged, "__updates__": torch.tensor(self.updates, dtype=torch.int64)}
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        missing = sorted(set(self.averaged) ^ (set(state) - {"__updates__"}))
-        if missing:
-            raise ValueError(f"the saved weight average does not match the model: {missing[:5]}")
+        differing = sorted(set(self.averaged) ^ (set(state) - {"__updates__"}))
+        if differing:
+            raise ValueError(f"the saved weight average does not match the model: {differing[:5]}")
         for name, avg in self.averaged.items():
             avg.copy_(state[name])
         self.updates = int(state["__updates__"])
