@@ -162,7 +162,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--articles", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=2, help="alternating rounds (ratios are taken per round)")
-    parser.add_argument("--modes", nargs="+", default=None, help="precision modes (default: all this CPU runs)")
+    parser.add_argument("--modes", nargs="+", default=None, help="precision modes (default: all the device runs)")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument(
         "--device",
@@ -180,11 +180,12 @@ def main() -> None:
     from aranews.inference.runtime import cpu_flags, cpu_name, cpu_supports_bf16, onnxruntime_available
 
     if args.device.startswith("cuda"):
-        modes = args.modes or ["fp32", "bf16", "fp16"]
+        default_modes = ["fp32", "bf16", "fp16"]
     else:
-        modes = args.modes or (
+        default_modes = (
             ["fp32"] + (["bf16"] if cpu_supports_bf16() else []) + (["int8"] if onnxruntime_available() else [])
         )
+    modes = args.modes or default_modes
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         os.environ["ARANEWS_CACHE"] = str(tmp / "cache")
