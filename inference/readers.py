@@ -10,6 +10,7 @@ The scorer and the training-data loader both read through :func:`read_archive`.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gzip
 import io
@@ -155,31 +156,38 @@ def _csv_records(lines: Iterator[str]) -> Iterator[tuple[int, int, list[str] | N
             buffer, quotes, size = [], 0, 0
 
 
-def _read_csv(path: Path) -> Iterator[RawRow]:
+@contextlib.contextmanager
+def _no_csv_field_limit() -> Iterator[None]:
+    """Lift csv's 131,072-character field limit while reading: a long article is a row (or an
+    ``oversized_text`` error), a long kept column a value, never a crash. The old limit is restored."""
     limit = csv.field_size_limit()
-    csv.field_size_limit(2**31 - 1)  # long articles are rows (or oversized_text errors), never a crash
-    number = 0
+    csv.field_size_limit(2**31 - 1)
     try:
-        with _open_binary(path) as binary:
-            # utf-8-sig: accept the byte-order mark spreadsheets write; surrogateescape keeps undecodable
-            # bytes visible (as lone surrogates) so that their record becomes an error, not the file
-            text = io.TextIOWrapper(binary, encoding="utf-8-sig", errors="surrogateescape", newline="")
-            records = _csv_records(iter(text))
-            try:
-                header: list[str] | None = None
-                for first, last, fields, problem in records:
-                    lines = f"line {first}" if first == last else f"lines {first}-{last}"
-                    if header is None:
-                        if problem or not fields:
-                            raise ValueError(f"{path}: {lines}: the header cannot be read ({problem or 'empty'})")
-                        header = fields
-                        continue
-                    number += 1
-                    yield _csv_row(path, number, lines, header, fields, problem)
-            except _STREAM_ERRORS as exc:
-                yield _stream_problem(path, number, exc)
+        yield
     finally:
         csv.field_size_limit(limit)
+
+
+def _read_csv(path: Path) -> Iterator[RawRow]:
+    number = 0
+    with _no_csv_field_limit(), _open_binary(path) as binary:
+        # utf-8-sig: accept the byte-order mark spreadsheets write; surrogateescape keeps undecodable
+        # bytes visible (as lone surrogates) so that their record becomes an error, not the file
+        text = io.TextIOWrapper(binary, encoding="utf-8-sig", errors="surrogateescape", newline="")
+        records = _csv_records(iter(text))
+        try:
+            header: list[str] | None = None
+            for first, last, fields, problem in records:
+                lines = f"line {first}" if first == last else f"lines {first}-{last}"
+                if header is None:
+                    if problem or not fields:
+                        raise ValueError(f"{path}: {lines}: the header cannot be read ({problem or 'empty'})")
+                    header = fields
+                    continue
+                number += 1
+                yield _csv_row(path, number, lines, header, fields, problem)
+        except _STREAM_ERRORS as exc:
+            yield _stream_problem(path, number, exc)
 
 
 def _csv_row(
@@ -322,7 +330,8 @@ def iter_scores(path: Path, fmt: str | None = None) -> Iterator[dict[str, Any]]:
     """The rows of a file the scorer wrote (``jsonl``, ``csv`` or ``parquet``; default: from the suffix).
 
     Unlike :func:`read_archive` this trusts its input (the library wrote it): a line that is not JSON is
-    an error naming the file and line.
+    an error naming the file and line. CSV cells come back as they were before the scorer made them safe
+    for spreadsheets (it puts one ``'`` before a cell starting with ``= + - @ '``, a tab or a return).
     """
     fmt = fmt or {".csv": "csv", ".parquet": "parquet"}.get(path.suffix.lower(), "jsonl")
     if fmt == "parquet":
@@ -331,8 +340,9 @@ def iter_scores(path: Path, fmt: str | None = None) -> Iterator[dict[str, Any]]:
         for batch in pq.ParquetFile(path).iter_batches(batch_size=4096):
             yield from batch.to_pylist()
     elif fmt == "csv":
-        with path.open(encoding="utf-8", newline="") as handle:
-            yield from csv.DictReader(handle)
+        with _no_csv_field_limit(), path.open(encoding="utf-8", newline="") as handle:
+            for row in csv.DictReader(handle):  # undo the one ' the scorer put before formula-like cells
+                yield {k: v[1:] if isinstance(v, str) and v.startswith("'") else v for k, v in row.items()}
     else:
         with path.open(encoding="utf-8") as handle:
             for line_number, line in enumerate(handle, 1):

@@ -20,14 +20,16 @@ per label, ``uncertain`` overall). Sources beyond the ``max_sources`` largest ar
 from __future__ import annotations
 
 import heapq
-import html
 import json
+import math
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from aranews.inference.files import atomic_write_text, check_output_path, refuse_clashes
 
 __all__ = ["ReportSummary", "write_report"]
 
@@ -52,9 +54,7 @@ def _scores_rows(path: Path) -> Iterator[dict[str, Any]]:
     """The scorer's output rows, streamed (``readers`` imports no torch: a report needs no model)."""
     from aranews.inference.readers import iter_scores
 
-    undo = path.suffix.lower() == ".csv"  # CSV cells the scorer prefixed with ' (formula neutralisation)
-    for row in iter_scores(path):
-        yield {k: v[1:] if undo and isinstance(v, str) and v.startswith("'") else v for k, v in row.items()}
+    return iter_scores(path)
 
 
 def _tasks(first: dict[str, Any], summary: dict[str, Any] | None) -> dict[str, list[str]]:
@@ -97,7 +97,15 @@ def write_report(
         max_sources: sources shown by name; the rest are pooled as "other".
     """
     started = time.perf_counter()
+    for name, value in (("examples", examples), ("uncertain", uncertain), ("max_sources", max_sources)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"{name}={value!r}; expected an integer >= 0")
     scores, out = Path(scores), Path(out)
+    refuse_clashes(
+        {"the scores": scores, "the summary": scores.with_name(scores.name + ".summary.json"), "the archive": archive},
+        {"--out": out},
+    )
+    check_output_path("--out", out, create_parent=True)
     summary_path = scores.with_name(scores.name + ".summary.json")
     summary = json.loads(summary_path.read_text(encoding="utf-8")) if summary_path.is_file() else None
     rows = _scores_rows(scores)
@@ -108,6 +116,7 @@ def write_report(
     if not tasks:
         raise ValueError(f"{scores}: no task columns (a column with a matching <task>_score column) found")
     cells: dict[tuple[str, str], dict[str, Counter]] = defaultdict(lambda: defaultdict(Counter))
+    pair_cells: dict[tuple[str, str], Counter] = defaultdict(Counter)  # (first label, second label) counts
     source_counts: Counter = Counter()
     best: dict[tuple[str, str], list] = defaultdict(list)
     unsure: list = []
@@ -137,6 +146,8 @@ def write_report(
                 score = float(score)
             except (TypeError, ValueError):
                 continue
+            if not math.isfinite(score):  # NaN or Infinity: no confidence to rank by
+                continue
             confidence.append(score)
             item = (score, -n, {"id": row.get("id"), "score": round(score, 4), "date": date, "source": source})
             heap = best[(task, str(label))]
@@ -145,7 +156,7 @@ def write_report(
             elif item > heap[0]:
                 heapq.heapreplace(heap, item)
         if pair and row.get(pair[0]) not in (None, "") and row.get(pair[1]) not in (None, ""):
-            cell["__pair__"][f"{row[pair[0]]}\t{row[pair[1]]}"] += 1
+            pair_cells[(str(date)[:10], source)][(str(row[pair[0]]), str(row[pair[1]]))] += 1
         if confidence:
             low = min(confidence)
             item = (-low, -n, {"id": row.get("id"), "score": round(low, 4), "date": date, "source": source,
@@ -164,10 +175,12 @@ def write_report(
     sources = shown + ([OTHER] if len(source_counts) > len(shown) else [])
     days = sorted({d for d, _ in cells})
     data_cells = defaultdict(lambda: defaultdict(Counter))
+    data_pairs: dict[tuple[str, str], Counter] = defaultdict(Counter)
     for (day, source), counts in cells.items():
         key = (day, source if source in shown_set else OTHER)
         for task, counter in counts.items():
             data_cells[key][task].update(counter)
+        data_pairs[key].update(pair_cells.get((day, source), {}))
     day_index = {d: i for i, d in enumerate(days)}
     source_index = {src: i for i, src in enumerate(sources)}
     examples_out = {
@@ -189,7 +202,7 @@ def write_report(
                 day_index[day],
                 source_index[source],
                 {t: [counts.get(t, {}).get(label, 0) for label in tasks[t]] for t in names},
-                [counts.get("__pair__", {}).get(f"{a}\t{b}", 0) for a in tasks[pair[0]] for b in tasks[pair[1]]]
+                [data_pairs[(day, source)].get((a, b), 0) for a in tasks[pair[0]] for b in tasks[pair[1]]]
                 if pair
                 else [],
             ]
@@ -200,8 +213,7 @@ def write_report(
         "summary": _summary_block(summary, n),
         "undated": undated,
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(_render(payload), encoding="utf-8")
+    atomic_write_text(out, _render(payload))
     return ReportSummary(
         n,
         names,
@@ -248,17 +260,40 @@ def _summary_block(summary: dict[str, Any] | None, n: int) -> dict[str, Any]:
     }
 
 
+# Characters that could end the <script> element holding the data or start markup inside it (<!--, </script>),
+# and the two line separators that older JavaScript parsers read as line ends: written as JSON \\u escapes,
+# which mean the same string to JSON.parse. They can only occur inside JSON strings, so this is lossless.
+_SCRIPT_SAFE = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
+def _finite(value: Any) -> Any:
+    """The payload with NaN and Infinity (not JSON) as ``None``."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def script_json(payload: Any) -> str:
+    """``payload`` as JSON that can sit inside ``<script type="application/json">`` whatever its strings hold."""
+    return json.dumps(_finite(payload), ensure_ascii=False, allow_nan=False).translate(_SCRIPT_SAFE)
+
+
 def _render(payload: dict[str, Any]) -> str:
-    data = json.dumps(payload, ensure_ascii=False).replace("</", "<\\/")
-    return _TEMPLATE.replace("__TITLE__", html.escape(payload["title"])).replace("__DATA__", data)
+    """The page: fixed markup and code around the data; every text (the title included) is placed by the
+    browser from the data, as text, never pasted into the HTML."""
+    return _PAGE_START + script_json(payload) + _PAGE_END
 
 
-_TEMPLATE = """<!DOCTYPE html>
+_PAGE_START = """<!DOCTYPE html>
 <html lang="ar" dir="rtl">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>__TITLE__</title>
+<title></title>
 <style>
   :root { --ink: #1d2433; --muted: #5b6473; --line: #e3e6ec; --bg: #f6f7f9; }
   body { font-family: "Noto Naskh Arabic", "Segoe UI", Tahoma, Arial, sans-serif; color: var(--ink);
@@ -288,7 +323,7 @@ _TEMPLATE = """<!DOCTYPE html>
 </style>
 </head>
 <body>
-<header><h1>__TITLE__</h1><p id="status"></p></header>
+<header><h1 id="title"></h1><p id="status"></p></header>
 <main>
   <section class="wide">
     <div class="filters">
@@ -306,10 +341,15 @@ _TEMPLATE = """<!DOCTYPE html>
   <section id="uncertain" class="wide"><h2>أقل المقالات ثقة (least confident articles)</h2><div></div></section>
   <section id="summary" class="wide"><h2>ملخص التقييم (scoring summary)</h2><div></div></section>
 </main>
-<script id="data" type="application/json">__DATA__</script>
+<script id="data" type="application/json">"""
+
+_PAGE_END = """</script>
 <script>
 "use strict";
-const D = JSON.parse(document.getElementById("data").textContent);
+// Every object is prototype-less, so no label or source name ("constructor", "__proto__") reads an inherited key
+const dict = () => Object.create(null);
+const D = JSON.parse(document.getElementById("data").textContent,
+  (k, v) => (v !== null && typeof v === "object" && !Array.isArray(v)) ? Object.assign(dict(), v) : v);
 const COLORS = ["#2f6fdf", "#e4572e", "#29a37a", "#f2a541", "#8e5bd8", "#d6457f", "#3fb5c9", "#7a8699",
                 "#b5a642", "#5d3fd3", "#c2571a", "#1f8a70"];
 const color = (i) => COLORS[i % COLORS.length];
@@ -322,10 +362,11 @@ function state() {
   return { from: $("#from").value, to: $("#to").value, source: $("#source").value };
 }
 const CELLS = D.cells.map(([d, s, c, p]) => {  // back from the compact form: counts keyed by label
-  const out = { d: D.days[d], s: D.sources[s], c: {} };
-  for (const [t, counts] of Object.entries(c)) { out.c[t] = {}; counts.forEach((v, i) => { if (v) out.c[t][D.tasks[t][i]] = v; }); }
-  if (D.pair) { out.c.__pair__ = {}; const [a, b] = D.pair, nb = D.tasks[b].length;
-    p.forEach((v, i) => { if (v) out.c.__pair__[D.tasks[a][Math.floor(i / nb)] + "\t" + D.tasks[b][i % nb]] = v; }); }
+  const out = { d: D.days[d], s: D.sources[s], c: dict(), p: dict() };  // p: first task's label -> second's -> n
+  for (const [t, counts] of Object.entries(c)) { out.c[t] = dict(); counts.forEach((v, i) => { if (v) out.c[t][D.tasks[t][i]] = v; }); }
+  if (D.pair) { const [a, b] = D.pair, nb = D.tasks[b].length;
+    p.forEach((v, i) => { if (!v) return; const la = D.tasks[a][Math.floor(i / nb)], lb = D.tasks[b][i % nb];
+      out.p[la] = out.p[la] || dict(); out.p[la][lb] = v; }); }
   return out;
 });
 function selected(f) {
@@ -333,7 +374,7 @@ function selected(f) {
     (c.d === "no date" ? !(f.from || f.to) : (!f.from || c.d >= f.from) && (!f.to || c.d <= f.to)));
 }
 function sum(cells, task) {
-  const out = {}; for (const c of cells) for (const [k, v] of Object.entries(c.c[task] || {})) out[k] = (out[k] || 0) + v;
+  const out = dict(); for (const c of cells) for (const [k, v] of Object.entries(c.c[task] || dict())) out[k] = (out[k] || 0) + v;
   return out;
 }
 function period(days) {
@@ -398,30 +439,30 @@ function keep(item, f) {
 }
 function draw() {
   const f = state(), cells = selected(f), tasks = Object.keys(D.tasks);
-  let n = 0; for (const c of cells) n += Object.values(c.c[tasks[0]] || {}).reduce((a, b) => a + b, 0);
+  let n = 0; for (const c of cells) n += Object.values(c.c[tasks[0]] || dict()).reduce((a, b) => a + b, 0);
   $("#status").textContent = `${n} مقالة معروضة (articles shown)` + (D.undated ? ` · ${D.undated} بلا تاريخ في الأرشيف (undated in the archive)` : "");
   $("#status").dataset.shown = n;
   const counts = $("#counts .charts"); counts.replaceChildren();
   tasks.forEach(t => counts.appendChild(hbars(sum(cells, t), D.tasks[t], t)));
   const pair = $("#pair .charts"); pair.replaceChildren();
   if (D.pair) {
-    const [a, b] = D.pair, byA = {};
-    for (const c of cells) for (const [k, v] of Object.entries(c.c.__pair__ || {})) {
-      const [la, lb] = k.split("\\t"); byA[la] = byA[la] || {}; byA[la][lb] = (byA[la][lb] || 0) + v; }
-    pair.appendChild(stacked(D.tasks[a].map(l => [l, byA[l] || {}]), D.tasks[b], `${b} / ${a}`));
+    const [a, b] = D.pair, byA = dict();
+    for (const c of cells) for (const [la, row] of Object.entries(c.p)) { byA[la] = byA[la] || dict();
+      for (const [lb, v] of Object.entries(row)) byA[la][lb] = (byA[la][lb] || 0) + v; }
+    pair.appendChild(stacked(D.tasks[a].map(l => [l, byA[l] || dict()]), D.tasks[b], `${b} / ${a}`));
   } else { $("#pair").style.display = "none"; }
   const unit = period(cells.map(c => c.d).sort()), time = $("#time .charts"); time.replaceChildren();
-  tasks.forEach(t => { const by = {};
-    for (const c of cells) { const k = bucket(c.d, unit); by[k] = by[k] || {};
-      for (const [l, v] of Object.entries(c.c[t] || {})) by[k][l] = (by[k][l] || 0) + v; }
+  tasks.forEach(t => { const by = dict();
+    for (const c of cells) { const k = bucket(c.d, unit); by[k] = by[k] || dict();
+      for (const [l, v] of Object.entries(c.c[t] || dict())) by[k][l] = (by[k][l] || 0) + v; }
     const keys = Object.keys(by).sort(); time.appendChild(stacked(keys.map(k => [k, by[k]]), D.tasks[t],
       `${t} — ${unit === "week" ? "أسبوعيا (weekly)" : "شهريا (monthly)"}`)); });
   const bys = $("#bysource .charts"); bys.replaceChildren();
-  tasks.forEach(t => { const by = {};
-    for (const c of cells) { by[c.s] = by[c.s] || {}; for (const [l, v] of Object.entries(c.c[t] || {})) by[c.s][l] = (by[c.s][l] || 0) + v; }
+  tasks.forEach(t => { const by = dict();
+    for (const c of cells) { by[c.s] = by[c.s] || dict(); for (const [l, v] of Object.entries(c.c[t] || dict())) by[c.s][l] = (by[c.s][l] || 0) + v; }
     bys.appendChild(stacked(D.sources.filter(s => by[s]).map(s => [s, by[s]]), D.tasks[t], t)); });
   const ex = $("#examples div"); ex.replaceChildren();
-  tasks.forEach(t => D.tasks[t].forEach(l => { const items = ((D.examples[t] || {})[l] || []).filter(i => keep(i, f));
+  tasks.forEach(t => D.tasks[t].forEach(l => { const items = ((D.examples[t] || dict())[l] || []).filter(i => keep(i, f));
     if (!items.length) return; ex.appendChild(el("h3", {}, `${t}: ${l}`));
     ex.appendChild(table(items, [["id", "id", "ltr"], ["العنوان (headline)", "headline"], ["score", "score", "ltr"],
                                  ["date", "date", "ltr"], ["source", "source"]])); }));
@@ -430,6 +471,7 @@ function draw() {
     ["lowest score", "score", "ltr"], ...tasks.map(t => [t, t]), ["date", "date", "ltr"], ["source", "source"]]));
 }
 function init() {
+  document.title = D.title; $("#title").textContent = D.title;
   const sel = $("#source"); D.sources.forEach(s => sel.appendChild(el("option", { value: s }, s)));
   const dated = D.days.filter(d => d !== "no date");
   if (dated.length) { $("#from").min = $("#to").min = dated[0]; $("#from").max = $("#to").max = dated[dated.length - 1]; }

@@ -19,6 +19,7 @@ import functools
 import hashlib
 import json
 import logging
+import math
 import os
 import re
 import shutil
@@ -32,6 +33,7 @@ from typing import Any
 from aranews import __version__
 from aranews.inference.classifier import NewsClassifier, PreparedBatch
 from aranews.inference.dates import parse_date
+from aranews.inference.files import atomic_output, atomic_write_text, check_output_path, refuse_clashes
 from aranews.inference.inputs import SKIP_REASONS
 from aranews.inference.ray_engine import RayOptions
 from aranews.inference.readers import RawRow, count_rows, iter_scores, open_check, read_archive
@@ -42,7 +44,9 @@ __all__ = [
     "ScoreSummary",
     "check_row",
     "format_summary",
+    "id_problem",
     "json_safe",
+    "kept_value",
     "model_fingerprint",
     "score_archive",
 ]
@@ -103,9 +107,13 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def json_safe(value: Any) -> Any:
-    """A value that can be written to JSON (and UTF-8): kept when it can, else its ``repr``, shortened."""
-    if value is None or isinstance(value, (bool, int, float)):
-        return value if not (isinstance(value, float) and value != value) else "NaN"
+    """A value that can be written to JSON (and UTF-8): kept when it can, else its ``repr``, shortened.
+
+    For error details and ids named in messages; kept archive columns go through :func:`kept_value`."""
+    if value is None or isinstance(value, (bool, int)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else repr(value)
     if isinstance(value, str) and not _SURROGATE.search(value):
         return value
     text = repr(value)
@@ -113,7 +121,42 @@ def json_safe(value: Any) -> Any:
     return text if len(text) <= 200 else text[:200] + "..."
 
 
-def _id_problem(raw_id: Any, column: str) -> tuple[str, str] | None:
+def _finite(value: Any) -> Any:
+    """``value`` with every non-finite float inside it replaced by ``None`` (JSON has no NaN or Infinity)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def kept_value(value: Any) -> Any:
+    """An archive value copied into the output (``keep_columns``), whole and valid in every format.
+
+    Strings, integers, booleans, finite numbers and ``None`` are kept; NaN and Infinity become ``None``
+    (JSON has neither); lists and objects become their JSON text (never cut); dates their ISO form;
+    anything else its ``str``. Lone surrogates, which UTF-8 cannot hold, become U+FFFD.
+    """
+    if value is None or isinstance(value, (bool, int)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, (dict, list, tuple)):
+        text = json.dumps(_finite(value), ensure_ascii=False, default=str, allow_nan=False)
+    elif isinstance(value, str):
+        text = value
+    elif hasattr(value, "isoformat"):
+        text = value.isoformat()
+    else:
+        text = str(value)
+    return _SURROGATE.sub("\ufffd", text)
+
+
+def id_problem(raw_id: Any, column: str) -> tuple[str, str] | None:
+    """Why ``raw_id`` cannot be an article id, as ``(reason, detail)``, or ``None``: ids are non-empty strings
+    (valid Unicode) or integers, in the scorer, ``predict --input``, training data and Label Studio imports."""
     if raw_id is None or (isinstance(raw_id, str) and not raw_id.strip()):
         return "missing_id", f"column {column!r} is missing or empty"
     if isinstance(raw_id, bool) or not isinstance(raw_id, (str, int)):
@@ -137,7 +180,7 @@ def check_row(row: RawRow, s: RowSettings, seen: set[str]) -> tuple[dict[str, An
         return None, row.problem
     f = row.fields
     raw_id = f.get(s.id_column)
-    problem = _id_problem(raw_id, s.id_column)
+    problem = id_problem(raw_id, s.id_column)
     if problem:
         return None, problem
     row_id = str(raw_id)
@@ -164,7 +207,7 @@ def check_row(row: RawRow, s: RowSettings, seen: set[str]) -> tuple[dict[str, An
             return None, ("invalid_unicode", f"column {name!r} holds a lone surrogate (not valid Unicode)")
     record = {"id": raw_id, "text": text, "title": title, "pairs": pairs, "location": row.location}
     if s.keep_columns:
-        record["keep"] = {c: json_safe(f.get(c)) for c in s.keep_columns}
+        record["keep"] = {c: kept_value(f.get(c)) for c in s.keep_columns}
     return record, None
 
 
@@ -177,15 +220,6 @@ def _chunks(rows: Iterator[RawRow], size: int) -> Iterator[list[RawRow]]:
             chunk = []
     if chunk:
         yield chunk
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
 
 
 def _prepare_chunk(classifier: NewsClassifier, records: list[dict[str, Any]], s: RowSettings) -> PreparedBatch | None:
@@ -254,23 +288,33 @@ def _score_chunk(
     return scored, skipped
 
 
-def _write_part(path: Path, rows: list[dict[str, Any]], fmt: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
+def _write_part(path: Path, rows: list[dict[str, Any]], fmt: str, text_columns: tuple[str, ...] = ()) -> None:
+    """One chunk's rows, atomically. In Parquet the ``text_columns`` (the id and the kept archive columns,
+    whose values may change type from row to row: ``7`` then ``"a7"``, ``3`` then ``"n/a"``) are written
+    as text, so every part has one type per column and the parts always assemble."""
     if fmt == "parquet":
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        pq.write_table(pa.Table.from_pylist(rows), tmp)
+        rows = [{k: _as_text(v) if k in text_columns else v for k, v in row.items()} for row in rows]
+        with atomic_output(path, "wb") as handle:
+            pq.write_table(pa.Table.from_pylist(rows), handle)
     else:
-        with tmp.open("w", encoding="utf-8") as handle:
+        with atomic_output(path) as handle:
             for row in rows:
-                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-    os.replace(tmp, path)
+                handle.write(json.dumps(row, ensure_ascii=False, allow_nan=False) + "\n")
 
 
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+def _as_text(value: Any) -> str | None:
+    """A cell as text: strings unchanged, ``None`` stays null, anything else as its JSON text."""
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, allow_nan=False)
+
+
+# Cells starting with one of these get a leading ' in CSV output: a spreadsheet would run the first five as a
+# formula, and a cell that already starts with ' is prefixed too, so readers undo exactly one ' (lossless).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "'")
 
 
 def csv_safe_columns(classifier: NewsClassifier) -> list[str]:
@@ -289,7 +333,6 @@ def _csv_safe(row: dict[str, Any], columns: list[str]) -> dict[str, Any]:
 
 def _assemble(parts: list[Path], output: Path, fmt: str, columns: list[str], csv_safe: list[str] | None = None) -> None:
     """Join the part files into ``output`` (atomically)."""
-    tmp = output.with_name(output.name + ".tmp")
     if fmt == "parquet":
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -299,22 +342,20 @@ def _assemble(parts: list[Path], output: Path, fmt: str, columns: list[str], csv
         table = (
             pa.concat_tables(non_empty, promote_options="default") if non_empty else pa.table({c: [] for c in columns})
         )
-        pq.write_table(table, tmp)
-    else:
-        with tmp.open("w", encoding="utf-8", newline="") as out:
-            writer = csv.DictWriter(out, fieldnames=columns, extrasaction="raise") if fmt == "csv" else None
-            if writer:
-                writer.writeheader()
-            for part in parts:
-                with part.open(encoding="utf-8") as handle:
-                    for line in handle:
-                        if writer:
-                            writer.writerow(_csv_safe(json.loads(line), csv_safe or []))
-                        else:
-                            out.write(line)
-            out.flush()
-            os.fsync(out.fileno())
-    os.replace(tmp, output)
+        with atomic_output(output, "wb") as out:
+            pq.write_table(table, out)
+        return
+    with atomic_output(output, newline="") as out:
+        writer = csv.DictWriter(out, fieldnames=columns, extrasaction="raise") if fmt == "csv" else None
+        if writer:
+            writer.writeheader()
+        for part in parts:
+            with part.open(encoding="utf-8") as handle:
+                for line in handle:
+                    if writer:
+                        writer.writerow(_csv_safe(json.loads(line), csv_safe or []))
+                    else:
+                        out.write(line)
 
 
 def _output_format(path: Path, fmt: str | None) -> str:
@@ -419,6 +460,8 @@ def score_archive(
         date_column,
     )
     paths = _job_paths(input_path, output, errors_path, output_format)
+    if keep:
+        _check_kept_columns(paths, keep)
     with _JobLock(paths.lock):
         job = _open_job(classifier, paths, settings, chunk_size, resume)
         if job.state.get("finished"):  # committed before an interruption: only publishing was left
@@ -509,15 +552,6 @@ class _Paths:
     lock: Path
 
 
-def _same_path(a: Path, b: Path) -> bool:
-    if a.resolve() == b.resolve():
-        return True
-    try:
-        return a.exists() and b.exists() and os.path.samefile(a, b)
-    except OSError:
-        return False
-
-
 def _job_paths(input_path: Path, output: Path, errors_path: str | Path | None, output_format: str | None) -> _Paths:
     """Check every path before any work: formats, the input is readable, no output is the input, the
     output folder exists and is writable."""
@@ -534,28 +568,47 @@ def _job_paths(input_path: Path, output: Path, errors_path: str | Path | None, o
         output.with_name(output.name + ".parts"),
         output.with_name(output.name + ".lock"),
     )
-    written = {
-        "--out": output,
-        "--errors": errors_file,
-        "the summary": paths.summary_file,
-        "the parts folder": paths.parts_dir,
-    }
-    for name, path in written.items():
-        inside = in_fmt == "txt_dir" and path.resolve().is_relative_to(input_path.resolve())
-        if _same_path(path, input_path) or inside:
-            raise ValueError(
-                f"{name} {path} is {'inside ' if inside else ''}the input archive {input_path}; choose another path"
-            )
-    if _same_path(output, errors_file):
-        raise ValueError(f"--out and --errors are the same file ({output})")
-    for name, path in (("--out", output), ("--errors", errors_file)):
-        if path.is_dir():
-            raise ValueError(f"{name} {path} is a directory; give a file name")
-        if not path.parent.is_dir():
-            raise FileNotFoundError(f"{name} {path}: the folder {path.parent} does not exist")
-        if not os.access(path.parent, os.W_OK):
-            raise PermissionError(f"{name} {path}: the folder {path.parent} is not writable")
+    refuse_clashes(
+        {"the input archive": input_path},
+        {
+            "--out": output,
+            "--errors": errors_file,
+            "the summary": paths.summary_file,
+            "the parts folder": paths.parts_dir,
+        },
+    )
+    check_output_path("--out", output)
+    check_output_path("--errors", errors_file)
     return paths
+
+
+KEPT_COLUMN_LOOKAHEAD = 1000  # rows read before any work to check that every kept column exists
+
+
+def _check_kept_columns(paths: _Paths, keep: tuple[str, ...]) -> None:
+    """Refuse a kept column that no row has (a misspelled name would otherwise be a column of nulls).
+
+    Reads the Parquet schema, or the first :data:`KEPT_COLUMN_LOOKAHEAD` readable rows of the other formats.
+    """
+    if paths.input_format == "parquet":
+        import pyarrow.parquet as pq
+
+        seen = set(pq.ParquetFile(paths.input_path).schema_arrow.names)
+        where = "its columns are"
+    else:
+        seen: set[str] = set()
+        for number, row in enumerate(read_archive(paths.input_path, paths.input_format), 1):
+            if row.problem is None:
+                seen.update(row.fields)
+            if number >= KEPT_COLUMN_LOOKAHEAD or set(keep) <= seen:
+                break
+        where = f"its first {KEPT_COLUMN_LOOKAHEAD} rows have"
+    missing = [c for c in keep if c not in seen]
+    if missing:
+        raise ValueError(
+            f"--keep-columns {', '.join(map(repr, missing))}: no such column in {paths.input_path} "
+            f"({where} {', '.join(map(repr, sorted(seen))) or 'none'})"
+        )
 
 
 @dataclass
@@ -572,6 +625,11 @@ class _Job:
     @property
     def parts_dir(self) -> Path:
         return self.paths.parts_dir
+
+    @property
+    def text_columns(self) -> tuple[str, ...]:
+        """Output columns written as text in Parquet: the id and the kept archive columns."""
+        return ("id", *self.settings.keep_columns)
 
 
 def _input_identity(path: Path) -> dict[str, int]:
@@ -619,7 +677,7 @@ def _open_job(classifier: NewsClassifier, paths: _Paths, settings: RowSettings, 
                 )
             state = saved
     paths.parts_dir.mkdir(exist_ok=True)
-    _atomic_write(previous, json.dumps(state))
+    atomic_write_text(previous, json.dumps(state))
     return _Job(paths, settings, chunk_size, model_hash, state, resumed_parts)
 
 
@@ -806,11 +864,11 @@ def _run_chunks(job: _Job, classifier: NewsClassifier, progress: bool, throttle_
         chunks = stack.enter_context(contextlib.closing(_prefetch(_read_chunks(job, classifier))))
         for chunk in chunks:
             scored, skipped = _score_chunk(classifier, chunk.records, job.settings, job.model_hash, chunk.prepared)
-            _write_part(job.parts_dir / f"scores-{chunk.index:06d}.part", scored, paths.output_format)
+            _write_part(job.parts_dir / f"scores-{chunk.index:06d}.part", scored, paths.output_format, job.text_columns)
             _write_part(job.parts_dir / f"errors-{chunk.index:06d}.part", chunk.errors + skipped, "jsonl")
             state["chunks_done"], state["rows_done"] = chunk.index + 1, state["rows_done"] + chunk.rows
             state["read_sha256"] = chunk.read_sha256
-            _atomic_write(job.parts_dir / STATE_FILE, json.dumps(state))
+            atomic_write_text(job.parts_dir / STATE_FILE, json.dumps(state))
             scored_now += len(scored)
             _release_memory()
             if bar is not None:
@@ -847,7 +905,7 @@ def _run_chunks_ray(job: _Job, classifier: NewsClassifier, progress: bool, optio
     def collect(index: int, scored: list, skipped: list) -> None:
         nonlocal scored_now
         chunk = read[index]
-        _write_part(job.parts_dir / f"scores-{index:06d}.part", scored, paths.output_format)
+        _write_part(job.parts_dir / f"scores-{index:06d}.part", scored, paths.output_format, job.text_columns)
         _write_part(job.parts_dir / f"errors-{index:06d}.part", chunk.errors + skipped, "jsonl")
         scored_now += len(scored)
         finished.add(index)
@@ -856,7 +914,7 @@ def _run_chunks_ray(job: _Job, classifier: NewsClassifier, progress: bool, optio
             finished.discard(done.index)
             state["chunks_done"], state["rows_done"] = done.index + 1, state["rows_done"] + done.rows
             state["read_sha256"] = done.read_sha256
-            _atomic_write(job.parts_dir / STATE_FILE, json.dumps(state))
+            atomic_write_text(job.parts_dir / STATE_FILE, json.dumps(state))
             if bar is not None:
                 bar.update(done.rows)
 
@@ -913,10 +971,10 @@ def _commit(job: _Job, classifier: NewsClassifier, summary: ScoreSummary) -> Non
             f"nothing was replaced, the parts are kept in {parts}"
         )
     record = {**asdict(summary), "job": job.state["job"]}
-    _atomic_write(parts / _FINAL["summary_file"], json.dumps(record, ensure_ascii=False, indent=2))
+    atomic_write_text(parts / _FINAL["summary_file"], json.dumps(record, ensure_ascii=False, indent=2))
     job.state["finished"] = True
     job.state["summary"] = record
-    _atomic_write(parts / STATE_FILE, json.dumps(job.state))  # the commit point
+    atomic_write_text(parts / STATE_FILE, json.dumps(job.state))  # the commit point
 
 
 def _publish(job: _Job) -> ScoreSummary:

@@ -29,6 +29,7 @@ from typing import Any
 import yaml
 
 from aranews import __version__
+from aranews.inference.files import atomic_output, atomic_write_text, check_output_path, refuse_clashes
 
 __all__ = ["build_parser", "main"]
 
@@ -40,6 +41,35 @@ logger = logging.getLogger("aranews")
 
 class UsageError(ValueError):
     """A command-line argument is wrong; printed as one line."""
+
+
+def _number(kind: type, low: float | None = None, high: float | None = None, *, open_low: bool = False):
+    """An argparse ``type`` that reads ``kind`` and checks its range, so a bad value is a usage error
+    before any work (``--max-chars 0``, ``--throttle -1``)."""
+
+    def read(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected {'an integer' if kind is int else 'a number'}, got {text!r}"
+            ) from None
+        if value != value or value in (float("inf"), float("-inf")):
+            raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}") from None
+        too_low = low is not None and (value <= low if open_low else value < low)
+        if too_low or (high is not None and value > high):
+            lower = "" if low is None else f"{'>' if open_low else '>='} {low:g}"
+            upper = "" if high is None else f"<= {high:g}"
+            raise argparse.ArgumentTypeError(f"expected {' and '.join(x for x in (lower, upper) if x)}, got {text}")
+        return value
+
+    read.__name__ = kind.__name__  # argparse names the type in its messages
+    return read
+
+
+POSITIVE = _number(int, 1)
+NON_NEGATIVE = _number(int, 0)
+NON_NEGATIVE_NUMBER = _number(float, 0)
 
 
 def _parse_set(values: Sequence[str]) -> dict[str, Any]:
@@ -68,6 +98,14 @@ def _read_texts(paths: Sequence[str], column: str = "text") -> list[str]:
         else:
             texts.append(p.read_text(encoding="utf-8"))
     return texts
+
+
+def _guard_outputs(inputs: dict[str, Any], outputs: dict[str, Any]) -> None:
+    """Before any work: no output is an input or another output, and each can be written."""
+    refuse_clashes(inputs, outputs)
+    for name, path in outputs.items():
+        if path is not None:
+            check_output_path(name, path, create_parent=True)
 
 
 def _load(args: argparse.Namespace):
@@ -246,9 +284,18 @@ def cmd_model_card(args: argparse.Namespace) -> int:
     from aranews.training.config import load_config
     from aranews.training.model_card import render_model_card
 
+    run = Path(args.run)
+    _guard_outputs(
+        {
+            "--config": args.config,
+            "the run's metrics": run / "metrics.json",
+            **{f"--benchmark {i}": b for i, b in enumerate(args.benchmark, 1)},
+        },
+        {"--out": args.out},
+    )
     config = load_config(args.config) if args.config else None  # default: the run's own resolved config
     text = render_model_card(args.run, config, model_name=args.name, benchmarks=args.benchmark)
-    Path(args.out).write_text(text, encoding="utf-8")
+    atomic_write_text(args.out, text)
     print(f"model card written to {args.out}")
     return 0
 
@@ -354,7 +401,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print("  " + format_summary(summary).replace("\n", "\n  "))
     _demo_seeds(classifier)
     card = out / "model_card.md"
-    card.write_text(render_model_card(result.output_dir), encoding="utf-8")
+    atomic_write_text(card, render_model_card(result.output_dir))
     print(f"demo done: model in {result.model_dir}, metrics in {result.output_dir / 'metrics.json'}, card {card}")
     return 0
 
@@ -382,7 +429,7 @@ def _row_settings(args: argparse.Namespace, tasks):
 def _input_rows(args: argparse.Namespace, tasks) -> Iterator[dict[str, Any]]:
     """Rows of ``--input`` (any archive format the scorer reads), checked as the scorer checks them."""
     from aranews.inference.readers import read_archive
-    from aranews.inference.scoring import check_row
+    from aranews.inference.scoring import check_row, json_safe
 
     settings = _row_settings(args, tasks)
     seen: set[str] = set()
@@ -390,7 +437,7 @@ def _input_rows(args: argparse.Namespace, tasks) -> Iterator[dict[str, Any]]:
         record, problem = check_row(row, settings, seen)
         if problem is not None:
             yield {
-                "id": (row.fields or {}).get(args.id_column),
+                "id": json_safe((row.fields or {}).get(args.id_column)),
                 "location": row.location,
                 "skipped": problem[0],
                 "detail": problem[1],
@@ -402,9 +449,11 @@ def _input_rows(args: argparse.Namespace, tasks) -> Iterator[dict[str, Any]]:
 def cmd_predict(args: argparse.Namespace) -> int:
     if not args.texts and not args.input:
         raise UsageError("predict: give texts as arguments or --input FILE")
+    if args.out:
+        _guard_outputs({"the input archive": args.input}, {"--out": args.out})
     classifier = _load(args)
     with contextlib.ExitStack() as stack:
-        out = stack.enter_context(Path(args.out).open("w", encoding="utf-8")) if args.out else sys.stdout
+        out = stack.enter_context(atomic_output(args.out)) if args.out else sys.stdout
         if args.texts:
             predictions = classifier.predict(
                 list(args.texts),
@@ -512,6 +561,8 @@ def cmd_score(args: argparse.Namespace) -> int:
 def cmd_check_precision(args: argparse.Namespace) -> int:
     from aranews.inference.agreement import check_precision
 
+    if args.json:
+        _guard_outputs({"the input archive": args.input}, {"--json": args.json})
     rows = [r for r in _input_rows(args, _model_tasks(args.model)) if "skipped" not in r]
     if args.limit:
         rows = rows[: args.limit]
@@ -530,7 +581,7 @@ def cmd_check_precision(args: argparse.Namespace) -> int:
     )
     print(report.format())
     if args.json:
-        Path(args.json).write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
+        atomic_write_text(args.json, json.dumps(report.to_dict(), indent=2) + "\n")
     if not report.passed:
         print("a mode FAILED its agreement check: keep --precision fp32 (or a mode that passed)", file=sys.stderr)
         return 1
@@ -542,6 +593,7 @@ def cmd_select(args: argparse.Namespace) -> int:
 
     if args.precision == "int8":
         raise UsageError("select reads the model's embeddings from torch: use --precision fp32, bf16 or auto")
+    _guard_outputs({"the input archive": args.input}, {"--out": args.out})
     classifier = _load(args)
     settings = _row_settings(args, classifier.tasks)
     picks, summary = select_for_labelling(
@@ -663,9 +715,11 @@ def _model_options(p: argparse.ArgumentParser, batch_size: int = 16) -> None:
     p.add_argument("--model", required=True, help="a model directory written by aranews train (or save_pretrained)")
     p.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: CUDA, then MPS, then CPU)")
     p.add_argument(
-        "--batch-size", type=int, default=batch_size, help=f"most articles per forward pass (default {batch_size})"
+        "--batch-size", type=POSITIVE, default=batch_size, help=f"most articles per forward pass (default {batch_size})"
     )
-    p.add_argument("--batch-tokens", type=int, default=8192, help="most padded tokens per forward pass (default 8192)")
+    p.add_argument(
+        "--batch-tokens", type=POSITIVE, default=8192, help="most padded tokens per forward pass (default 8192)"
+    )
     p.add_argument(
         "--precision",
         choices=PRECISION_CHOICES,
@@ -736,7 +790,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="write JSON Lines here instead of standard output")
     p.add_argument("--pair", help="target or claim for target-conditioned tasks (texts given as arguments)")
     p.add_argument("--pair-column", default="target", help="the model's pair column that --pair fills (default target)")
-    p.add_argument("--max-chars", type=int, default=200_000, help="longer texts are skipped as oversized_text")
+    p.add_argument("--max-chars", type=POSITIVE, default=200_000, help="longer texts are skipped as oversized_text")
     p.add_argument("--score-non-arabic", action="store_true", help="classify texts without Arabic (marked no_arabic)")
     _row_options(p)
     p.set_defaults(func=cmd_predict, needs_train=False)
@@ -764,12 +818,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="MODEL_COLUMN=ARCHIVE_COLUMN",
         help="where a target-conditioned task's target is in the archive (repeatable)",
     )
-    p.add_argument("--chunk-size", type=int, default=512, help="rows per atomically written chunk (default 512)")
-    p.add_argument("--max-chars", type=int, default=200_000, help="longer texts are errors (oversized_text)")
+    p.add_argument("--chunk-size", type=POSITIVE, default=512, help="rows per atomically written chunk (default 512)")
+    p.add_argument("--max-chars", type=POSITIVE, default=200_000, help="longer texts are errors (oversized_text)")
     p.add_argument("--score-non-arabic", action="store_true", help="score texts without Arabic (flagged)")
     p.add_argument("--all-probs", action="store_true", help="add every label's probability")
     p.add_argument("--resume", action="store_true", help="finish an interrupted run of the same job")
-    p.add_argument("--throttle", type=float, default=0.0, help="seconds to pause after each chunk")
+    p.add_argument("--throttle", type=NON_NEGATIVE_NUMBER, default=0.0, help="seconds to pause after each chunk")
     p.add_argument(
         "--keep-columns", help="archive columns to copy into the output, comma-separated (e.g. date,source,url)"
     )
@@ -780,9 +834,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--engine", choices=["local", "ray"], default="local", help="local (this process) or ray (Ray actors)"
     )
     p.add_argument("--address", help="with --engine ray: an existing cluster (auto, ray://host:10001)")
-    p.add_argument("--workers", type=int, help="with --engine ray: actors (default: one per two CPUs)")
-    p.add_argument("--threads-per-worker", type=int, help="with --engine ray: torch threads per actor")
-    p.add_argument("--gpus-per-worker", type=float, default=0.0, help="with --engine ray: GPUs per actor")
+    p.add_argument("--workers", type=POSITIVE, help="with --engine ray: actors (default: one per two CPUs)")
+    p.add_argument("--threads-per-worker", type=POSITIVE, help="with --engine ray: torch threads per actor")
+    p.add_argument("--gpus-per-worker", type=NON_NEGATIVE_NUMBER, default=0.0, help="with --engine ray: GPUs per actor")
     p.set_defaults(func=cmd_score, needs_train=False)
 
     p = sub.add_parser("check-precision", help="agreement of bf16 / int8 with fp32 on your model and data")
@@ -795,10 +849,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["bf16", "fp16", "int8"],
         help="modes to compare with fp32 (default: bf16 int8)",
     )
-    p.add_argument("--limit", type=int, help="check only the first N rows")
-    p.add_argument("--min-agreement", type=float, default=0.99, help="share of equal labels to pass (default 0.99)")
+    p.add_argument("--limit", type=POSITIVE, help="check only the first N rows")
+    p.add_argument(
+        "--min-agreement", type=_number(float, 0, 1), default=0.99, help="share of equal labels to pass (default 0.99)"
+    )
     p.add_argument("--json", help="also write the report as JSON here")
-    p.add_argument("--max-chars", type=int, default=200_000, help="longer texts are left out")
+    p.add_argument("--max-chars", type=POSITIVE, default=200_000, help="longer texts are left out")
     p.add_argument("--score-non-arabic", action="store_true", help="include texts without Arabic")
     _row_options(p)
     p.set_defaults(func=cmd_check_precision, needs_train=False)
@@ -806,15 +862,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("select", help="pick the articles most worth labelling next (uncertain and diverse)")
     _model_options(p, 64)
     p.add_argument("--input", required=True, help="an archive: .jsonl[.gz], .csv, .parquet or a folder of .txt files")
-    p.add_argument("--n", type=int, required=True, help="how many articles to pick")
+    p.add_argument("--n", type=POSITIVE, required=True, help="how many articles to pick")
     p.add_argument("--out", required=True, help="JSON Lines in the training data format, label columns empty")
     p.add_argument("--strategy", choices=["margin", "entropy"], default="margin", help="uncertainty (default margin)")
     p.add_argument("--task", help="rank by this task's uncertainty only (default: the mean over tasks)")
-    p.add_argument("--per-label", type=int, default=0, help="up to this many picks per predicted label (quota)")
+    p.add_argument(
+        "--per-label", type=NON_NEGATIVE, default=0, help="up to this many picks per predicted label (quota)"
+    )
     p.add_argument("--quota-task", help="the task whose predicted labels get quotas (default: the first task)")
-    p.add_argument("--pool-factor", type=int, default=10, help="cluster the N x this least certain (default 10)")
+    p.add_argument("--pool-factor", type=POSITIVE, default=10, help="cluster the N x this least certain (default 10)")
     p.add_argument("--no-diversity", action="store_true", help="plain top-N by uncertainty, no clustering")
-    p.add_argument("--max-chars", type=int, default=200_000, help="longer texts are not considered")
+    p.add_argument("--max-chars", type=POSITIVE, default=200_000, help="longer texts are not considered")
     _row_options(p)
     p.set_defaults(func=cmd_select, needs_train=False)
 
@@ -839,9 +897,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="the HTML file to write (self-contained)")
     p.add_argument("--archive", help="the scored archive, for the titles or first lines of the examples shown")
     p.add_argument("--source-column", default="source", help="the kept column naming the outlet (default source)")
-    p.add_argument("--examples", type=int, default=3, help="example articles per label (default 3)")
-    p.add_argument("--uncertain", type=int, default=25, help="least confident articles listed (default 25)")
-    p.add_argument("--max-sources", type=int, default=30, help="sources shown by name (default 30)")
+    p.add_argument("--examples", type=NON_NEGATIVE, default=3, help="example articles per label (default 3)")
+    p.add_argument("--uncertain", type=NON_NEGATIVE, default=25, help="least confident articles listed (default 25)")
+    p.add_argument("--max-sources", type=NON_NEGATIVE, default=30, help="sources shown by name (default 30)")
     p.add_argument("--title", help="the report's title")
     p.set_defaults(func=cmd_report, needs_train=False)
 
@@ -862,11 +920,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("build-backbone", help="build a tiny random BERT + WordPiece tokenizer offline")
     p.add_argument("--texts", nargs="+", required=True, help=".jsonl files (column 'text') or .txt files")
     p.add_argument("--out", required=True, help="the transformers directory to write")
-    p.add_argument("--vocab-size", type=int, default=4000, help="largest vocabulary (default 4000)")
-    p.add_argument("--hidden-size", type=int, default=64, help="hidden size (default 64)")
-    p.add_argument("--layers", type=int, default=2, help="transformer layers (default 2)")
-    p.add_argument("--heads", type=int, default=2, help="attention heads (default 2)")
-    p.add_argument("--max-positions", type=int, default=512, help="position embeddings (default 512)")
+    p.add_argument("--vocab-size", type=POSITIVE, default=4000, help="largest vocabulary (default 4000)")
+    p.add_argument("--hidden-size", type=POSITIVE, default=64, help="hidden size (default 64)")
+    p.add_argument("--layers", type=POSITIVE, default=2, help="transformer layers (default 2)")
+    p.add_argument("--heads", type=POSITIVE, default=2, help="attention heads (default 2)")
+    p.add_argument("--max-positions", type=POSITIVE, default=512, help="position embeddings (default 512)")
     p.set_defaults(func=cmd_build_backbone, needs_train=True)
 
     for subparser in sub.choices.values():

@@ -80,20 +80,32 @@ class DataConfig:
     Attributes:
         train: training file (JSON Lines, CSV or Parquet), or a list of them read as one (e.g. the old
             training file and the rows labelled since: ``[train.jsonl, new-labels.jsonl]``).
-        dev: development file for per-epoch evaluation and model selection.
-        test: optional held-out file, evaluated once with the best model.
+        dev: development file (or list of files) for per-epoch evaluation and model selection.
+        test: optional held-out file (or list), evaluated once with the best model.
         id_column, text_column: required columns.
         title_column: optional column holding the title; ``model.title`` says whether it is read.
     """
 
     train: str | list[str]
-    dev: str
-    test: str | None = None
+    dev: str | list[str]
+    test: str | list[str] | None = None
 
     def check(self) -> list[tuple[str, Any, str]]:
-        if isinstance(self.train, list) and not self.train:
-            return [("train", self.train, "a file or a non-empty list of files")]
-        return []
+        return [
+            (name, files, "a file or a non-empty list of files")
+            for name, files in (("train", self.train), ("dev", self.dev), ("test", self.test))
+            if isinstance(files, list) and not files
+        ]
+
+    def resolve(self, base: Path) -> None:
+        """Make every data path absolute, relative paths read from ``base`` (the config file's folder)."""
+
+        def absolute(files: str | list[str]) -> str | list[str]:
+            return [str(base / f) for f in files] if isinstance(files, list) else str(base / files)
+
+        self.train, self.dev = absolute(self.train), absolute(self.dev)
+        if self.test:
+            self.test = absolute(self.test)
 
     id_column: str = "id"
     text_column: str = "text"
@@ -175,7 +187,7 @@ class TrainingConfig:
     resume: bool = True
     init_from: str | None = None
     allow_label_removal: bool = False
-    previous_dev: str | None = None
+    previous_dev: str | list[str] | None = None
     forgetting_tolerance: float = 0.05
     min_label_examples: int = 20
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -283,8 +295,5 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Ex
         _set_dotted(data, dotted, value)
     config = config_from_dict(data, source=str(path))
     base = path.resolve().parent
-    d = config.data
-    d.train, d.dev = str(base / d.train), str(base / d.dev)
-    if d.test:
-        d.test = str(base / d.test)
+    config.data.resolve(base)
     return config

@@ -20,6 +20,7 @@ import torch
 
 from aranews.inference.config import TaskSpec, input_groups
 from aranews.inference.inputs import ArticleWindower, EncodedArticle, compose_text
+from aranews.inference.scoring import id_problem
 from aranews.training.config import DataConfig, TaskConfig
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "encode_split",
     "label_tensor",
     "load_and_validate",
+    "load_files",
     "load_split",
     "load_train",
     "resolve_labels",
@@ -144,8 +146,13 @@ def load_split(
     seen: dict[str, int] = {}
     for row_number, (where, row) in enumerate(rows, start=1):
         raw_id = row.get(data.id_column)
-        if _is_missing(raw_id):
-            problems.append(f"{where}: column {data.id_column!r} is empty")
+        id_check = id_problem(raw_id, data.id_column)
+        if id_check is not None:
+            problems.append(
+                f"{where}: column {data.id_column!r} is empty"
+                if id_check[0] == "missing_id"
+                else f"{where}: {id_check[1]}"
+            )
             row_id = f"<row {row_number}>"
         else:
             row_id = str(raw_id)
@@ -188,22 +195,28 @@ def load_split(
     return split, problems
 
 
-def load_train(
-    data: DataConfig, tasks: Sequence[TaskConfig], title: str = "prepend"
+def load_files(
+    name: str,
+    files: str | Path | Sequence[str | Path],
+    data: DataConfig,
+    tasks: Sequence[TaskConfig],
+    title: str = "prepend",
+    require_labels: bool = True,
 ) -> tuple[LabelledSplit, list[str]]:
-    """The training split from ``data.train``: one file, or several read as one (ids unique across them).
+    """One split from one file, or from several read as one (ids unique across them).
 
-    A row may leave a task's column empty (or a file may lack a task's column altogether): it then trains
-    the other tasks only, so newly labelled rows that carry one task's label mix with the old ones.
+    With several files a row may leave a task's column empty (or a file may lack a task's column
+    altogether): it then counts for the other tasks only, so newly labelled rows that carry one task's
+    label mix with the old ones; every task needs a label in at least one file.
     """
-    paths = data.train if isinstance(data.train, list) else [data.train]
+    paths = [files] if isinstance(files, (str, Path)) else list(files)
     if len(paths) == 1:
-        return load_split("train", paths[0], data, tasks, title)
-    merged = LabelledSplit("train", " + ".join(str(p) for p in paths), [], [])
+        return load_split(name, paths[0], data, tasks, title, require_labels)
+    merged = LabelledSplit(name, " + ".join(str(p) for p in paths), [], [])
     problems: list[str] = []
     first_file: dict[str, str] = {}
     for path in paths:
-        split, found = load_split("train", path, data, tasks, title, require_labels=False)
+        split, found = load_split(name, path, data, tasks, title, require_labels=False)
         problems += found
         for where, row_id in zip(split.locations, split.ids):
             if row_id in first_file:
@@ -217,10 +230,17 @@ def load_train(
             merged.labels.setdefault(task.name, []).extend(values)
         for column, values in split.pairs.items():
             merged.pairs.setdefault(column, []).extend(values)
-    for task in tasks:
+    for task in tasks if require_labels else ():
         if not any(v is not None for v in merged.labels.get(task.name, [])):
             problems.append(f"{merged.path}: no file has a label in column {task.column!r} (task {task.name!r})")
     return merged, problems
+
+
+def load_train(
+    data: DataConfig, tasks: Sequence[TaskConfig], title: str = "prepend"
+) -> tuple[LabelledSplit, list[str]]:
+    """The training split from ``data.train`` (one file or a list, see :func:`load_files`)."""
+    return load_files("train", data.train, data, tasks, title)
 
 
 def _label_values(values: list[Any]) -> list[str]:
@@ -310,9 +330,9 @@ def load_and_validate(
     problems += found
     evals: dict[str, LabelledSplit] = {}
     for name in ("dev", "test"):
-        path = getattr(data, name)
-        if path:
-            split, found = load_split(name, path, data, tasks, title)
+        files = getattr(data, name)
+        if files:
+            split, found = load_files(name, files, data, tasks, title)
             evals[name] = split
             problems += found
     labels = {t.name: resolve_labels(t, train) for t in tasks}

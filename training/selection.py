@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from aranews.inference.classifier import NewsClassifier
+from aranews.inference.files import atomic_output
 from aranews.inference.readers import read_archive
 from aranews.inference.scoring import RowSettings, _chunks, check_row
 
@@ -112,20 +113,46 @@ class _Pool:
         return [c for _, _, c in sorted(self.heap, key=lambda x: x[0], reverse=True)]
 
 
+KMEANS_BLOCK_ELEMENTS = 4_000_000  # distances computed per block of rows: about 16 MB of float32 at a time
+
+
+def _nearest(x: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    """Index of the nearest centre for each row of ``x`` (squared Euclidean distance), in row blocks, so
+    memory holds one block of distances: ``block x k``, never ``rows x k x dim``."""
+    squared = (centres * centres).sum(axis=1)
+    block = max(1, KMEANS_BLOCK_ELEMENTS // max(1, len(centres)))
+    out = np.empty(len(x), dtype=np.int64)
+    for start in range(0, len(x), block):
+        part = x[start : start + block]
+        out[start : start + block] = (squared[None, :] - 2.0 * (part @ centres.T)).argmin(axis=1)
+    return out
+
+
 def _kmeans(x: np.ndarray, k: int, seed: int, iterations: int = 25) -> np.ndarray:
-    """Cluster labels of the rows of ``x`` (k-means++ start, Lloyd iterations; deterministic)."""
+    """Cluster labels of the rows of ``x`` (k-means++ start, Lloyd iterations; deterministic).
+
+    Memory is linear in the rows and in ``k`` (float32 rows, the centres, one block of distances). Time is
+    ``rows x k x dim`` per iteration, in matrix products: the k-means++ start keeps each row's distance to
+    its nearest centre and updates it once per new centre instead of recomputing it from every centre.
+    """
+    x = np.ascontiguousarray(x, dtype=np.float32)
     rng = np.random.default_rng(seed)
-    centres = [x[rng.integers(len(x))]]
+    chosen = [int(rng.integers(len(x)))]
+    nearest = ((x - x[chosen[0]]) ** 2).sum(axis=1)
     for _ in range(1, k):
-        d = np.min([((x - c) ** 2).sum(axis=1) for c in centres], axis=0)
-        total = d.sum()
-        centres.append(x[rng.choice(len(x), p=d / total)] if total > 0 else x[rng.integers(len(x))])
-    c = np.stack(centres)
-    labels = np.zeros(len(x), dtype=int)
+        total = float(nearest.sum())
+        index = int(rng.choice(len(x), p=nearest / total)) if total > 0 else int(rng.integers(len(x)))
+        chosen.append(index)
+        np.minimum(nearest, ((x - x[index]) ** 2).sum(axis=1), out=nearest)
+    c = x[chosen].copy()
+    labels = np.zeros(len(x), dtype=np.int64)
     for _ in range(iterations):
-        labels = ((x[:, None, :] - c[None, :, :]) ** 2).sum(axis=2).argmin(axis=1)
-        moved = np.stack([x[labels == j].mean(axis=0) if (labels == j).any() else c[j] for j in range(k)])
-        if np.allclose(moved, c):
+        labels = _nearest(x, c)
+        order = np.argsort(labels, kind="stable")
+        present, starts, counts = np.unique(labels[order], return_index=True, return_counts=True)
+        moved = c.copy()  # an empty cluster keeps its centre
+        moved[present] = np.add.reduceat(x[order], starts, axis=0) / counts[:, None]
+        if np.allclose(moved, c, atol=1e-6):
             break
         c = moved
     return labels
@@ -220,7 +247,12 @@ def select_for_labelling(
             u = {name: float(values[position]) for name, values in per_task.items()}
             score = u[task] if task else float(np.mean(list(u.values())))
             candidate = Candidate(
-                order, records[i], score, _suggest(classifier, probs, position), u, embeddings[position]
+                order,
+                records[i],
+                score,
+                _suggest(classifier, probs, position),
+                u,
+                np.array(embeddings[position], dtype=np.float32),  # a copy: the batch's array is not kept
             )
             order += 1
             summary.considered += 1
@@ -284,7 +316,7 @@ def _pick(pool: list[Candidate], quotas: dict[str, _Pool], n: int, diversity: bo
         if not diversity or len(rest) <= room:
             picked = rest[:room]
         else:
-            x = np.stack([c.embedding for c in rest]).astype(np.float64)
+            x = np.stack([c.embedding for c in rest]).astype(np.float32)
             x /= np.linalg.norm(x, axis=1, keepdims=True).clip(min=1e-12)
             clusters = _kmeans(x, room, seed)
             best: dict[int, Candidate] = {}
@@ -308,7 +340,7 @@ def write_selection(
     text_column = settings.text_column if settings else "text"
     title_column = settings.title_column if settings else "title"
     pair_columns = settings.pair_columns if settings else {}
-    with path.open("w", encoding="utf-8") as handle:
+    with atomic_output(path) as handle:
         for rank, c in enumerate(picks, 1):
             row: dict[str, Any] = {"id": c.record["id"], text_column: c.record["text"]}
             if title_column and c.record.get("title") is not None:

@@ -158,7 +158,7 @@ class _Collator:
         }
 
 
-def _recorded_dev(model_dir: str | None) -> str | None:
+def _recorded_dev(model_dir: str | None) -> str | list[str] | None:
     """The dev file of the run that wrote ``model_dir`` (``<run>/model``), from its ``metrics.json``."""
     if not model_dir:
         return None
@@ -718,20 +718,21 @@ class Trainer:
 
     def _forgetting(self, final: NewsClassifier) -> dict[str, Any]:
         """The previous model and the retrained one on the previous model's dev file, per kept label."""
-        from aranews.training.data import load_split
+        from aranews.training.data import load_files
         from aranews.training.evaluation import compare_on_split
 
         tcfg = self.config.training
         path = tcfg.previous_dev or _recorded_dev(tcfg.init_from)
-        if path is None or not Path(path).is_file():
+        files = [path] if isinstance(path, str) else path
+        if not files or not all(Path(f).is_file() for f in files):
             logger.warning(
                 "retrained from %s, but its dev file is %s: set training.previous_dev to check kept labels for forgetting",
                 tcfg.init_from,
                 "not recorded" if path is None else f"missing ({path})",
             )
             return {"checked": False, "file": path}
-        split, problems = load_split(
-            "previous_dev", path, self.config.data, self.config.tasks, final.config.model.title, require_labels=False
+        split, problems = load_files(
+            "previous_dev", files, self.config.data, self.config.tasks, final.config.model.title, require_labels=False
         )
         if problems:
             logger.warning("previous dev file %s not checked for forgetting: %s", path, "; ".join(problems[:3]))
