@@ -473,6 +473,39 @@ def _report() -> list[str]:
     ]
 
 
+def _select() -> list[str]:
+    r = _load("select.json")
+    if r is None:
+        return []
+    lines = [
+        "## What to label next: `aranews select` against N",
+        "",
+        f"`{r['command']}` on {r['cpu']} ({', '.join(r['cpu_flags'])}), {r['threads']} threads. The pool is "
+        "10 x N candidates. *Picking* is the diversity step alone on random 768-dimensional embeddings (the "
+        "library's k-means in float32 blocks; at small N also the clustering it had before issue 20, which held "
+        "pool x N x dim float64 differences). *End to end* is `aranews select --n N` on 10 x N short synthetic "
+        "articles with an AraBERT-base-shaped model (random weights): one scoring pass over the archive, then the "
+        "picking. Peak memory is each child process's own.",
+        "",
+        "| N | pool | picking s | picking peak RSS (MB) | before: s | before: peak RSS (MB) | picks shared with before |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for x in r["picking"]:
+        old = x.get("old", {})
+        shared = x.get("picks_shared_with_old")
+        lines.append(
+            f"| {x['n']:,} | {x['pool']:,} | {x['seconds']} | {x['peak_rss_mb']} | {old.get('seconds', '—')} "
+            f"| {old.get('peak_rss_mb', '—')} | {'—' if shared is None else f'{shared:.1%}'} |"
+        )
+    if r["end_to_end"]:
+        lines += ["", "| N | archive rows | end to end s | peak RSS (MB) | picked |", "| --- | --- | --- | --- | --- |"]
+        for x in r["end_to_end"]:
+            lines.append(
+                f"| {x['n']:,} | {x['archive_rows']:,} | {x['seconds']} | {x['peak_rss_mb']} | {x['picked']} |"
+            )
+    return [*lines, ""]
+
+
 def main() -> None:
     recipes, best = _rows()
     lines = [INTRO, "## Results (dev)", ""]
@@ -522,6 +555,7 @@ def main() -> None:
         + _memory()
         + _ray()
         + _report()
+        + _select()
         + _training()
         + TRAINING_NOTES
     )

@@ -78,11 +78,7 @@ class PrecisionReport:
 
 def _decisions(classifier: NewsClassifier, result: BatchResult, task: str) -> list[Any]:
     spec = classifier.config.task(task)
-    probs = result.probs[task]
-    if spec.problem_type == "multi_label":
-        limits = np.asarray(spec.thresholds, np.float32)
-        return [tuple(np.flatnonzero(p >= limits)) for p in probs]
-    return [int(p.argmax()) for p in probs]
+    return spec.kind.decision_keys(result.probs[task], spec.thresholds)
 
 
 def _timed(classifier: NewsClassifier, texts, titles, pairs) -> tuple[BatchResult, float]:

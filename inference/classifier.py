@@ -514,10 +514,7 @@ class NewsClassifier:
 
     def probabilities(self, name: str, logits: np.ndarray) -> np.ndarray:
         """Softmax (single-label) or sigmoid (multi-label) of one task's logits."""
-        t = torch.from_numpy(np.ascontiguousarray(logits))
-        if self.config.task(name).problem_type == "multi_label":
-            return torch.sigmoid(t).numpy()
-        return torch.softmax(t, dim=-1).numpy()
+        return self.config.task(name).kind.probabilities(logits)
 
     # -- the public predict API ---------------------------------------------------------------------
     @overload
@@ -586,16 +583,7 @@ class NewsClassifier:
                 if result.skipped[i] is not None:
                     out[i][name] = None
                     continue
-                p = matrix[i]
-                if task.problem_type == "multi_label":
-                    chosen = np.flatnonzero(p >= limits[name])
-                    out[i][name] = {
-                        "labels": [task.labels[j] for j in chosen],
-                        "scores": [round(float(p[j]), 6) for j in chosen],
-                    }
-                else:
-                    j = int(p.argmax())
-                    out[i][name] = {"label": task.labels[j], "score": round(float(p[j]), 6)}
+                out[i][name] = task.kind.decide(matrix[i], task.labels, limits.get(name))
         for i in range(n):
             if result.skipped[i] is not None:
                 out[i]["skipped"] = result.skipped[i]
@@ -604,10 +592,10 @@ class NewsClassifier:
         return out
 
     def _thresholds(self, overrides: dict[str, Sequence[float]]) -> dict[str, np.ndarray]:
-        limits = {t.name: np.asarray(t.thresholds, np.float32) for t in self.tasks if t.problem_type == "multi_label"}
+        limits = {t.name: np.asarray(t.thresholds, np.float32) for t in self.tasks if t.kind.uses_thresholds}
         for name, values in overrides.items():
             task = self.config.task(name)
-            if task.problem_type != "multi_label":
+            if not task.kind.uses_thresholds:
                 raise ValueError(
                     f"thresholds[{name!r}]: task {name!r} is single-label; thresholds are for multi-label tasks"
                 )

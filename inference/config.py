@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from aranews.inference.schema import ConfigError, check_all, parse
+from aranews.inference.task_kinds import KINDS, TaskKind, kind_of
 
 __all__ = [
     "CONFIG_NAME",
@@ -96,24 +97,26 @@ class TaskSpec:
     thresholds: list[float] | None = None
 
     def __post_init__(self) -> None:
-        if self.problem_type == "multi_label" and self.thresholds is None:
-            self.thresholds = [0.5] * len(self.labels)
+        kind = KINDS.get(self.problem_type)  # an unknown kind is reported by check()
+        if self.thresholds is None and kind is not None:
+            self.thresholds = kind.default_thresholds(len(self.labels))
+
+    @property
+    def kind(self) -> TaskKind:
+        """What the task's kind decides: probabilities, decisions, loss, metrics (:mod:`task_kinds`)."""
+        return kind_of(self.problem_type)
 
     def check(self) -> Problems:
         out: Problems = []
-        if self.problem_type not in ("single_label", "multi_label"):
-            out.append(("problem_type", self.problem_type, "single_label or multi_label"))
+        if KINDS.get(self.problem_type) is None:
+            out.append(("problem_type", self.problem_type, " or ".join(KINDS)))
+            return out
         if len(self.labels) < 2:
             out.append(("labels", self.labels, "at least two labels"))
         dupes = sorted({x for x in self.labels if self.labels.count(x) > 1})
         if dupes:
             out.append(("labels", self.labels, f"unique labels (repeated: {dupes})"))
-        if self.problem_type == "multi_label":
-            t = self.thresholds or []
-            if len(t) != len(self.labels) or not all(0.0 < x < 1.0 for x in t):
-                out.append(("thresholds", self.thresholds, f"{len(self.labels)} values in (0, 1), one per label"))
-        elif self.thresholds is not None:
-            out.append(("thresholds", self.thresholds, "null: thresholds are only for multi_label tasks"))
+        out += self.kind.threshold_problems(self.labels, self.thresholds)
         return out
 
 

@@ -28,7 +28,6 @@ if TYPE_CHECKING:
 
 __all__ = ["ExportError", "basic_model_card", "export_task", "hub_base_model"]
 
-_PROBLEM_TYPES = {"single_label": "single_label_classification", "multi_label": "multi_label_classification"}
 # transformers config keys that describe a head or a training run, not the encoder
 _HEAD_KEYS = (
     "architectures",
@@ -65,7 +64,7 @@ def _sequence_classifier(config: ClassifierConfig, task: TaskSpec) -> Any:
         num_labels=len(task.labels),
         id2label=dict(enumerate(task.labels)),
         label2id={label: i for i, label in enumerate(task.labels)},
-        problem_type=_PROBLEM_TYPES[task.problem_type],
+        problem_type=task.kind.transformers_problem_type,
     )
     try:
         return AutoModelForSequenceClassification.from_config(hf_config)
@@ -150,11 +149,7 @@ def _front_matter(meta: dict[str, Any]) -> list[str]:
 
 
 def _labels_table(task: TaskSpec) -> list[str]:
-    kind = (
-        "multi-label (sigmoid; labels at or above their threshold)"
-        if task.problem_type == "multi_label"
-        else ("single-label (softmax)")
-    )
+    kind = task.kind.description
     pair = f"; reads the article with its `{task.pair_column}`" if task.pair_column else ""
     lines = [
         f"**{task.name}**: {kind}{pair}",

@@ -14,12 +14,21 @@ Two promises, kept for ``score``, ``predict``, ``select``, ``labelstudio``, ``re
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["OutputClashError", "atomic_output", "atomic_write_text", "check_output_path", "refuse_clashes", "same_file"]
+__all__ = [
+    "OutputClashError",
+    "atomic_output",
+    "atomic_write_text",
+    "check_output_path",
+    "finite",
+    "refuse_clashes",
+    "same_file",
+]
 
 PathLike = str | os.PathLike
 
@@ -116,3 +125,14 @@ def atomic_write_text(path: PathLike, text: str, encoding: str = "utf-8") -> Pat
     with atomic_output(path, encoding=encoding) as handle:
         handle.write(text)
     return Path(path)
+
+
+def finite(value: Any) -> Any:
+    """``value`` with every NaN or Infinity inside it (lists, tuples, dicts) as ``None``: JSON has neither."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(v) for v in value]
+    return value

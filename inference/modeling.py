@@ -24,7 +24,6 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_model, save_model
 from torch import nn
-from torch.nn import functional as F
 
 from aranews.inference.config import ClassifierConfig, ModelConfig, TaskSpec, library_versions
 from aranews.inference.schema import ConfigError
@@ -257,11 +256,4 @@ class MultiTaskClassifier(nn.Module):
         weight = self.class_weights.get(name)
         if weight is not None:
             weight = weight.to(logits.device, logits.dtype)
-        if self.config.task(name).problem_type == "single_label":
-            if not (labels != -100).any():  # no row of this batch has this task's label
-                return logits.sum() * 0.0
-            return F.cross_entropy(logits.float(), labels, weight=weight, ignore_index=-100)
-        present = (labels != -100).all(dim=-1)
-        if not present.any():
-            return logits.sum() * 0.0
-        return F.binary_cross_entropy_with_logits(logits[present].float(), labels[present].float(), pos_weight=weight)
+        return self.config.task(name).kind.loss(logits, labels, weight)

@@ -23,7 +23,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["READ_PROBLEMS", "RawRow", "count_rows", "detect_format", "iter_scores", "open_check", "read_archive"]
+__all__ = [
+    "ARCHIVE_FORMATS",
+    "READ_PROBLEMS",
+    "SCORE_FORMATS",
+    "ArchiveFormat",
+    "RawRow",
+    "count_rows",
+    "detect_format",
+    "iter_scores",
+    "open_check",
+    "read_archive",
+    "score_format",
+]
 
 # Why a record could not be read (reason code -> meaning)
 READ_PROBLEMS = {
@@ -52,24 +64,51 @@ class RawRow:
     problem: tuple[str, str] | None = None  # (reason code, detail)
 
 
+@dataclass(frozen=True)
+class ArchiveFormat:
+    """One archive format: the names it is recognised by, and how it is read, checked and counted."""
+
+    name: str
+    suffixes: tuple[str, ...]  # lower-case file name endings, longest first within the table
+    description: str
+
+
+# The one table of what the library reads: the scorer, ``predict --input``, ``select``, ``check-precision``,
+# training and evaluation data all go through it (a folder of .txt files is recognised by being a folder).
+ARCHIVE_FORMATS: dict[str, ArchiveFormat] = {
+    "jsonl": ArchiveFormat("jsonl", (".jsonl.gz", ".json.gz", ".jsonl", ".json"), "JSON Lines, optionally gzip"),
+    "csv": ArchiveFormat("csv", (".csv.gz", ".csv"), "CSV with a header, optionally gzip"),
+    "parquet": ArchiveFormat("parquet", (".parquet", ".pq"), "Parquet"),
+    "txt_dir": ArchiveFormat("txt_dir", (), "a folder of .txt files (id: the path below the folder)"),
+}
+ARCHIVE_KINDS = ".jsonl[.gz], .csv[.gz], .parquet or a folder of .txt files"
+
+# What the scorer writes (and :func:`iter_scores` reads back): format -> file name endings.
+SCORE_FORMATS: dict[str, tuple[str, ...]] = {"jsonl": (".jsonl", ".json"), "csv": (".csv",), "parquet": (".parquet",)}
+
+
 def detect_format(path: Path) -> str:
-    """``jsonl``, ``csv``, ``parquet`` or ``txt_dir`` from the path."""
+    """``jsonl``, ``csv``, ``parquet`` or ``txt_dir`` from the path (see :data:`ARCHIVE_FORMATS`)."""
     if path.is_dir():
         return "txt_dir"
     name = path.name.lower()
-    for suffix, fmt in (
-        (".jsonl.gz", "jsonl"),
-        (".json.gz", "jsonl"),
-        (".jsonl", "jsonl"),
-        (".json", "jsonl"),
-        (".csv", "csv"),
-        (".csv.gz", "csv"),
-        (".parquet", "parquet"),
-        (".pq", "parquet"),
-    ):
-        if name.endswith(suffix):
-            return fmt
-    raise ValueError(f"{path}: unknown archive type; use .jsonl[.gz], .csv[.gz], .parquet or a folder of .txt files")
+    for fmt in ARCHIVE_FORMATS.values():
+        if name.endswith(fmt.suffixes):
+            return fmt.name
+    raise ValueError(f"{path}: unknown archive type; use {ARCHIVE_KINDS}")
+
+
+def score_format(path: Path, fmt: str | None = None) -> str:
+    """The scorer's output format: ``fmt`` (checked) or the one the file name ends with."""
+    if fmt:
+        if fmt not in SCORE_FORMATS:
+            raise ValueError(f"output format {fmt!r}; expected one of {tuple(SCORE_FORMATS)}")
+        return fmt
+    name = path.name.lower()
+    for candidate, suffixes in SCORE_FORMATS.items():
+        if name.endswith(suffixes):
+            return candidate
+    raise ValueError(f"{path}: cannot tell the output format from the name; use .jsonl, .csv or .parquet")
 
 
 def _open_binary(path: Path):
@@ -333,7 +372,7 @@ def iter_scores(path: Path, fmt: str | None = None) -> Iterator[dict[str, Any]]:
     an error naming the file and line. CSV cells come back as they were before the scorer made them safe
     for spreadsheets (it puts one ``'`` before a cell starting with ``= + - @ '``, a tab or a return).
     """
-    fmt = fmt or {".csv": "csv", ".parquet": "parquet"}.get(path.suffix.lower(), "jsonl")
+    fmt = fmt or {".csv": "csv", ".parquet": "parquet"}.get(path.suffix.lower(), "jsonl")  # what the scorer wrote
     if fmt == "parquet":
         import pyarrow.parquet as pq
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aranews.inference.files import atomic_write_text, check_output_path, refuse_clashes
+from aranews.inference.files import atomic_write_text, check_output_path, finite, refuse_clashes
 
 __all__ = ["ReportSummary", "write_report"]
 
@@ -266,20 +266,9 @@ def _summary_block(summary: dict[str, Any] | None, n: int) -> dict[str, Any]:
 _SCRIPT_SAFE = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"})
 
 
-def _finite(value: Any) -> Any:
-    """The payload with NaN and Infinity (not JSON) as ``None``."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
-
-
 def script_json(payload: Any) -> str:
     """``payload`` as JSON that can sit inside ``<script type="application/json">`` whatever its strings hold."""
-    return json.dumps(_finite(payload), ensure_ascii=False, allow_nan=False).translate(_SCRIPT_SAFE)
+    return json.dumps(finite(payload), ensure_ascii=False, allow_nan=False).translate(_SCRIPT_SAFE)
 
 
 def _render(payload: dict[str, Any]) -> str:

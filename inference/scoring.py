@@ -33,10 +33,18 @@ from typing import Any
 from aranews import __version__
 from aranews.inference.classifier import NewsClassifier, PreparedBatch
 from aranews.inference.dates import parse_date
-from aranews.inference.files import atomic_output, atomic_write_text, check_output_path, refuse_clashes
+from aranews.inference.files import atomic_output, atomic_write_text, check_output_path, finite, refuse_clashes
 from aranews.inference.inputs import SKIP_REASONS
 from aranews.inference.ray_engine import RayOptions
-from aranews.inference.readers import RawRow, count_rows, iter_scores, open_check, read_archive
+from aranews.inference.readers import (
+    SCORE_FORMATS,
+    RawRow,
+    count_rows,
+    iter_scores,
+    open_check,
+    read_archive,
+    score_format,
+)
 from aranews.inference.runtime import model_fingerprint
 
 __all__ = [
@@ -53,7 +61,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-OUTPUT_FORMATS = ("jsonl", "csv", "parquet")
+OUTPUT_FORMATS = tuple(SCORE_FORMATS)
 STATE_FILE = "state.json"
 
 
@@ -121,17 +129,6 @@ def json_safe(value: Any) -> Any:
     return text if len(text) <= 200 else text[:200] + "..."
 
 
-def _finite(value: Any) -> Any:
-    """``value`` with every non-finite float inside it replaced by ``None`` (JSON has no NaN or Infinity)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
-
-
 def kept_value(value: Any) -> Any:
     """An archive value copied into the output (``keep_columns``), whole and valid in every format.
 
@@ -144,7 +141,10 @@ def kept_value(value: Any) -> Any:
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, (dict, list, tuple)):
-        text = json.dumps(_finite(value), ensure_ascii=False, default=str, allow_nan=False)
+        try:
+            text = json.dumps(finite(value), ensure_ascii=False, default=str, allow_nan=False)
+        except (TypeError, ValueError, RecursionError):  # keys JSON cannot hold, or nested too deeply
+            text = str(value)
     elif isinstance(value, str):
         text = value
     elif hasattr(value, "isoformat"):
@@ -257,13 +257,7 @@ def _score_chunk(
             continue
         row: dict[str, Any] = {"id": record["id"]}
         for task in classifier.tasks:
-            d = decision[task.name]
-            if task.problem_type == "multi_label":
-                row[task.name] = "|".join(d["labels"])
-                row[f"{task.name}_score"] = max(d["scores"], default=0.0)
-            else:
-                row[task.name] = d["label"]
-                row[f"{task.name}_score"] = d["score"]
+            row[task.name], row[f"{task.name}_score"] = task.kind.cell(decision[task.name])
             if s.all_probabilities:
                 row[f"{task.name}_probs"] = json.dumps(
                     {
@@ -356,18 +350,6 @@ def _assemble(parts: list[Path], output: Path, fmt: str, columns: list[str], csv
                         writer.writerow(_csv_safe(json.loads(line), csv_safe or []))
                     else:
                         out.write(line)
-
-
-def _output_format(path: Path, fmt: str | None) -> str:
-    if fmt:
-        if fmt not in OUTPUT_FORMATS:
-            raise ValueError(f"output format {fmt!r}; expected one of {OUTPUT_FORMATS}")
-        return fmt
-    name = path.name.lower()
-    for suffix, f in ((".jsonl", "jsonl"), (".json", "jsonl"), (".csv", "csv"), (".parquet", "parquet")):
-        if name.endswith(suffix):
-            return f
-    raise ValueError(f"{path}: cannot tell the output format from the name; use .jsonl, .csv or .parquet")
 
 
 def score_archive(
@@ -555,7 +537,7 @@ class _Paths:
 def _job_paths(input_path: Path, output: Path, errors_path: str | Path | None, output_format: str | None) -> _Paths:
     """Check every path before any work: formats, the input is readable, no output is the input, the
     output folder exists and is writable."""
-    fmt = _output_format(output, output_format)
+    fmt = score_format(output, output_format)
     in_fmt = open_check(input_path)
     errors_file = Path(errors_path) if errors_path else output.with_name(output.name + ".errors.jsonl")
     paths = _Paths(
@@ -1013,8 +995,7 @@ def _summarise(
             elif row.get(date_column) not in (None, ""):
                 summary.dates_unparsed += 1
         for task in classifier.tasks:
-            values = str(row[task.name]).split("|") if task.problem_type == "multi_label" else [row[task.name]]
-            labels[task.name].update(v for v in values if v)
+            labels[task.name].update(task.kind.cell_labels(row[task.name]))
     reasons: Counter = Counter()
     with errors_file.open(encoding="utf-8") as handle:
         for line in handle:

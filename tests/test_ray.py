@@ -80,8 +80,8 @@ def test_a_killed_worker_loses_nothing(local_ray, trained_model, archive, tmp_pa
         pools.append(real_pool(*args, **kwargs))
         return pools[-1]
 
-    def write_then_kill(path, rows, fmt):  # after the second chunk: kill -9 a worker, chunks still in flight
-        real_write(path, rows, fmt)
+    def write_then_kill(path, rows, *args):  # after the second chunk: kill -9 a worker, chunks still in flight
+        real_write(path, rows, *args)
         if path.name == "scores-000001.part" and not killed:
             pid = pools[0].pids()[0]
             os.kill(pid, signal.SIGKILL)

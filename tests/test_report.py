@@ -155,3 +155,70 @@ def test_report_renders_and_filters_in_a_real_browser(tmp_path):
         capture_output=True, timeout=120, cwd=tmp_path, check=True,
     )  # fmt: skip
     assert (tmp_path / "report.png").stat().st_size > 10_000
+
+
+# -- hostile archives (issue 20): nothing runs, every count is right --------------------------------------
+PWN = "document.body.setAttribute('data-pwned', '1')"
+HOSTILE = [
+    f"<script>{PWN}</script>",
+    f"<img src=x onerror=\"{PWN}\">",
+    f"<!--<script>{PWN}//",
+    f"</script><script>{PWN}</script>",
+    "__DATA__",
+    "__TITLE__",
+    "\u2028\u2029",
+]
+
+
+def _hostile_scores(tmp_path: Path) -> tuple[Path, int]:
+    sources = ["__proto__", "constructor", "'quoted'", "hasOwnProperty", *HOSTILE]
+    labels = ["__proto__", "constructor", "toString", "<b>bold</b>"]
+    rows = []
+    for i in range(800):
+        score = [0.9, float("nan"), float("inf"), 0.6][i % 4]
+        rows.append(
+            {
+                "id": HOSTILE[i % len(HOSTILE)] + str(i),
+                "topic": labels[i % 4],
+                "topic_score": score,
+                "stance": labels[(i // 4) % 4],
+                "stance_score": 0.7,
+                "date_parsed": f"2024-0{1 + i % 3}-1{i % 10}",
+                "source": sources[i % len(sources)],
+            }
+        )
+    path = tmp_path / "__DATA__ scores.jsonl"  # the file name is the default title
+    with path.open("w", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")  # NaN and Infinity, as a careless writer does
+    return path, len(rows)
+
+
+def test_hostile_values_stay_data(tmp_path):
+    scores, n = _hostile_scores(tmp_path)
+    for title in (None, f"__DATA__ </title><script>{PWN}</script>"):
+        write_report(scores, tmp_path / "report.html", title=title)
+        page = (tmp_path / "report.html").read_text(encoding="utf-8")
+        assert page.count("<script") == 2 and page.count("</script>") == 2  # the data block and the code
+        assert "__DATA__" not in page.split('<script id="data"')[0]  # nothing pasted into the markup
+        data = _payload(page)
+        assert data["title"] == (title or f"Scored archive: {scores.name}")
+        assert sum(sum(cell[2]["topic"]) for cell in data["cells"]) == n
+        assert "NaN" not in page and "Infinity" not in page
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no Chromium on this machine (apt-get install chromium)")
+def test_hostile_archive_runs_nothing_and_counts_right_in_a_browser(tmp_path):
+    scores, n = _hostile_scores(tmp_path)
+    write_report(scores, tmp_path / "report.html", title=f"__DATA__ <script>{PWN}</script>", uncertain=50)
+    url = (tmp_path / "report.html").as_uri()
+    dom = _dom(url, tmp_path)
+    assert 'data-pwned="1"' not in dom  # the hostile values are shown as text, never run
+    assert re.search(r'<body[^>]* data-rendered="\d+"', dom)  # the page drew (no script error blanked it)
+    assert re.search(rf'id="status" data-shown="{n}"', dom)
+    bars = re.findall(r'<rect [^>]*data-label="([^"]*)" data-value="(\d+)"', dom)
+    topic_bars = [(label, int(v)) for label, v in bars[:4]]  # the first chart: topic counts
+    assert sum(v for _, v in topic_bars) == n and all(v == n // 4 for _, v in topic_bars)
+    assert "<option value=\"'quoted'\">'quoted'</option>" in dom  # a quoted source keeps both quotes
+    proto = _dom(url + "#source=__proto__", tmp_path)
+    assert re.search(rf'id="status" data-shown="{len(range(0, n, 11))}"', proto)

@@ -160,15 +160,29 @@ def test_a_failing_mode_is_flagged():
     assert json.loads(json.dumps(report.to_dict()))["passed"] is False
 
 
-def test_check_precision_command(trained_model, sample_rows, tmp_path, capsys):
+def test_check_precision_command(trained_model, sample_rows, tmp_path, capsys, monkeypatch):
     data = write_jsonl(tmp_path / "dev.jsonl", [{"id": i, "text": r["text"]} for i, r in enumerate(sample_rows["dev"])])
     out = tmp_path / "report.json"
     args = ["check-precision", "--model", str(trained_model / "model"), "--data", str(data), "--modes", "bf16"]
     assert main([*args, "--min-agreement", "0", "--json", str(out)]) == 0
     assert "bf16" in capsys.readouterr().out
     assert json.loads(out.read_text())["passed"] is True
-    assert main([*args, "--min-agreement", "1.01"]) == 1  # no mode can pass: the exit status says so
+    from aranews.inference import agreement
+
+    real = agreement.check_precision
+
+    def with_one_disagreement(*a, **k):  # as if bf16 had changed one label: the exit status says so
+        report = real(*a, **k)
+        for row in report.rows:
+            row.disagreements, row.agreement, row.passed = row.disagreements + 1, row.agreement - 0.01, False
+        return report
+
+    monkeypatch.setattr(agreement, "check_precision", with_one_disagreement)
+    assert main([*args, "--min-agreement", "1"]) == 1
     assert "FAILED" in capsys.readouterr().err
+    monkeypatch.undo()
+    with pytest.raises(SystemExit):  # an agreement share above 1 is a usage error, not a check nobody can pass
+        main([*args, "--min-agreement", "1.01"])
 
 
 # -- the scorer ---------------------------------------------------------------------------------------------

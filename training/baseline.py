@@ -58,13 +58,8 @@ class TfidfBaseline:
         """Fit one task on the rows that carry its label (``None`` rows are skipped)."""
         keep = [i for i, y in enumerate(labels) if y is not None]
         x = _inputs([texts[i] for i in keep], None if pairs is None else [pairs[i] for i in keep], self.preprocess)
-        if task.problem_type == "multi_label":
-            y = np.zeros((len(keep), len(task.labels)), dtype=int)
-            for row, i in enumerate(keep):
-                y[row, [task.labels.index(v) for v in labels[i]]] = 1
-        else:
-            y = np.asarray([task.labels.index(labels[i]) for i in keep])
-        model = self._pipeline(task.problem_type == "multi_label")
+        y = task.kind.baseline_target(task.labels, [labels[i] for i in keep])
+        model = self._pipeline(not task.kind.one_label_per_row)
         model.fit(x, y)
         self.models[task.name] = (task, model)
 
@@ -72,7 +67,7 @@ class TfidfBaseline:
         """Probabilities with one column per label of the task, in the task's label order."""
         task, model = self.models[name]
         probs = model.predict_proba(_inputs(texts, pairs, self.preprocess))
-        if task.problem_type == "multi_label":
+        if not task.kind.one_label_per_row:  # one column per label already
             return probs
         out = np.zeros((len(texts), len(task.labels)))
         out[:, model.classes_] = probs  # labels absent from training get probability 0

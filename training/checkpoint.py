@@ -75,10 +75,11 @@ def run_fingerprint(config: dict[str, Any]) -> dict[str, Any]:
     settings = json.loads(json.dumps(config))
     for section, key in _VOLATILE:
         settings.get(section, {}).pop(key, None)
-    files = {name: settings["data"].get(name) for name in ("dev", "test")}
-    train = settings["data"].get("train")
-    for i, path in enumerate(train if isinstance(train, list) else [train]):
-        files["train" if not isinstance(train, list) else f"train[{i}]"] = path
+    files = {}
+    for name in ("train", "dev", "test"):  # each a file or a list of files
+        given = settings["data"].get(name)
+        for i, path in enumerate(given if isinstance(given, list) else [given]):
+            files[name if not isinstance(given, list) else f"{name}[{i}]"] = path
     data = {name: _file_sha256(path) for name, path in files.items() if path and Path(path).is_file()}
     return {"settings": settings, "data_sha256": data}
 

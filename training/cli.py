@@ -30,6 +30,7 @@ import yaml
 
 from aranews import __version__
 from aranews.inference.files import atomic_output, atomic_write_text, check_output_path, refuse_clashes
+from aranews.inference.readers import ARCHIVE_KINDS, SCORE_FORMATS
 
 __all__ = ["build_parser", "main"]
 
@@ -651,6 +652,11 @@ def cmd_labelstudio_import(args: argparse.Namespace) -> int:
     )
     for reason, count in summary.error_reasons.items():
         print(f"  {reason}: {count}")
+    if summary.partial:
+        print(
+            f"  {summary.partial} labelled row(s) leave a task empty whose annotators disagreed "
+            f"(listed in {errors} with row_written: true)"
+        )
     print(f"  cancelled annotations left out: {summary.cancelled_annotations}")
     for task, counts in summary.label_counts.items():
         print(f"  {task}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
@@ -775,7 +781,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="evaluate a saved model on a labelled file and write a report")
     _model_options(p, 32)
-    p.add_argument("--data", required=True, help="labelled file (.jsonl, .csv or .parquet)")
+    p.add_argument("--data", required=True, help=f"labelled file: {ARCHIVE_KINDS}")
     p.add_argument("--out-dir", help="report folder (default: eval-<data name> beside the model directory)")
     p.add_argument("--train", help="training file: checked for leakage, and the TF-IDF baseline is trained on it")
     p.add_argument("--drop-leaked", action="store_true", help="evaluate without rows that repeat a training input")
@@ -786,7 +792,7 @@ def build_parser() -> argparse.ArgumentParser:
     _model_options(p)
     p.add_argument("texts", nargs="*", help="article texts")
     p.add_argument("--title", help="the title of the texts given as arguments")
-    p.add_argument("--input", help="an archive: .jsonl[.gz], .csv, .parquet or a folder of .txt files (as for score)")
+    p.add_argument("--input", help=f"an archive: {ARCHIVE_KINDS} (as for score)")
     p.add_argument("--out", help="write JSON Lines here instead of standard output")
     p.add_argument("--pair", help="target or claim for target-conditioned tasks (texts given as arguments)")
     p.add_argument("--pair-column", default="target", help="the model's pair column that --pair fills (default target)")
@@ -806,10 +812,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("score", help="score an archive: every row scored or written down with its reason")
     _model_options(p, 32)
-    p.add_argument("input", help=".jsonl[.gz], .csv, .parquet or a folder of .txt files")
+    p.add_argument("input", help=ARCHIVE_KINDS)
     p.add_argument("--out", required=True, help="scores: .jsonl, .csv or .parquet")
     p.add_argument("--errors", help="rows not scored, with reasons (default: <out>.errors.jsonl)")
-    p.add_argument("--format", choices=["jsonl", "csv", "parquet"], help="output format (default: from --out)")
+    p.add_argument("--format", choices=list(SCORE_FORMATS), help="output format (default: from --out)")
     _row_options(p)
     p.add_argument(
         "--pair-column",
@@ -841,7 +847,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("check-precision", help="agreement of bf16 / int8 with fp32 on your model and data")
     _model_options(p, 64)
-    p.add_argument("--data", dest="input", required=True, help="articles to check: .jsonl[.gz], .csv, .parquet")
+    p.add_argument("--data", dest="input", required=True, help=f"articles to check: {ARCHIVE_KINDS}")
     p.add_argument(
         "--modes",
         nargs="+",
@@ -861,7 +867,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("select", help="pick the articles most worth labelling next (uncertain and diverse)")
     _model_options(p, 64)
-    p.add_argument("--input", required=True, help="an archive: .jsonl[.gz], .csv, .parquet or a folder of .txt files")
+    p.add_argument("--input", required=True, help=f"an archive: {ARCHIVE_KINDS}")
     p.add_argument("--n", type=POSITIVE, required=True, help="how many articles to pick")
     p.add_argument("--out", required=True, help="JSON Lines in the training data format, label columns empty")
     p.add_argument("--strategy", choices=["margin", "entropy"], default="margin", help="uncertainty (default margin)")

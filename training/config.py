@@ -18,6 +18,7 @@ import yaml
 
 from aranews.inference.config import DEFAULT_ENCODER, ModelConfig, tasks_and_windows_problems
 from aranews.inference.schema import ConfigError, parse
+from aranews.inference.task_kinds import TaskKind, kind_of
 
 __all__ = [
     "DEFAULT_ENCODER",
@@ -59,6 +60,11 @@ class TaskConfig:
     def __post_init__(self) -> None:
         if self.column is None:
             self.column = self.name
+
+    @property
+    def kind(self) -> TaskKind:
+        """What the task's kind decides (:mod:`aranews.inference.task_kinds`)."""
+        return kind_of(self.problem_type)
 
     def check(self) -> Problems:
         out: Problems = []

@@ -39,7 +39,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-_FORMATS = {".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 MAX_REPORTED = 50
 
 
@@ -84,12 +83,13 @@ def _read_rows(path: Path) -> tuple[list[tuple[str, dict[str, Any]]], list[str]]
     mark is accepted, and undecodable bytes, bad JSON, an unbalanced CSV quote or a cut last line are
     reported with their line instead of failing the whole file.
     """
-    from aranews.inference.readers import read_archive
+    from aranews.inference.readers import ARCHIVE_KINDS, detect_format, read_archive
 
-    fmt = _FORMATS.get(path.suffix.lower())
-    if fmt is None:
-        raise DataValidationError([f"{path}: unsupported file type {path.suffix!r}; use .jsonl, .csv or .parquet"])
-    if not path.is_file():
+    try:
+        fmt = detect_format(path)
+    except ValueError:
+        raise DataValidationError([f"{path}: unsupported file type {path.suffix!r}; use {ARCHIVE_KINDS}"]) from None
+    if not path.exists():
         raise FileNotFoundError(f"data file not found: {path}")
     rows: list[tuple[str, dict[str, Any]]] = []
     problems: list[str] = []
@@ -182,15 +182,10 @@ def load_split(
             value = row.get(task.column)
             if _is_missing(value):
                 value = None
-            elif task.problem_type == "multi_label":
-                if isinstance(value, str):  # CSV: labels separated by '|'
-                    value = [v.strip() for v in value.split("|") if v.strip()]
-                if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                    problems.append(f"{where}: column {task.column!r} must be a list of labels, got {value!r}")
-                    value = None
-            elif not isinstance(value, str):
-                problems.append(f"{where}: column {task.column!r} must be a label string, got {value!r}")
-                value = None
+            else:
+                value, expected = task.kind.parse_value(value)
+                if expected is not None:
+                    problems.append(f"{where}: column {task.column!r} must be {expected}, got {row.get(task.column)!r}")
             split.labels.setdefault(task.name, []).append(value)
     return split, problems
 
@@ -347,16 +342,7 @@ def load_and_validate(
 
 def label_tensor(task: TaskSpec, values: list[Any]) -> torch.Tensor:
     """Class ids (``-100`` where unlabelled), or for a multi-label task a 0/1 matrix (``-100`` rows)."""
-    index = {label: i for i, label in enumerate(task.labels)}
-    if task.problem_type == "single_label":
-        return torch.tensor([index[v] if v is not None else -100 for v in values], dtype=torch.long)
-    out = torch.zeros((len(values), len(task.labels)), dtype=torch.long)
-    for row, v in enumerate(values):
-        if v is None:
-            out[row] = -100
-        else:
-            out[row, [index[x] for x in v]] = 1
-    return out
+    return task.kind.label_tensor(task.labels, values)
 
 
 @dataclass

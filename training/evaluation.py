@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import confusion_matrix, multilabel_confusion_matrix
 
 from aranews.inference.classifier import NewsClassifier
 from aranews.inference.config import TaskSpec
@@ -109,7 +108,7 @@ def predict_split(classifier: NewsClassifier, data: EncodedSplit) -> dict[str, n
 
 
 def _labelled(task: TaskSpec, labels: np.ndarray) -> np.ndarray:
-    return (labels != -100).all(axis=-1) if task.problem_type == "multi_label" else labels != -100
+    return task.kind.labelled(labels)
 
 
 def calibration(confidence: np.ndarray, correct: np.ndarray, n_bins: int = N_BINS) -> dict[str, Any]:
@@ -195,30 +194,17 @@ def task_figures(task: TaskSpec, probs: np.ndarray, labels: np.ndarray) -> dict[
     """All figures for one task on the rows that carry its label."""
     keep = _labelled(task, labels)
     probs, truth = probs[keep], labels[keep]
-    if task.problem_type == "multi_label":
-        limits = np.asarray(task.thresholds)
-        predicted = (probs >= limits).astype(int)
-        report = task_report(task.problem_type, task.labels, truth.tolist(), predicted.tolist())
-        if len(truth):
-            matrices = multilabel_confusion_matrix(truth, predicted)
-            report["confusion_matrix"] = {
-                "labels": list(task.labels),
-                "per_label_tn_fp_fn_tp": {
-                    lbl: m.ravel().tolist() for lbl, m in zip(task.labels, matrices, strict=True)
-                },
-            }
-            report["thresholds"] = [
-                {"label": lbl, "threshold": float(t), **report["per_class"][lbl]}
-                for lbl, t in zip(task.labels, limits, strict=True)
-            ]
-            report["calibration"] = calibration(probs.ravel(), (truth.ravel() == 1) == (probs.ravel() >= 0.5))
+    predicted = task.kind.predicted(probs, task.thresholds)
+    report = task_report(task.kind, task.labels, truth.tolist(), predicted.tolist())
+    if not len(truth):
         return report
-    predicted = probs.argmax(1) if len(probs) else np.zeros(0, dtype=int)
-    report = task_report(task.problem_type, task.labels, truth.tolist(), predicted.tolist())
-    if len(truth):
-        matrix = confusion_matrix(truth, predicted, labels=list(range(len(task.labels))))
-        report["confusion_matrix"] = {"labels": list(task.labels), "matrix": matrix.tolist()}
-        report["calibration"] = calibration(probs.max(1), predicted == truth)
+    report["confusion_matrix"] = task.kind.confusion(truth, predicted, task.labels)
+    if task.kind.uses_thresholds:
+        report["thresholds"] = [
+            {"label": lbl, "threshold": float(t), **report["per_class"][lbl]}
+            for lbl, t in zip(task.labels, task.thresholds, strict=True)
+        ]
+    report["calibration"] = calibration(*task.kind.reliability(probs, truth))
     return report
 
 
@@ -315,7 +301,7 @@ def build_report(
         keep = _labelled(task, labels)
         ids = [i for i, k in zip(split.ids, keep, strict=True) if k]
         texts = [t for t, k in zip(split.texts, keep, strict=True) if k]
-        if task.problem_type == "single_label":
+        if task.kind.one_label_per_row:
             _plot_confusion(
                 out_dir / f"confusion_{task.name}.png",
                 f"{task.name} ({split_name})",
@@ -357,9 +343,7 @@ def _baseline_report(classifier: NewsClassifier, train: LabelledSplit, split: La
 
 def _restrict(task: TaskSpec, values: list[Any]) -> list[Any]:
     """Label values a model with ``task``'s labels can be scored on (others become unlabelled)."""
-    if task.problem_type == "multi_label":
-        return [v if v is not None and all(x in task.labels for x in v) else None for v in values]
-    return [v if v in task.labels else None for v in values]
+    return [task.kind.restrict(v, task.labels) for v in values]
 
 
 def compare_on_split(

@@ -30,6 +30,7 @@ from xml.sax.saxutils import quoteattr
 from aranews.inference.config import TaskSpec
 from aranews.inference.files import atomic_output, atomic_write_text, check_output_path, refuse_clashes
 from aranews.inference.scoring import id_problem, json_safe
+from aranews.inference.task_kinds import DEFAULT_KIND, TaskKind
 
 __all__ = ["ImportSummary", "export_tasks", "import_export", "labelling_config"]
 
@@ -45,7 +46,7 @@ def labelling_config(tasks: Sequence[TaskSpec], title: bool = True, pair_columns
         lines.append(f'  <Header value="{column}: ${column}" size="5"/>')
     lines.append(f'  <Text name="{TEXT_NAME}" value="$text"/>')
     for task in tasks:
-        choice = "multiple" if task.problem_type == "multi_label" else "single-radio"
+        choice = task.kind.label_studio_choice
         lines.append(f'  <Header value={quoteattr(task.name)} size="4"/>')
         lines.append(
             f'  <Choices name={quoteattr(task.name)} toName="{TEXT_NAME}" choice="{choice}" showInline="true">'
@@ -57,12 +58,7 @@ def labelling_config(tasks: Sequence[TaskSpec], title: bool = True, pair_columns
 
 
 def _choices(task: TaskSpec, suggestion: Any) -> list[str]:
-    if not isinstance(suggestion, dict):
-        return []
-    if task.problem_type == "multi_label":
-        return [v for v in suggestion.get("labels", []) if v in task.labels]
-    label = suggestion.get("label")
-    return [label] if label in task.labels else []
+    return [v for v in task.kind.decision_labels(suggestion) if v in task.labels]
 
 
 def export_tasks(
@@ -188,16 +184,15 @@ def _annotation_choices(annotation: Any) -> dict[str, list[str]]:
     return out
 
 
-def _decide(votes: list[tuple[Any, bool, list[str]]], multi: bool) -> tuple[Any, list[Any] | None]:
+def _decide(votes: list[tuple[Any, bool, list[str]]], kind: TaskKind) -> tuple[Any, list[Any] | None]:
     """The label from annotators' votes ``(annotator, ground_truth, choices)``, or a conflict."""
     truth = [v for v in votes if v[1]]
     if truth:
         votes = truth[:1]
-    values = [tuple(sorted(c)) if multi else (c[0] if c else None) for _, _, c in votes]
+    values = [kind.vote(c) for _, _, c in votes]
     counts = Counter(values)
     if len(counts) == 1:
-        value = values[0]
-        return (list(value) if multi else value), None
+        return kind.from_vote(values[0]), None
     return None, [{"annotator": a, "choices": c} for a, _, c in votes]
 
 
@@ -374,16 +369,16 @@ def _row(
     conflicts = {}
     for name in list(specs) or sorted(votes_by_task):
         votes = votes_by_task.get(name)
-        multi = specs[name].problem_type == "multi_label" if name in specs else False
+        kind = specs[name].kind if name in specs else DEFAULT_KIND
         row[name] = None  # not labelled (or in conflict): the row trains the other tasks
         if not votes:
             continue
-        value, conflict = _decide(votes, multi)
+        value, conflict = _decide(votes, kind)
         if conflict is not None:
             conflicts[name] = conflict
             continue
         row[name] = value
-        for label in value if multi else [value]:
+        for label in kind.values_of(value):
             if name in specs and label not in specs[name].labels:
                 known = summary.unknown_labels.setdefault(name, [])
                 if label not in known:

@@ -15,6 +15,8 @@ import evaluate
 import numpy as np
 from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
 
+from aranews.inference.task_kinds import TaskKind
+
 __all__ = ["ClassificationReport", "MultiLabelReport", "task_report"]
 
 _CITATION = """@article{scikit-learn, title={Scikit-learn: Machine Learning in Python},
@@ -92,10 +94,10 @@ class MultiLabelReport(evaluate.Metric):
 
 
 def task_report(
-    problem_type: str, label_names: Sequence[str], references: Sequence[Any], predictions: Sequence[Any]
+    kind: TaskKind, label_names: Sequence[str], references: Sequence[Any], predictions: Sequence[Any]
 ) -> dict[str, Any]:
-    """The report for one task; rows whose reference is missing must already be removed."""
+    """The report for one task of ``kind``; rows whose reference is missing must already be removed."""
     if not references:
         return {"n": 0}
-    metric = MultiLabelReport() if problem_type == "multi_label" else ClassificationReport()
+    metric = ClassificationReport() if kind.one_label_per_row else MultiLabelReport()
     return metric.compute(predictions=list(predictions), references=list(references), label_names=list(label_names))

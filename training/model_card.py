@@ -260,7 +260,7 @@ def _introduction(run: _Run) -> list[str]:
 def _schema(run: _Run) -> list[str]:
     lines = ["## Label schema", ""]
     for task in run.config.tasks:
-        kind = "multi-label, per-label thresholds" if task.problem_type == "multi_label" else "single-label"
+        kind = task.kind.description
         pair = f"; conditioned on the `{task.pair_column}` column" if task.pair_column else ""
         lines += [f"**{task.name}** ({kind}{pair})", "", "| label | meaning |", "| --- | --- |"]
         meanings = TOPIC_MEANINGS if task.name == "topic" else STANCE_MEANINGS if task.name == "stance" else {}

@@ -35,6 +35,7 @@ from aranews.inference.classifier import NewsClassifier
 from aranews.inference.files import atomic_output
 from aranews.inference.readers import read_archive
 from aranews.inference.scoring import RowSettings, _chunks, check_row
+from aranews.inference.task_kinds import MultiLabel, SingleLabel
 
 __all__ = ["Candidate", "SelectionSummary", "select_for_labelling", "uncertainty", "write_selection"]
 
@@ -51,19 +52,8 @@ def uncertainty(probs: np.ndarray, strategy: str = "margin", thresholds: Sequenc
         strategy: ``margin`` or ``entropy`` (single-label).
         thresholds: for a multi-label task, the per-label decision thresholds (the strategy is ignored).
     """
-    probs = np.asarray(probs, dtype=np.float64)
-    if thresholds is not None:
-        t = np.asarray(thresholds, dtype=np.float64)
-        distance = np.abs(probs - t) / np.maximum(t, 1 - t)  # 0 at the threshold, 1 at 0 or 1
-        return 1.0 - distance.min(axis=1)
-    if strategy == "margin":
-        top = np.sort(probs, axis=1)[:, ::-1]
-        second = top[:, 1] if probs.shape[1] > 1 else 0.0
-        return 1.0 - (top[:, 0] - second)
-    if strategy == "entropy":
-        p = np.clip(probs, 1e-12, 1.0)
-        return -(p * np.log(p)).sum(axis=1) / np.log(probs.shape[1])
-    raise ValueError(f"strategy {strategy!r}; expected one of {STRATEGIES}")
+    kind = MultiLabel() if thresholds is not None else SingleLabel()
+    return kind.uncertainty(probs, strategy, thresholds)
 
 
 @dataclass
@@ -136,14 +126,19 @@ def _kmeans(x: np.ndarray, k: int, seed: int, iterations: int = 25) -> np.ndarra
     its nearest centre and updates it once per new centre instead of recomputing it from every centre.
     """
     x = np.ascontiguousarray(x, dtype=np.float32)
+    squared = (x * x).sum(axis=1)
     rng = np.random.default_rng(seed)
+
+    def distance_to(index: int) -> np.ndarray:  # |x - c|^2 = |x|^2 - 2 x.c + |c|^2: one matrix-vector product
+        return np.maximum(squared - 2.0 * (x @ x[index]) + squared[index], 0.0)
+
     chosen = [int(rng.integers(len(x)))]
-    nearest = ((x - x[chosen[0]]) ** 2).sum(axis=1)
+    nearest = distance_to(chosen[0])
     for _ in range(1, k):
-        total = float(nearest.sum())
+        total = float(nearest.sum(dtype=np.float64))
         index = int(rng.choice(len(x), p=nearest / total)) if total > 0 else int(rng.integers(len(x)))
         chosen.append(index)
-        np.minimum(nearest, ((x - x[index]) ** 2).sum(axis=1), out=nearest)
+        np.minimum(nearest, distance_to(index), out=nearest)
     c = x[chosen].copy()
     labels = np.zeros(len(x), dtype=np.int64)
     for _ in range(iterations):
@@ -202,7 +197,7 @@ def select_for_labelling(
             raise ValueError(f"task {name!r} is not one of the model's tasks {names}")
     quota_name = quota_task or names[0]
     quota_spec = classifier.config.task(quota_name)
-    if per_label and quota_spec.problem_type == "multi_label":
+    if per_label and not quota_spec.kind.one_label_per_row:
         raise ValueError(f"per-label quotas need a single-label task; {quota_name!r} is multi-label")
     settings = settings or RowSettings(
         "id",
@@ -238,10 +233,7 @@ def select_for_labelling(
             if reason is not None:
                 summary.not_considered[reason] = summary.not_considered.get(reason, 0) + 1
         probs, embeddings = _probs_and_embeddings(classifier, prepared)
-        per_task = {
-            t.name: uncertainty(probs[t.name], strategy, t.thresholds if t.problem_type == "multi_label" else None)
-            for t in classifier.tasks
-        }
+        per_task = {t.name: t.kind.uncertainty(probs[t.name], strategy, t.thresholds) for t in classifier.tasks}
         kept = [i for i, s in enumerate(prepared.skipped) if s is None]
         for position, i in enumerate(kept):
             u = {name: float(values[position]) for name, values in per_task.items()}
@@ -289,16 +281,7 @@ def _probs_and_embeddings(classifier: NewsClassifier, prepared) -> tuple[dict[st
 
 
 def _suggest(classifier: NewsClassifier, probs: dict[str, np.ndarray], i: int) -> dict[str, Any]:
-    out = {}
-    for t in classifier.tasks:
-        p = probs[t.name][i]
-        if t.problem_type == "multi_label":
-            chosen = [j for j, v in enumerate(p) if v >= t.thresholds[j]]
-            out[t.name] = {"labels": [t.labels[j] for j in chosen], "scores": [round(float(p[j]), 6) for j in chosen]}
-        else:
-            j = int(p.argmax())
-            out[t.name] = {"label": t.labels[j], "score": round(float(p[j]), 6)}
-    return out
+    return {t.name: t.kind.decide(probs[t.name][i], t.labels, t.thresholds) for t in classifier.tasks}
 
 
 def _pick(pool: list[Candidate], quotas: dict[str, _Pool], n: int, diversity: bool, seed: int) -> list[Candidate]:

@@ -209,13 +209,7 @@ def _lengths(data: EncodedSplit) -> list[int]:
 
 def _class_weights(task: TaskSpec, labels: torch.Tensor) -> torch.Tensor:
     """Inverse-frequency weights (single-label) or negative/positive ratios (multi-label)."""
-    if task.problem_type == "single_label":
-        present = labels[labels != -100]
-        counts = torch.bincount(present, minlength=len(task.labels)).float()
-        return present.numel() / (len(task.labels) * counts.clamp(min=1.0))
-    rows = labels[(labels != -100).all(dim=-1)].float()
-    positives = rows.sum(0)
-    return ((rows.shape[0] - positives) / positives.clamp(min=1.0)).clamp(max=100.0)
+    return task.kind.class_weights(len(task.labels), labels)
 
 
 def _layer_index(name: str, layers: int) -> int:
@@ -393,7 +387,7 @@ class Trainer:
                     diff["removed"],
                     len(diff["kept"]),
                 )
-            thresholds = [task.threshold] * len(names) if task.problem_type == "multi_label" else None
+            thresholds = task.kind.default_thresholds(len(names), task.threshold)
             specs.append(TaskSpec(task.name, names, task.problem_type, task.pair_column, thresholds))
         return specs, changes
 
@@ -770,14 +764,14 @@ class Trainer:
         """Per multi-label task, thresholds with the best dev F1 per label, saved into the model."""
         from aranews.training.evaluation import predict_split, tune_thresholds
 
-        tasks = [t for t in classifier.tasks if t.problem_type == "multi_label"]
+        tasks = [t for t in classifier.tasks if t.kind.uses_thresholds]
         if not tasks:
             return {}
         probs = predict_split(classifier, dev)
         tuned = {}
         for task in tasks:
             labels = dev.labels[task.name].numpy()
-            keep = (labels != -100).all(axis=-1)
+            keep = task.kind.labelled(labels)
             if keep.any():
                 task.thresholds = tune_thresholds(probs[task.name][keep], labels[keep])
                 tuned[task.name] = task.thresholds
