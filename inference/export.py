@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from aranews.inference.config import ClassifierConfig, TaskSpec
+from aranews.inference.files import atomic_directory, refuse_clashes
 
 if TYPE_CHECKING:
     from aranews.inference.classifier import NewsClassifier
@@ -110,6 +111,13 @@ def export_task(model: NewsClassifier | str | Path, task: str, out_dir: str | Pa
 
     from aranews.inference.classifier import NewsClassifier, load_classifier
 
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ExportError(f"--out {out} is a file; give a folder to write the model to")
+    source = model.source if isinstance(model, NewsClassifier) else model
+    refuse_clashes({"the model": source}, {"--out": out})
+    if source is not None and Path(source).resolve().is_relative_to(out.resolve()):
+        raise ExportError(f"--out {out} holds the model {source}, which writing the export would replace")
     clf = model if isinstance(model, NewsClassifier) else load_classifier(model, device="cpu")
     spec = clf.config.task(task)
     if clf.config.model.pooling != "cls":
@@ -129,13 +137,12 @@ def export_task(model: NewsClassifier | str | Path, task: str, out_dir: str | Pa
         raise ExportError(
             f"weights do not map onto {type(hf_model).__name__}: missing {missing[:3]}, unexpected {unexpected[:3]}"
         )
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    hf_model.eval().save_pretrained(str(out))
-    tokenizer = copy.deepcopy(clf.tokenizer)
-    tokenizer.model_max_length = clf.config.model.max_length  # the pipeline truncates to the trained window
-    tokenizer.save_pretrained(str(out))
-    (out / "README.md").write_text(export_card(clf.config, spec), encoding="utf-8")
+    with atomic_directory(out) as folder:  # an earlier export there is replaced only by a whole new one
+        hf_model.eval().save_pretrained(str(folder))
+        tokenizer = copy.deepcopy(clf.tokenizer)
+        tokenizer.model_max_length = clf.config.model.max_length  # the pipeline truncates to the trained window
+        tokenizer.save_pretrained(str(folder))
+        (folder / "README.md").write_text(export_card(clf.config, spec), encoding="utf-8")
     return out
 
 

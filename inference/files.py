@@ -22,6 +22,7 @@ from typing import IO, Any
 
 __all__ = [
     "OutputClashError",
+    "atomic_directory",
     "atomic_output",
     "atomic_write_text",
     "check_output_path",
@@ -118,6 +119,30 @@ def atomic_output(
         handle.close()
         tmp.unlink(missing_ok=True)
         raise
+
+
+@contextlib.contextmanager
+def atomic_directory(path: PathLike) -> Iterator[Path]:
+    """A folder written whole or not at all: fill the yielded temporary folder; on a clean exit it takes
+    ``path``'s place (an existing folder there is moved aside first and removed after), on an exception
+    it is removed and ``path`` is left as it was."""
+    import shutil
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    old = path.with_name(f".{path.name}.{os.getpid()}.old")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        yield tmp
+        if path.exists():
+            os.replace(path, old)
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def atomic_write_text(path: PathLike, text: str, encoding: str = "utf-8") -> Path:

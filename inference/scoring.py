@@ -579,12 +579,13 @@ def _check_kept_columns(paths: _Paths, keep: tuple[str, ...]) -> None:
         where = "its columns are"
     else:
         seen: set[str] = set()
+        number = 0
         for number, row in enumerate(read_archive(paths.input_path, paths.input_format), 1):
             if row.problem is None:
                 seen.update(row.fields)
             if number >= KEPT_COLUMN_LOOKAHEAD or set(keep) <= seen:
                 break
-        where = f"its first {KEPT_COLUMN_LOOKAHEAD} rows have"
+        where = f"its {'first ' if number == KEPT_COLUMN_LOOKAHEAD else ''}{number} row(s) read have"
     missing = [c for c in keep if c not in seen]
     if missing:
         raise ValueError(

@@ -362,3 +362,33 @@ def test_kmeans_memory_is_linear_in_the_pool():
     tracemalloc.stop()
     assert labels.shape == (20_000,) and len(set(labels.tolist())) > 1_500
     assert peak < 120 * 2**20  # the old pool x k x dim float64 difference needed 40 GB here
+
+
+def test_export_never_writes_over_the_model(model, tmp_path, capsys):
+    before = sorted(p.name for p in Path(model).iterdir())
+    for out in (model, str(Path(model) / "sub"), str(Path(model).parent)):
+        err = _refused(["export", "--model", model, "--task", "topic", "--out", out], capsys)
+        assert "the model" in err
+    assert sorted(p.name for p in Path(model).iterdir()) == before
+    out = tmp_path / "topic"
+    assert main(["export", "--model", model, "--task", "topic", "--out", str(out)]) == 0
+    assert main(["export", "--model", model, "--task", "topic", "--out", str(out)]) == 0  # replaced whole
+    assert (out / "config.json").is_file() and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_a_job_whose_commit_fails_resumes_once_the_cause_is_fixed(classifier, archive, tmp_path, monkeypatch):
+    from aranews.inference import scoring as scoring_module
+
+    out = tmp_path / "s.parquet"
+    real = scoring_module._assemble
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(scoring_module, "_assemble", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        score_archive(classifier, archive, out, progress=False, chunk_size=4)
+    assert not out.exists() and (tmp_path / "s.parquet.parts").is_dir()
+    monkeypatch.setattr(scoring_module, "_assemble", real)
+    summary = score_archive(classifier, archive, out, progress=False, chunk_size=4, resume=True)
+    assert summary.complete and summary.scored == 10 and len(list(iter_scores(out))) == 10

@@ -161,7 +161,7 @@ def test_report_renders_and_filters_in_a_real_browser(tmp_path):
 PWN = "document.body.setAttribute('data-pwned', '1')"
 HOSTILE = [
     f"<script>{PWN}</script>",
-    f"<img src=x onerror=\"{PWN}\">",
+    f'<img src=x onerror="{PWN}">',
     f"<!--<script>{PWN}//",
     f"</script><script>{PWN}</script>",
     "__DATA__",

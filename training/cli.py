@@ -29,7 +29,7 @@ from typing import Any
 import yaml
 
 from aranews import __version__
-from aranews.inference.files import atomic_output, atomic_write_text, check_output_path, refuse_clashes
+from aranews.inference.files import atomic_output, atomic_write_text, check_output_path, refuse_clashes, same_file
 from aranews.inference.readers import ARCHIVE_KINDS, SCORE_FORMATS
 
 __all__ = ["build_parser", "main"]
@@ -211,6 +211,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from aranews.training.data import DataValidationError, encode_split, load_split, validate_splits
     from aranews.training.evaluation import build_report
 
+    out_dir = Path(args.out_dir) if args.out_dir else Path(args.model).resolve().parent / f"eval-{Path(args.data).stem}"
+    if out_dir.exists() and same_file(out_dir, args.model):
+        raise UsageError(f"--out-dir {out_dir} is the model folder {args.model}; choose another folder")
+    report_names = ("report.json", "mistakes_", "confusion_", "reliability_")  # what build_report writes there
+    for data in (args.data, args.train):
+        if data and same_file(Path(data).parent, out_dir) and Path(data).name.startswith(report_names):
+            raise UsageError(f"--out-dir {out_dir} would overwrite {data}; choose another folder")
     classifier = _load(args)
     tasks = [TaskConfig(t.name, list(t.labels), t.problem_type, None, t.pair_column) for t in classifier.tasks]
     labels = {t.name: list(t.labels) for t in tasks}
@@ -234,7 +241,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     train = read("train", args.train) if args.train else None
     if train is not None:
         split = _without_leakage(split, train, tasks, labels, args.drop_leaked)
-    out_dir = Path(args.out_dir) if args.out_dir else Path(args.model).resolve().parent / f"eval-{Path(args.data).stem}"
     report = build_report(
         classifier,
         encode_split(classifier.windower, split, classifier.tasks),
