@@ -88,9 +88,9 @@ class _Worker:
         return os.getpid()
 
     def score(self, index: int, records: list[dict[str, Any]], model_hash: str) -> tuple[int, list, list]:
-        from aranews.inference.scoring import _score_chunk
+        from aranews.inference.outputs import score_records
 
-        scored, skipped = _score_chunk(self.classifier, records, self.settings, model_hash)
+        scored, skipped = score_records(self.classifier, records, self.settings, model_hash)
         return index, scored, skipped
 
 

@@ -13,8 +13,10 @@ import shutil
 
 import pytest
 
+from aranews.inference import jobs as jobs_module
 from aranews.inference import load_classifier
-from aranews.inference import scoring as scoring_module
+from aranews.inference import outputs as outputs_module
+from aranews.inference.inputs import SKIP_REASONS
 from aranews.inference.readers import read_archive
 from aranews.inference.scoring import JobLockedError, _JobLock, score_archive
 from tests.helpers import read_jsonl, write_jsonl
@@ -63,8 +65,8 @@ def test_a_kill_while_finishing_never_replaces_a_complete_output(classifier, row
             raise KeyboardInterrupt
         return real_rmtree(path, *args, **kwargs)
 
-    monkeypatch.setattr(scoring_module.os, "replace", dying_replace)
-    monkeypatch.setattr(scoring_module.shutil, "rmtree", dying_rmtree)
+    monkeypatch.setattr(jobs_module.os, "replace", dying_replace)
+    monkeypatch.setattr(jobs_module.shutil, "rmtree", dying_rmtree)
     with pytest.raises(KeyboardInterrupt):
         _score(classifier, source, out, chunk_size=4)
     monkeypatch.undo()
@@ -187,7 +189,7 @@ def test_truncated_and_fake_gzip(classifier, rows, tmp_path):
 
 # 6 -- a resume refuses an input that changed ------------------------------------------------------------
 def _interrupt_after_first_chunk(monkeypatch):
-    real = scoring_module._score_chunk
+    real = outputs_module.score_records
     calls = {"n": 0}
 
     def score_then_stop(*args, **kwargs):
@@ -196,7 +198,7 @@ def _interrupt_after_first_chunk(monkeypatch):
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(scoring_module, "_score_chunk", score_then_stop)
+    monkeypatch.setattr(outputs_module, "score_records", score_then_stop)
 
 
 @pytest.mark.parametrize("edit", ["append", "same_size_same_mtime"])
@@ -360,7 +362,7 @@ def test_csv_output_neutralises_formula_cells(classifier, tmp_path):
 def test_a_full_disk_stops_cleanly_and_the_job_resumes(classifier, rows, tmp_path, monkeypatch):
     source = write_jsonl(tmp_path / "in.jsonl", rows)
     out = tmp_path / "s.jsonl"
-    real = scoring_module._write_part
+    real = outputs_module.write_part
     calls = {"n": 0}
 
     def full(path, *args):
@@ -369,7 +371,7 @@ def test_a_full_disk_stops_cleanly_and_the_job_resumes(classifier, rows, tmp_pat
             raise OSError(errno.ENOSPC, "No space left on device", str(path))
         return real(path, *args)
 
-    monkeypatch.setattr(scoring_module, "_write_part", full)
+    monkeypatch.setattr(outputs_module, "write_part", full)
     with pytest.raises(OSError, match="No space left"):
         _score(classifier, source, out, chunk_size=4)
     monkeypatch.undo()
@@ -418,7 +420,7 @@ def test_readers_survive_random_bytes_truncation_and_encodings(tmp_path):
             if name.endswith(".jsonl"):
                 physical = bytes(data).count(b"\n") + (0 if not data or data.endswith(b"\n") else 1)
                 assert len(got) == physical
-            assert all(r.problem is None or r.problem[0] in scoring_module.SKIP_REASONS or r.problem[0] for r in got)
+            assert all(r.problem is None or r.problem[0] in SKIP_REASONS or r.problem[0] for r in got)
         packed = tmp_path / f"{trial}.jsonl.gz"
         compressed = gzip.compress(jsonl.encode())
         packed.write_bytes(compressed[: rng.randint(0, len(compressed))])

@@ -377,18 +377,18 @@ def test_export_never_writes_over_the_model(model, tmp_path, capsys):
 
 
 def test_a_job_whose_commit_fails_resumes_once_the_cause_is_fixed(classifier, archive, tmp_path, monkeypatch):
-    from aranews.inference import scoring as scoring_module
+    from aranews.inference import outputs as outputs_module
 
     out = tmp_path / "s.parquet"
-    real = scoring_module._assemble
+    real = outputs_module.assemble
 
     def full_disk(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(scoring_module, "_assemble", full_disk)
+    monkeypatch.setattr(outputs_module, "assemble", full_disk)
     with pytest.raises(OSError, match="No space left"):
         score_archive(classifier, archive, out, progress=False, chunk_size=4)
     assert not out.exists() and (tmp_path / "s.parquet.parts").is_dir()
-    monkeypatch.setattr(scoring_module, "_assemble", real)
+    monkeypatch.setattr(outputs_module, "assemble", real)
     summary = score_archive(classifier, archive, out, progress=False, chunk_size=4, resume=True)
     assert summary.complete and summary.scored == 10 and len(list(iter_scores(out))) == 10

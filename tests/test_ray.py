@@ -69,12 +69,12 @@ def test_two_ray_workers_equal_one_process(local_ray, trained_model, archive, tm
 
 
 def test_a_killed_worker_loses_nothing(local_ray, trained_model, archive, tmp_path, monkeypatch):
-    from aranews.inference import scoring as scoring_module
+    from aranews.inference import outputs as outputs_module
 
     clf = load_classifier(trained_model / "model", precision="fp32")
     score_archive(clf, archive, tmp_path / "local.jsonl", chunk_size=4, progress=False)
     pools, killed = [], []
-    real_pool, real_write = ray_engine_module.ray_pool, scoring_module._write_part
+    real_pool, real_write = ray_engine_module.ray_pool, outputs_module.write_part
 
     def keep(*args, **kwargs):
         pools.append(real_pool(*args, **kwargs))
@@ -88,7 +88,7 @@ def test_a_killed_worker_loses_nothing(local_ray, trained_model, archive, tmp_pa
             killed.append(pid)
 
     monkeypatch.setattr(ray_engine_module, "ray_pool", keep)
-    monkeypatch.setattr(scoring_module, "_write_part", write_then_kill)
+    monkeypatch.setattr(outputs_module, "write_part", write_then_kill)
     summary = score_archive(
         clf, archive, tmp_path / "ray.jsonl", chunk_size=4, progress=False, engine="ray", ray_options=TWO_WORKERS
     )
@@ -99,12 +99,12 @@ def test_a_killed_worker_loses_nothing(local_ray, trained_model, archive, tmp_pa
 
 DRIVER = """
 import sys, time
-from aranews.inference import load_classifier, scoring
-real_write = scoring._write_part
+from aranews.inference import load_classifier, outputs
+real_write = outputs.write_part
 def slow_write(*args):  # a slow output disk: the job is still running when the driver is killed
     time.sleep(0.2)
     real_write(*args)
-scoring._write_part = slow_write
+outputs.write_part = slow_write
 from aranews.inference.ray_engine import RayOptions
 from aranews.inference.scoring import score_archive
 model, source, out = sys.argv[1:4]

@@ -12,8 +12,9 @@ from aranews.inference import load_classifier
 from aranews.inference import runtime as runtime_module
 from aranews.inference.agreement import ModeAgreement, PrecisionReport, check_precision
 from aranews.inference.classifier import NewsClassifier
+from aranews.inference.engines import _prefetch
 from aranews.inference.runtime import PRECISIONS, PrecisionError, resolve_precision, token_budget_batches
-from aranews.inference.scoring import _prefetch, score_archive
+from aranews.inference.scoring import score_archive
 from aranews.training.cli import PRECISION_CHOICES, main
 from tests.helpers import write_jsonl
 
@@ -187,13 +188,13 @@ def test_check_precision_command(trained_model, sample_rows, tmp_path, capsys, m
 
 # -- the scorer ---------------------------------------------------------------------------------------------
 def test_scores_record_the_precision_and_a_resume_keeps_it(trained_model, sample_rows, tmp_path, monkeypatch):
-    from aranews.inference import scoring as scoring_module
+    from aranews.inference import outputs as outputs_module
 
     rows = [{"id": i, "text": r["text"]} for i, r in enumerate(sample_rows["dev"])]
     source = write_jsonl(tmp_path / "in.jsonl", rows)
     out = tmp_path / "scores.jsonl"
     fp32 = load_classifier(trained_model / "model", precision="fp32")
-    real, calls = scoring_module._score_chunk, {"n": 0}
+    real, calls = outputs_module.score_records, {"n": 0}
 
     def stop_at_second_chunk(*args, **kwargs):
         calls["n"] += 1
@@ -201,10 +202,10 @@ def test_scores_record_the_precision_and_a_resume_keeps_it(trained_model, sample
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(scoring_module, "_score_chunk", stop_at_second_chunk)
+    monkeypatch.setattr(outputs_module, "score_records", stop_at_second_chunk)
     with pytest.raises(KeyboardInterrupt):
         score_archive(fp32, source, out, chunk_size=4, progress=False)
-    monkeypatch.setattr(scoring_module, "_score_chunk", real)
+    monkeypatch.setattr(outputs_module, "score_records", real)
     bf16 = load_classifier(trained_model / "model", precision="bf16")
     with pytest.raises(ValueError, match="precision was 'fp32', now 'bf16'"):
         score_archive(bf16, source, out, chunk_size=4, progress=False, resume=True)

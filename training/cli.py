@@ -420,23 +420,22 @@ def _pairs_from(args: argparse.Namespace, n: int) -> dict[str, list[str]] | None
 
 def _row_settings(args: argparse.Namespace, tasks):
     """How ``--input`` rows are read and checked, from the command's row options and the model's tasks."""
-    from aranews.inference.scoring import RowSettings
+    from aranews.inference.records import RowSettings
 
-    return RowSettings(
-        args.id_column,
-        args.text_column,
-        args.title_column or None,
-        {c: c for c in sorted({t.pair_column for t in tasks if t.pair_column})},
-        args.max_chars,
-        getattr(args, "score_non_arabic", False),
-        False,
+    return RowSettings.for_tasks(
+        tasks,
+        id_column=args.id_column,
+        text_column=args.text_column,
+        title_column=args.title_column or None,
+        max_chars=args.max_chars,
+        score_non_arabic=getattr(args, "score_non_arabic", False),
     )
 
 
 def _input_rows(args: argparse.Namespace, tasks) -> Iterator[dict[str, Any]]:
     """Rows of ``--input`` (any archive format the scorer reads), checked as the scorer checks them."""
     from aranews.inference.readers import read_archive
-    from aranews.inference.scoring import check_row, json_safe
+    from aranews.inference.records import check_row, json_safe
 
     settings = _row_settings(args, tasks)
     seen: set[str] = set()

@@ -20,7 +20,7 @@ import torch
 
 from aranews.inference.config import TaskSpec, input_groups
 from aranews.inference.inputs import ArticleWindower, EncodedArticle, compose_text
-from aranews.inference.scoring import id_problem
+from aranews.inference.records import id_problem
 from aranews.training.config import DataConfig, TaskConfig
 
 __all__ = [

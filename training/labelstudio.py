@@ -29,7 +29,7 @@ from xml.sax.saxutils import quoteattr
 
 from aranews.inference.config import TaskSpec
 from aranews.inference.files import atomic_output, atomic_write_text, check_output_path, refuse_clashes
-from aranews.inference.scoring import id_problem, json_safe
+from aranews.inference.records import id_problem, json_safe
 from aranews.inference.task_kinds import DEFAULT_KIND, TaskKind
 
 __all__ = ["ImportSummary", "export_tasks", "import_export", "labelling_config"]

@@ -34,7 +34,7 @@ import numpy as np
 from aranews.inference.classifier import NewsClassifier
 from aranews.inference.files import atomic_output
 from aranews.inference.readers import read_archive
-from aranews.inference.scoring import RowSettings, _chunks, check_row
+from aranews.inference.records import RowSettings, check_row, chunks
 from aranews.inference.task_kinds import MultiLabel, SingleLabel
 
 __all__ = ["Candidate", "SelectionSummary", "select_for_labelling", "uncertainty", "write_selection"]
@@ -199,21 +199,13 @@ def select_for_labelling(
     quota_spec = classifier.config.task(quota_name)
     if per_label and not quota_spec.kind.one_label_per_row:
         raise ValueError(f"per-label quotas need a single-label task; {quota_name!r} is multi-label")
-    settings = settings or RowSettings(
-        "id",
-        "text",
-        "title",
-        {c: c for c in sorted({t.pair_column for t in classifier.tasks if t.pair_column})},
-        200_000,
-        False,
-        False,
-    )
+    settings = settings or RowSettings.for_tasks(classifier.tasks)
     pool = _Pool(n * max(1, pool_factor))
     quotas = {label: _Pool(per_label) for label in quota_spec.labels} if per_label else {}
     summary = SelectionSummary()
     seen: set[str] = set()
     order = 0
-    for rows in _chunks(read_archive(input_path), batch_size):
+    for rows in chunks(read_archive(input_path), batch_size):
         records = []
         for row in rows:
             summary.rows += 1

@@ -1,0 +1,259 @@
+"""The scorer's output: its columns, the scored row of each article, the part files and their assembly.
+
+One schema for every writer and reader: :func:`output_columns` lists the columns, :func:`score_records`
+builds the rows (one per article, errors for the ones the classifier skipped), :func:`write_part` writes a
+chunk's rows atomically (JSON Lines or Parquet, with the id and kept columns as text in Parquet), and
+:func:`assemble` joins the parts into the final file (CSV cells made safe for spreadsheets).
+:func:`summarise` counts from the files written, so a summary describes what a user receives.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from aranews.inference.config import TaskSpec
+from aranews.inference.dates import parse_date
+from aranews.inference.files import atomic_output
+from aranews.inference.inputs import SKIP_REASONS
+from aranews.inference.readers import iter_scores
+from aranews.inference.records import RowSettings
+
+if TYPE_CHECKING:
+    from aranews.inference.classifier import NewsClassifier, PreparedBatch
+
+__all__ = [
+    "PROVENANCE_COLUMNS",
+    "ScoreSummary",
+    "assemble",
+    "csv_safe",
+    "csv_safe_columns",
+    "output_columns",
+    "prepare_records",
+    "reserved_columns",
+    "score_records",
+    "summarise",
+    "task_columns",
+    "write_part",
+]
+
+
+@dataclass
+class ScoreSummary:
+    """What a scoring run did. ``rows == scored + errors`` always holds for a finished run."""
+
+    input: str
+    output: str
+    errors_file: str
+    rows: int = 0
+    scored: int = 0
+    errors: int = 0
+    error_reasons: dict[str, int] = field(default_factory=dict)
+    label_counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    truncated: int = 0
+    flagged_no_arabic: int = 0
+    dates_parsed: int = 0
+    dates_unparsed: int = 0  # a date column's value that could not be read: kept as written, row scored
+    seconds: float = 0.0
+    articles_per_second: float = 0.0
+    resumed: bool = False
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def complete(self) -> bool:
+        return self.rows == self.scored + self.errors
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ScoreSummary:
+        """A summary from its saved JSON (extra keys, such as the job's identity, are left out)."""
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+
+def prepare_records(classifier: NewsClassifier, records: list[dict[str, Any]], s: RowSettings) -> PreparedBatch | None:
+    """The text half of scoring a chunk (cleaning, tokenising, windowing): runs in the reader thread."""
+    if not records:
+        return None
+    return classifier.prepare(
+        [r["text"] for r in records],
+        titles=[r["title"] for r in records],
+        pairs={c: [r["pairs"][c] for r in records] for c in s.pair_columns} or None,
+        score_non_arabic=s.score_non_arabic,
+    )
+
+
+def score_records(
+    classifier: NewsClassifier,
+    records: list[dict[str, Any]],
+    s: RowSettings,
+    model_hash: str,
+    prepared: PreparedBatch | None = None,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Scored rows, and error rows for the articles the classifier skipped (with their reasons)."""
+    if not records:
+        return [], []
+    result = classifier.run(prepared if prepared is not None else prepare_records(classifier, records, s))
+    schema = classifier.config.schema_id
+    decisions = classifier.decide(result)
+    scored, skipped = [], []
+    for i, (record, decision) in enumerate(zip(records, decisions, strict=True)):
+        reason = result.skipped[i]
+        if reason is not None:
+            skipped.append(
+                {"id": record["id"], "location": record["location"], "reason": reason, "detail": SKIP_REASONS[reason]}
+            )
+            continue
+        row: dict[str, Any] = {"id": record["id"]}
+        for task in classifier.tasks:
+            row[task.name], row[f"{task.name}_score"] = task.kind.cell(decision[task.name])
+            if s.all_probabilities:
+                row[f"{task.name}_probs"] = json.dumps(
+                    {
+                        label: round(float(p), 6)
+                        for label, p in zip(task.labels, result.probs[task.name][i], strict=True)
+                    },
+                    ensure_ascii=False,
+                )
+        for column, value in record.get("keep", {}).items():
+            row[column] = value
+        if s.date_column:
+            parsed = parse_date(record.get("keep", {}).get(s.date_column))
+            row["date_parsed"] = parsed.isoformat() if parsed else None
+        article = result.articles[i]
+        row["n_tokens"] = article.n_tokens
+        row["truncated"] = article.truncated
+        row["boilerplate_chars"] = article.boilerplate_chars
+        row["no_arabic"] = result.no_arabic[i]
+        row["model_sha256"] = model_hash[:16]
+        row["label_schema"] = schema
+        scored.append(row)
+    return scored, skipped
+
+
+def write_part(path: Path, rows: list[dict[str, Any]], fmt: str, text_columns: tuple[str, ...] = ()) -> None:
+    """One chunk's rows, atomically. In Parquet the ``text_columns`` (the id and the kept archive columns,
+    whose values may change type from row to row: ``7`` then ``"a7"``, ``3`` then ``"n/a"``) are written
+    as text, so every part has one type per column and the parts always assemble."""
+    if fmt == "parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        rows = [{k: as_text(v) if k in text_columns else v for k, v in row.items()} for row in rows]
+        with atomic_output(path, "wb") as handle:
+            pq.write_table(pa.Table.from_pylist(rows), handle)
+    else:
+        with atomic_output(path) as handle:
+            for row in rows:
+                handle.write(json.dumps(row, ensure_ascii=False, allow_nan=False) + "\n")
+
+
+def as_text(value: Any) -> str | None:
+    """A cell as text: strings unchanged, ``None`` stays null, anything else as its JSON text."""
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, allow_nan=False)
+
+
+# Cells starting with one of these get a leading ' in CSV output: a spreadsheet would run the first five as a
+# formula, and a cell that already starts with ' is prefixed too, so readers undo exactly one ' (lossless).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "'")
+
+
+PROVENANCE_COLUMNS = ("n_tokens", "truncated", "boilerplate_chars", "no_arabic", "model_sha256", "label_schema")
+
+
+def task_columns(task: TaskSpec, all_probabilities: bool = False) -> list[str]:
+    """A task's output columns: its label (``|``-joined for multi-label), the score, and the probabilities."""
+    return [task.name, f"{task.name}_score"] + ([f"{task.name}_probs"] if all_probabilities else [])
+
+
+def output_columns(tasks: Sequence[TaskSpec], s: RowSettings) -> list[str]:
+    """Every column of a scorer output, in order: the one definition the scorer, ``report`` and CSV use."""
+    columns = ["id"]
+    for task in tasks:
+        columns += task_columns(task, s.all_probabilities)
+    columns += list(s.keep_columns) + (["date_parsed"] if s.date_column else [])
+    return columns + list(PROVENANCE_COLUMNS)
+
+
+def reserved_columns(tasks: Sequence[TaskSpec]) -> set[str]:
+    """Names a kept archive column may not have: the scorer's own columns."""
+    return {"id", "date_parsed", *PROVENANCE_COLUMNS} | {c for t in tasks for c in task_columns(t, True)}
+
+
+def csv_safe_columns(classifier: NewsClassifier) -> list[str]:
+    """The text columns of a CSV output whose cells could start a spreadsheet formula."""
+    return ["id", *(t.name for t in classifier.tasks)]
+
+
+def csv_safe(row: dict[str, Any], columns: list[str]) -> dict[str, Any]:
+    """Prefix ``'`` to text cells a spreadsheet would run as a formula (``=cmd|...``, ``@SUM(...)``)."""
+    for column in columns:
+        value = row.get(column)
+        if isinstance(value, str) and value.startswith(_FORMULA_START):
+            row[column] = "'" + value
+    return row
+
+
+def assemble(
+    parts: list[Path], output: Path, fmt: str, columns: list[str], safe_columns: list[str] | None = None
+) -> None:
+    """Join the part files into ``output`` (atomically)."""
+    if fmt == "parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        tables = [pq.read_table(p) for p in parts if p.stat().st_size]
+        non_empty = [t for t in tables if t.num_rows]
+        table = (
+            pa.concat_tables(non_empty, promote_options="default") if non_empty else pa.table({c: [] for c in columns})
+        )
+        with atomic_output(output, "wb") as out:
+            pq.write_table(table, out)
+        return
+    with atomic_output(output, newline="") as out:
+        writer = csv.DictWriter(out, fieldnames=columns, extrasaction="raise") if fmt == "csv" else None
+        if writer:
+            writer.writeheader()
+        for part in parts:
+            with part.open(encoding="utf-8") as handle:
+                for line in handle:
+                    if writer:
+                        writer.writerow(csv_safe(json.loads(line), safe_columns or []))
+                    else:
+                        out.write(line)
+
+
+def summarise(
+    summary: ScoreSummary,
+    output: Path,
+    errors_file: Path,
+    fmt: str,
+    classifier: NewsClassifier,
+    date_column: str | None = None,
+) -> None:
+    """Count from the files actually written, so the summary describes what a user receives."""
+    labels: dict[str, Counter] = {t.name: Counter() for t in classifier.tasks}
+    for row in iter_scores(output, fmt):
+        summary.scored += 1
+        truthy = (True, "True", "true")
+        summary.truncated += row["truncated"] in truthy
+        summary.flagged_no_arabic += row["no_arabic"] in truthy
+        if "date_parsed" in row:
+            if row["date_parsed"] not in (None, ""):
+                summary.dates_parsed += 1
+            elif row.get(date_column) not in (None, ""):
+                summary.dates_unparsed += 1
+        for task in classifier.tasks:
+            labels[task.name].update(task.kind.cell_labels(row[task.name]))
+    reasons: Counter = Counter()
+    with errors_file.open(encoding="utf-8") as handle:
+        for line in handle:
+            reasons[json.loads(line)["reason"]] += 1
+    summary.errors = sum(reasons.values())
+    summary.error_reasons = dict(sorted(reasons.items()))
+    summary.label_counts = {k: dict(sorted(v.items())) for k, v in labels.items()}
