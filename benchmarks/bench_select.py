@@ -38,7 +38,7 @@ PICK = (
     + """
 import json, sys, time
 import numpy as np
-from aranews.training.selection import Candidate, _kmeans, _pick
+from aranews.inference.selection import Candidate, _kmeans, _pick
 n, dim, which = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 rng = np.random.default_rng(0)
 centres = rng.standard_normal((max(8, n // 4), dim)).astype(np.float32)
@@ -93,7 +93,7 @@ def _select(model: Path, archive: Path, out: Path, n: int, threads: int) -> dict
             f"OMP_NUM_THREADS={threads}",
             sys.executable,
             "-c",
-            "import resource, sys\nfrom aranews.training.cli import main\ncode = main(sys.argv[1:])\n"
+            "import resource, sys\nfrom aranews.cli import main\ncode = main(sys.argv[1:])\n"
             "print('PEAK_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\nsys.exit(code)",
             "-q", "select", "--model", str(model), "--input", str(archive), "--n", str(n), "--out", str(out),
             "--device", "cpu",

@@ -74,6 +74,110 @@ def _first_line(text: Any, title: Any) -> str:
     return ""
 
 
+class _Tally:
+    """What the report keeps of the rows it reads: counts per (day, source) cell and bounded heaps of examples.
+
+    Memory grows with days x sources (and the label pairs seen), never with the number of rows.
+    """
+
+    def __init__(self, tasks: dict[str, list[str]], source_column: str, examples: int, uncertain: int) -> None:
+        self.tasks, self.names = tasks, list(tasks)
+        self.pair = self.names[:2] if len(self.names) >= 2 else None
+        self.source_column, self.examples, self.uncertain = source_column, examples, uncertain
+        self.cells: dict[tuple[str, str], dict[str, Counter]] = defaultdict(lambda: defaultdict(Counter))
+        self.pair_cells: dict[tuple[str, str], Counter] = defaultdict(Counter)  # (first label, second label)
+        self.source_counts: Counter = Counter()
+        self.best: dict[tuple[str, str], list] = defaultdict(list)
+        self.unsure: list = []
+        self.n = self.undated = 0
+
+    def add(self, row: dict[str, Any]) -> None:
+        self.n += 1
+        date = row.get("date_parsed") or NO_DATE
+        self.undated += date == NO_DATE
+        source = str(row.get(self.source_column) or NO_SOURCE)
+        self.source_counts[source] += 1
+        where = (str(date)[:10], source)
+        context = {"date": date, "source": source}
+        confidence = [c for c in (self._add_task(row, task, where, context) for task in self.names) if c is not None]
+        if self.pair and row.get(self.pair[0]) not in (None, "") and row.get(self.pair[1]) not in (None, ""):
+            self.pair_cells[where][(str(row[self.pair[0]]), str(row[self.pair[1]]))] += 1
+        if confidence:
+            low = min(confidence)
+            shown = {"id": row.get("id"), "score": round(low, 4), **context, **{t: row.get(t) for t in self.names}}
+            _push(self.unsure, (-low, -self.n, shown), self.uncertain)
+
+    def _add_task(self, row: dict[str, Any], task: str, where: tuple[str, str], context: dict) -> float | None:
+        """Count one task's label(s); the row's finite score, if any, for the example heaps."""
+        label, score = row.get(task), row.get(f"{task}_score")
+        if label in (None, ""):
+            return None
+        for value in str(label).split("|"):
+            self.cells[where][task][value] += 1
+            if value not in self.tasks[task]:  # a label the summary did not list (or no summary)
+                self.tasks[task].append(value)
+        try:
+            score = float(score)
+        except (TypeError, ValueError):
+            return None
+        if not math.isfinite(score):  # NaN or Infinity: no confidence to rank by
+            return None
+        item = (score, -self.n, {"id": row.get("id"), "score": round(score, 4), **context})
+        _push(self.best[(task, str(label))], item, self.examples)
+        return score
+
+    def payload(self, max_sources: int) -> dict[str, Any]:
+        """The data the page draws: sources beyond the ``max_sources`` largest pooled as "other"."""
+        tasks, names, pair = self.tasks, self.names, self.pair
+        shown = [s for s, _ in self.source_counts.most_common(max_sources)]
+        sources = shown + ([OTHER] if len(self.source_counts) > len(shown) else [])
+        days = sorted({d for d, _ in self.cells})
+        data_cells: dict[tuple[str, str], dict[str, Counter]] = defaultdict(lambda: defaultdict(Counter))
+        data_pairs: dict[tuple[str, str], Counter] = defaultdict(Counter)
+        for (day, source), counts in self.cells.items():
+            key = (day, source if source in set(shown) else OTHER)
+            for task, counter in counts.items():
+                data_cells[key][task].update(counter)
+            data_pairs[key].update(self.pair_cells.get((day, source), {}))
+        day_index, source_index = {d: i for i, d in enumerate(days)}, {s: i for i, s in enumerate(sources)}
+        return {
+            "tasks": {t: tasks[t] for t in names},
+            "pair": pair,
+            "days": days,
+            "sources": sources,
+            # compact: [day index, source index, {task: counts in label order}, pair counts row-major]
+            "cells": [
+                [
+                    day_index[day],
+                    source_index[source],
+                    {t: [counts.get(t, {}).get(label, 0) for label in tasks[t]] for t in names},
+                    [data_pairs[(day, source)].get((a, b), 0) for a in tasks[pair[0]] for b in tasks[pair[1]]]
+                    if pair
+                    else [],
+                ]
+                for (day, source), counts in sorted(data_cells.items())
+            ],
+            "examples": {
+                task: {
+                    label: [x[2] for x in sorted(heap, reverse=True)]
+                    for (t, label), heap in self.best.items()
+                    if t == task
+                }
+                for task in names
+            },
+            "uncertain": [x[2] for x in sorted(self.unsure, reverse=True)],
+            "undated": self.undated,
+        }
+
+
+def _push(heap: list, item: tuple, size: int) -> None:
+    """Keep the ``size`` largest items of a stream in a min-heap."""
+    if len(heap) < size:
+        heapq.heappush(heap, item)
+    elif size and item > heap[0]:
+        heapq.heapreplace(heap, item)
+
+
 def write_report(
     scores: str | Path,
     out: str | Path,
@@ -101,12 +205,9 @@ def write_report(
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ValueError(f"{name}={value!r}; expected an integer >= 0")
     scores, out = Path(scores), Path(out)
-    refuse_clashes(
-        {"the scores": scores, "the summary": scores.with_name(scores.name + ".summary.json"), "the archive": archive},
-        {"--out": out},
-    )
-    check_output_path("--out", out, create_parent=True)
     summary_path = scores.with_name(scores.name + ".summary.json")
+    refuse_clashes({"the scores": scores, "the summary": summary_path, "the archive": archive}, {"--out": out})
+    check_output_path("--out", out, create_parent=True)
     summary = json.loads(summary_path.read_text(encoding="utf-8")) if summary_path.is_file() else None
     rows = _scores_rows(scores)
     first = next(rows, None)
@@ -115,111 +216,21 @@ def write_report(
     tasks = _tasks(first, summary)
     if not tasks:
         raise ValueError(f"{scores}: no task columns (a column with a matching <task>_score column) found")
-    cells: dict[tuple[str, str], dict[str, Counter]] = defaultdict(lambda: defaultdict(Counter))
-    pair_cells: dict[tuple[str, str], Counter] = defaultdict(Counter)  # (first label, second label) counts
-    source_counts: Counter = Counter()
-    best: dict[tuple[str, str], list] = defaultdict(list)
-    unsure: list = []
-    names = list(tasks)
-    pair = names[:2] if len(names) >= 2 else None
-    n = undated = 0
-
-    def consume(row: dict[str, Any]) -> None:
-        nonlocal n, undated
-        n += 1
-        date = row.get("date_parsed") or NO_DATE
-        if date == NO_DATE:
-            undated += 1
-        source = str(row.get(source_column) or NO_SOURCE)
-        source_counts[source] += 1
-        cell = cells[(str(date)[:10], source)]
-        confidence = []
-        for task in names:
-            label, score = row.get(task), row.get(f"{task}_score")
-            if label in (None, ""):
-                continue
-            for value in str(label).split("|"):
-                cell[task][value] += 1
-                if value not in tasks[task]:  # a label the summary did not list (or no summary)
-                    tasks[task].append(value)
-            try:
-                score = float(score)
-            except (TypeError, ValueError):
-                continue
-            if not math.isfinite(score):  # NaN or Infinity: no confidence to rank by
-                continue
-            confidence.append(score)
-            item = (score, -n, {"id": row.get("id"), "score": round(score, 4), "date": date, "source": source})
-            heap = best[(task, str(label))]
-            if len(heap) < examples:
-                heapq.heappush(heap, item)
-            elif item > heap[0]:
-                heapq.heapreplace(heap, item)
-        if pair and row.get(pair[0]) not in (None, "") and row.get(pair[1]) not in (None, ""):
-            pair_cells[(str(date)[:10], source)][(str(row[pair[0]]), str(row[pair[1]]))] += 1
-        if confidence:
-            low = min(confidence)
-            item = (-low, -n, {"id": row.get("id"), "score": round(low, 4), "date": date, "source": source,
-                               **{t: row.get(t) for t in names}})  # fmt: skip
-            if len(unsure) < uncertain:
-                heapq.heappush(unsure, item)
-            elif item > unsure[0]:
-                heapq.heapreplace(unsure, item)
-
-    consume(first)
+    tally = _Tally(tasks, source_column, examples, uncertain)
+    tally.add(first)
     for row in rows:
-        consume(row)
-
-    shown = [s for s, _ in source_counts.most_common(max_sources)]
-    shown_set = set(shown)
-    sources = shown + ([OTHER] if len(source_counts) > len(shown) else [])
-    days = sorted({d for d, _ in cells})
-    data_cells = defaultdict(lambda: defaultdict(Counter))
-    data_pairs: dict[tuple[str, str], Counter] = defaultdict(Counter)
-    for (day, source), counts in cells.items():
-        key = (day, source if source in shown_set else OTHER)
-        for task, counter in counts.items():
-            data_cells[key][task].update(counter)
-        data_pairs[key].update(pair_cells.get((day, source), {}))
-    day_index = {d: i for i, d in enumerate(days)}
-    source_index = {src: i for i, src in enumerate(sources)}
-    examples_out = {
-        task: {label: [x[2] for x in sorted(heap, reverse=True)] for (t, label), heap in best.items() if t == task}
-        for task in names
-    }
-    uncertain_out = [x[2] for x in sorted(unsure, reverse=True)]
+        tally.add(row)
+    data = tally.payload(max_sources)
     if archive is not None:
-        _add_titles(Path(archive), examples_out, uncertain_out)
-    payload = {
-        "title": title or f"Scored archive: {scores.name}",
-        "tasks": {t: tasks[t] for t in names},
-        "pair": pair,
-        "days": days,
-        "sources": sources,
-        # compact: [day index, source index, {task: counts in label order}, pair counts row-major]
-        "cells": [
-            [
-                day_index[day],
-                source_index[source],
-                {t: [counts.get(t, {}).get(label, 0) for label in tasks[t]] for t in names},
-                [data_pairs[(day, source)].get((a, b), 0) for a in tasks[pair[0]] for b in tasks[pair[1]]]
-                if pair
-                else [],
-            ]
-            for (day, source), counts in sorted(data_cells.items())
-        ],
-        "examples": examples_out,
-        "uncertain": uncertain_out,
-        "summary": _summary_block(summary, n),
-        "undated": undated,
-    }
-    atomic_write_text(out, _render(payload))
+        _add_titles(Path(archive), data["examples"], data["uncertain"])
+    title = title or f"Scored archive: {scores.name}"
+    atomic_write_text(out, _render({"title": title, **data, "summary": _summary_block(summary, tally.n)}))
     return ReportSummary(
-        n,
-        names,
-        len([d for d in days if d != NO_DATE]),
-        len(source_counts),
-        undated,
+        tally.n,
+        tally.names,
+        len([d for d in data["days"] if d != NO_DATE]),
+        len(tally.source_counts),
+        tally.undated,
         round(time.perf_counter() - started, 3),
         out.stat().st_size,
         str(out),

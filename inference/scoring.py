@@ -114,19 +114,16 @@ def score_archive(
         errors_path: JSON Lines of the rows not scored, with reasons (default: ``<output>.errors.jsonl``).
         id_column, text_column, title_column: input columns (the title is composed with the text as the
             model's ``model.title`` says, exactly as in training and ``predict``).
-        pair_columns: for target-conditioned tasks, ``{model pair column: archive column}``
-            (default: the same names).
+        pair_columns: for target-conditioned tasks, ``{model pair column: archive column}`` (default: same).
         chunk_size: rows per chunk (the unit of atomic writing and of resumption).
         max_chars: longer texts go to the errors file as ``oversized_text``.
-        score_non_arabic: score texts with no Arabic letter (flagged ``no_arabic``) instead of
-            writing them to the errors file.
+        score_non_arabic: score texts with no Arabic letter (flagged ``no_arabic``), not error them.
         all_probabilities: add each task's full probability row (``<task>_probs``, a JSON object).
         resume: continue an interrupted run of the same job from its last finished chunk.
         progress: show a progress bar (articles per second, time left).
         throttle_seconds: pause after each chunk (to share a busy machine).
-        engine: ``local`` (this process) or ``ray`` (Ray actors; see :mod:`aranews.inference.ray_engine`):
-            the same output, errors and summary either way.
-        ray_options: for ``engine="ray"``: cluster address, workers, threads and GPUs per worker.
+        engine, ray_options: ``local`` (this process) or ``ray`` (Ray actors, with their options; see
+            :mod:`aranews.inference.ray_engine`): the same output, errors and summary either way.
         keep_columns: archive columns copied into each output row (e.g. ``date``, ``source``, ``url``).
         date_column: the kept column holding the publication date (default ``date`` when kept): also
             written as ``date_parsed`` (ISO; ``None`` when unreadable, the value kept as written and
@@ -144,10 +141,63 @@ def score_archive(
     """
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
         raise ValueError(f"chunk_size={chunk_size!r}; expected an integer >= 1")
-    if max_chars < 1:
-        raise ValueError(f"max_chars={max_chars!r}; expected an integer >= 1")
     runner = engine_for(engine, throttle_seconds=throttle_seconds, ray_options=ray_options)
+    settings = _settings(
+        classifier,
+        id_column=id_column,
+        text_column=text_column,
+        title_column=title_column,
+        pair_columns=pair_columns,
+        max_chars=max_chars,
+        score_non_arabic=score_non_arabic,
+        all_probabilities=all_probabilities,
+        keep_columns=keep_columns,
+        date_column=date_column,
+    )
     input_path, output = Path(input_path), Path(output_path)
+    paths = _job_paths(input_path, output, errors_path, output_format)
+    if settings.keep_columns:
+        _check_kept_columns(paths, settings.keep_columns)
+    with _JobLock(paths.lock):
+        return _run_job(
+            _open_job(classifier, paths, settings, chunk_size, resume), classifier, runner, progress, resume
+        )
+
+
+def _run_job(job: Any, classifier: NewsClassifier, runner: Any, progress: bool, resume: bool) -> ScoreSummary:
+    """Finish what an interrupted run left (publish, or nothing), or score the chunks left, commit, publish."""
+    paths = job.paths
+    if job.state.get("finished"):  # committed before an interruption: only publishing was left
+        return _publish(job)
+    done_before = _finished_summary(paths, job.state["job"]) if resume and job.state["chunks_done"] == 0 else None
+    if done_before is not None:  # the job is complete: a resume is a no-op
+        for leftover in (paths.parts_dir, paths.parts_dir.with_name(f".{paths.parts_dir.name}.done")):
+            shutil.rmtree(leftover, ignore_errors=True)
+        return done_before
+    summary = ScoreSummary(
+        str(paths.input_path),
+        str(paths.output),
+        str(paths.errors_file),
+        resumed=job.state["chunks_done"] > 0,
+        provenance=_provenance(classifier, job.model_hash),
+    )
+    started = time.perf_counter()
+    try:
+        scored_now = runner.run(job, classifier, progress)
+    except BaseException:
+        if job.state["chunks_done"] == 0 and not job.resumed_parts:  # a failed start leaves nothing behind
+            shutil.rmtree(paths.parts_dir, ignore_errors=True)
+        raise
+    summary.seconds = round(time.perf_counter() - started, 3)
+    summary.articles_per_second = round(scored_now / summary.seconds, 2) if summary.seconds else 0.0
+    _commit(job, classifier, summary)
+    return _publish(job)
+
+
+def _settings(classifier: NewsClassifier, *, keep_columns: Any, date_column: str | None, **given: Any) -> RowSettings:
+    """The job's row settings, checked: kept columns do not clash with the output's, the date column is kept."""
+    if given["max_chars"] < 1:
+        raise ValueError(f"max_chars={given['max_chars']!r}; expected an integer >= 1")
     keep = tuple(dict.fromkeys(keep_columns))
     clash = sorted(set(keep) & reserved_columns(classifier.tasks))
     if clash:
@@ -156,48 +206,7 @@ def score_archive(
         date_column = "date"
     if date_column is not None and date_column not in keep:
         raise ValueError(f"date_column {date_column!r} is not among keep_columns {list(keep)}")
-    settings = RowSettings.for_tasks(
-        classifier.tasks,
-        id_column=id_column,
-        text_column=text_column,
-        title_column=title_column,
-        pair_columns=pair_columns,
-        max_chars=max_chars,
-        score_non_arabic=score_non_arabic,
-        all_probabilities=all_probabilities,
-        keep_columns=keep,
-        date_column=date_column,
-    )
-    paths = _job_paths(input_path, output, errors_path, output_format)
-    if keep:
-        _check_kept_columns(paths, keep)
-    with _JobLock(paths.lock):
-        job = _open_job(classifier, paths, settings, chunk_size, resume)
-        if job.state.get("finished"):  # committed before an interruption: only publishing was left
-            return _publish(job)
-        done_before = _finished_summary(paths, job.state["job"]) if resume and job.state["chunks_done"] == 0 else None
-        if done_before is not None:  # the job is complete: a resume is a no-op
-            for leftover in (paths.parts_dir, paths.parts_dir.with_name(f".{paths.parts_dir.name}.done")):
-                shutil.rmtree(leftover, ignore_errors=True)
-            return done_before
-        summary = ScoreSummary(
-            str(input_path),
-            str(output),
-            str(paths.errors_file),
-            resumed=job.state["chunks_done"] > 0,
-            provenance=_provenance(classifier, job.model_hash),
-        )
-        started = time.perf_counter()
-        try:
-            scored_now = runner.run(job, classifier, progress)
-        except BaseException:
-            if job.state["chunks_done"] == 0 and not job.resumed_parts:  # a failed start leaves nothing behind
-                shutil.rmtree(paths.parts_dir, ignore_errors=True)
-            raise
-        summary.seconds = round(time.perf_counter() - started, 3)
-        summary.articles_per_second = round(scored_now / summary.seconds, 2) if summary.seconds else 0.0
-        _commit(job, classifier, summary)
-        return _publish(job)
+    return RowSettings.for_tasks(classifier.tasks, keep_columns=keep, date_column=date_column, **given)
 
 
 def format_summary(summary: ScoreSummary) -> str:

@@ -9,9 +9,9 @@ import time
 
 import pytest
 
+from aranews.cli import main
 from aranews.inference import load_classifier
 from aranews.inference.schema import ConfigError
-from aranews.training.cli import main
 from aranews.training.config import config_from_dict
 from aranews.training.trainer import EncoderUnavailableError, Trainer, check_encoder_source
 from tests.helpers import SAMPLE, experiment, read_jsonl, write_jsonl

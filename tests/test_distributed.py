@@ -28,7 +28,7 @@ pytestmark = pytest.mark.skipif(not TORCHRUN.is_file(), reason="torchrun is not 
 def _launch(config: dict, tmp_path: Path, quiet: bool = True, **popen) -> subprocess.Popen:
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
-    command = [str(TORCHRUN), "--nproc_per_node", "2", "-m", "aranews.training.cli", *(["-q"] if quiet else [])]
+    command = [str(TORCHRUN), "--nproc_per_node", "2", "-m", "aranews.cli", *(["-q"] if quiet else [])]
     command += ["train", str(path)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen)
@@ -69,9 +69,7 @@ def test_a_run_that_loses_a_process_resumes(tiny_backbone, tmp_path):
         except (OSError, ValueError, KeyError):
             pass
         time.sleep(0.05)
-    workers = subprocess.run(
-        ["pgrep", "-f", "-P", str(process.pid), "aranews.training.cli"], capture_output=True, text=True
-    )
+    workers = subprocess.run(["pgrep", "-f", "-P", str(process.pid), "aranews.cli"], capture_output=True, text=True)
     pids = [int(p) for p in workers.stdout.split()]
     assert len(pids) == 2, (pids, process.poll())
     os.kill(pids[-1], signal.SIGKILL)  # one training process dies; torchrun stops the other

@@ -127,7 +127,7 @@ def test_mean_pooling_cannot_be_exported(tiny_backbone, tiny_tokenizer, tmp_path
 
 
 def test_cli_export(saved, tmp_path, capsys):
-    from aranews.training.cli import main
+    from aranews.cli import main
 
     assert main(["export", "--model", str(saved), "--task", "topic", "--out", str(tmp_path / "t"), "-q"]) == 0
     assert "pipeline('text-classification'" in capsys.readouterr().out

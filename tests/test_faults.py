@@ -380,7 +380,7 @@ def test_a_full_disk_stops_cleanly_and_the_job_resumes(classifier, rows, tmp_pat
 
 
 def test_cli_reports_path_errors_in_one_line(trained_model, rows, tmp_path, capsys):
-    from aranews.training.cli import main
+    from aranews.cli import main
 
     source = write_jsonl(tmp_path / "in.jsonl", rows)
     assert main(["score", "--model", str(trained_model / "model"), str(source), "--out", str(source)]) == 2
@@ -447,7 +447,7 @@ def test_random_kill_points_then_resume_equal_an_uninterrupted_run(trained_model
     command = [
         sys.executable,
         "-m",
-        "aranews.training.cli",
+        "aranews.cli",
         "-q",
         "score",
         "--model",

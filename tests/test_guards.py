@@ -14,14 +14,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from aranews.cli import main
 from aranews.inference import files as files_module
 from aranews.inference.files import OutputClashError, atomic_output, refuse_clashes
+from aranews.inference.labelstudio import import_export
 from aranews.inference.readers import iter_scores
 from aranews.inference.report import write_report
 from aranews.inference.scoring import score_archive
-from aranews.training.cli import main
-from aranews.training.labelstudio import import_export
-from aranews.training.selection import _kmeans
+from aranews.inference.selection import _kmeans
 from tests.helpers import SAMPLE, read_jsonl, write_jsonl
 
 TASKS = None  # the import's label schema, read from the trained model where one is needed

@@ -59,7 +59,7 @@ def test_predict_and_score_agree_on_titled_rows(classifier, titled, tmp_path):
 
 
 def test_predict_input_reads_archives_and_writes_ids(classifier, titled, tmp_path, trained_model, capsys):
-    from aranews.training.cli import main
+    from aranews.cli import main
 
     path = tmp_path / "in.csv"
     with path.open("w", encoding="utf-8", newline="") as handle:
@@ -114,7 +114,7 @@ def test_inspect_shows_what_the_model_read(classifier, trained_model, capsys):
     assert window["tokens"] == 62 and group["dropped_tokens"] == group["n_tokens"] - 62
     assert window["text"].startswith("عنوان الخبر") and window["text"].endswith("الطاقة")
     assert classifier.inspect("ـــــ").skipped == "empty_text"
-    from aranews.training.cli import main
+    from aranews.cli import main
 
     assert main(["-q", "inspect", "--model", str(trained_model / "model"), long_text, "--title", "عنوان"]) == 0
     out = capsys.readouterr().out
@@ -145,7 +145,7 @@ def test_cli_device_error_is_one_line(trained_model, capsys):
 
     if torch.cuda.is_available():
         pytest.skip("a GPU is visible")
-    from aranews.training.cli import main
+    from aranews.cli import main
 
     assert main(["predict", "--model", str(trained_model / "model"), "--device", "cuda", "نص"]) == 2
     err = capsys.readouterr().err

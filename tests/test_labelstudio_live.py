@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 
 from aranews.inference.config import TaskSpec
-from aranews.training.labelstudio import export_tasks, import_export
+from aranews.inference.labelstudio import export_tasks, import_export
 from tests.helpers import read_jsonl, write_jsonl
 
 pytestmark = pytest.mark.slow

@@ -29,7 +29,7 @@ def test_namespace_imports_beside_decoy_folders(tmp_path):
     (tmp_path / "inference").mkdir()
     (tmp_path / "inference" / "__init__.py").write_text("raise ImportError('the decoy inference/ was imported')\n")
     code = (
-        "import aranews, aranews.inference, aranews.training, aranews.training.cli;"
+        "import aranews, aranews.inference, aranews.training, aranews.cli;"
         "from aranews import load_classifier, NewsClassifier, export_task;"
         "from aranews.training import Trainer;"
         "import sys; print(aranews.__version__);"
@@ -42,7 +42,7 @@ def test_namespace_imports_beside_decoy_folders(tmp_path):
 
 
 def test_version_and_help_need_no_torch(tmp_path):
-    code = "import sys; from aranews.training.cli import main; main(['--version'])"
+    code = "import sys; from aranews.cli import main; main(['--version'])"
     done = _run(["-c", code], cwd=tmp_path)
     assert done.stdout.strip() == "aranews-classifier 0.1.0"
     done = _run(["-c", "import aranews, sys; print('torch' in sys.modules)"], cwd=tmp_path)
@@ -51,14 +51,14 @@ def test_version_and_help_need_no_torch(tmp_path):
 
 def test_missing_training_extra_is_named(tmp_path, trained_model):
     block = "import sys; [sys.modules.__setitem__(m, None) for m in ('datasets', 'accelerate', 'evaluate', 'sklearn', 'matplotlib')];"
-    train = block + "from aranews.training.cli import main; sys.exit(main(['train', 'x.yaml']))"
+    train = block + "from aranews.cli import main; sys.exit(main(['train', 'x.yaml']))"
     done = _run(["-c", train], cwd=tmp_path)
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert 'pip install "aranews-classifier[train]"' in done.stderr and "datasets" in done.stderr
     # inference needs only the base install
     predict = (
         block
-        + f"from aranews.training.cli import main; sys.exit(main(['-q', 'predict', '--model', {str(trained_model / 'model')!r}, 'نص الخبر']))"
+        + f"from aranews.cli import main; sys.exit(main(['-q', 'predict', '--model', {str(trained_model / 'model')!r}, 'نص الخبر']))"
     )
     done = _run(["-c", predict], cwd=tmp_path)
     assert done.returncode == 0, done.stderr
@@ -79,7 +79,7 @@ def test_wheel_runs_the_demo_in_an_empty_folder(tmp_path):
     empty.mkdir()
     args = [
         "-m",
-        "aranews.training.cli",
+        "aranews.cli",
         "-q",
         "demo",
         "--backbone",
@@ -103,7 +103,7 @@ def test_wheel_runs_the_demo_in_an_empty_folder(tmp_path):
 
 @pytest.mark.parametrize("flags", [["-q", "predict"], ["predict", "-q"], ["predict", "-v"]])
 def test_verbosity_flags_work_before_and_after_the_subcommand(flags, trained_model, capsys):
-    from aranews.training.cli import main
+    from aranews.cli import main
 
     args = [*flags, "--model", str(trained_model / "model"), "نص الخبر"]
     assert main(args) == 0
@@ -111,7 +111,7 @@ def test_verbosity_flags_work_before_and_after_the_subcommand(flags, trained_mod
 
 
 def test_every_option_has_help():
-    from aranews.training.cli import build_parser
+    from aranews.cli import build_parser
 
     parser = build_parser()
     sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")

@@ -12,14 +12,14 @@ import numpy as np
 import pytest
 import torch
 
+from aranews.cli import main
 from aranews.inference import load_classifier
 from aranews.inference.config import ClassifierConfig, TaskSpec
+from aranews.inference.labelstudio import export_tasks, import_export, labelling_config
 from aranews.inference.schema import ConfigError
 from aranews.inference.scoring import score_archive
-from aranews.training.cli import main
+from aranews.inference.selection import select_for_labelling, uncertainty
 from aranews.training.config import config_from_dict
-from aranews.training.labelstudio import export_tasks, import_export, labelling_config
-from aranews.training.selection import select_for_labelling, uncertainty
 from aranews.training.trainer import Trainer
 from tests.helpers import SAMPLE, experiment, read_jsonl, write_jsonl
 
@@ -104,7 +104,7 @@ def test_a_new_label_is_learned_and_reported(retrained, grown_data, capsys):
         assert predicted.count("caucasus") >= len(marked) // 2, predicted
     assert retrained.metrics["dev"]["topic"]["per_class"]["caucasus"]["f1"] > 0.0
     assert retrained.metrics["small_labels"]["topic"] == {"caucasus": 12}
-    from aranews.training.cli import _print_summary
+    from aranews.cli.train import _print_summary
 
     _print_summary(retrained.metrics)
     out = capsys.readouterr().out

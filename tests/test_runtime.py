@@ -8,6 +8,8 @@ import threading
 import numpy as np
 import pytest
 
+from aranews.cli import main
+from aranews.cli._common import PRECISION_CHOICES
 from aranews.inference import load_classifier
 from aranews.inference import runtime as runtime_module
 from aranews.inference.agreement import ModeAgreement, PrecisionReport, check_precision
@@ -15,7 +17,6 @@ from aranews.inference.classifier import NewsClassifier
 from aranews.inference.engines import _prefetch
 from aranews.inference.runtime import PRECISIONS, PrecisionError, resolve_precision, token_budget_batches
 from aranews.inference.scoring import score_archive
-from aranews.training.cli import PRECISION_CHOICES, main
 from tests.helpers import write_jsonl
 
 torch = pytest.importorskip("torch")

@@ -186,7 +186,7 @@ def _score_cmd(model: Path, source: Path, out: Path, *extra: str) -> list[str]:
     return [
         sys.executable,
         "-m",
-        "aranews.training.cli",
+        "aranews.cli",
         "-q",
         "score",
         "--model",

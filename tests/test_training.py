@@ -8,8 +8,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from aranews.cli import main
 from aranews.inference import load_classifier
-from aranews.training.cli import main
 from aranews.training.config import config_from_dict
 from aranews.training.data import DataValidationError
 from aranews.training.trainer import Trainer

@@ -41,7 +41,7 @@ _EXPORTS = {
     "RayOptions": "aranews.inference.ray_engine",
     "write_report": "aranews.inference.report",
     "parse_date": "aranews.inference.dates",
-    "select_for_labelling": "aranews.training.selection",
+    "select_for_labelling": "aranews.inference.selection",
 }
 
 __all__ = [
@@ -87,6 +87,6 @@ if TYPE_CHECKING:
     from aranews.inference.report import write_report
     from aranews.inference.schema import ConfigError
     from aranews.inference.scoring import score_archive
-    from aranews.training.selection import select_for_labelling
+    from aranews.inference.selection import select_for_labelling
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -1,0 +1,75 @@
+"""The structure the next features need (issue 21): moved names still import (with a warning), the library
+never imports the command line, functions stay short, and one format table serves every reader."""
+
+from __future__ import annotations
+
+import ast
+import gzip
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.helpers import REPO, SAMPLE
+
+LIBRARY = ("inference", "training", "src/aranews")
+
+
+def _library_files():
+    for folder in LIBRARY:
+        yield from sorted((REPO / folder).rglob("*.py"))
+
+
+@pytest.mark.parametrize(
+    "statement,new_home",
+    [
+        ("import aranews.training.cli", "aranews.cli"),
+        ("from aranews.training.selection import select_for_labelling", "aranews.inference.selection"),
+        ("from aranews.training.labelstudio import import_export", "aranews.inference.labelstudio"),
+        ("from aranews.inference.scoring import id_problem", "aranews.inference.records"),
+    ],
+)
+def test_moved_names_still_import_with_a_deprecation_warning(statement, new_home):
+    done = subprocess.run(
+        [sys.executable, "-W", "error::DeprecationWarning", "-c", statement], capture_output=True, text=True
+    )
+    assert done.returncode != 0 and "DeprecationWarning" in done.stderr and new_home in done.stderr
+    assert subprocess.run([sys.executable, "-W", "ignore", "-c", statement]).returncode == 0
+
+
+def test_the_library_never_imports_the_command_line():
+    for path in _library_files():
+        if "cli" in path.relative_to(REPO).parts or path.name == "cli.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            names += [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            assert not any(n == "aranews.cli" or n.startswith("aranews.cli.") for n in names), path
+
+
+def test_no_library_function_is_over_80_lines():
+    """Argument-parser builders (``*_parser``, ``build_parser``) are tables of options and are exempt."""
+    long = []
+    for path in _library_files():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            function = isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and not node.name.endswith("_parser")
+            if function and node.end_lineno - node.lineno + 1 > 80:
+                long.append(f"{path.relative_to(REPO)}:{node.lineno} {node.name}")
+    assert long == []
+
+
+def test_training_reads_every_format_the_scorer_reads(tmp_path):
+    from aranews.inference.readers import ARCHIVE_FORMATS
+    from aranews.training.config import DataConfig, TaskConfig
+    from aranews.training.data import load_and_validate
+
+    rows = [json.loads(line) for line in (SAMPLE / "train.jsonl").read_text(encoding="utf-8").splitlines()[:40]]
+    dev = tmp_path / "dev.jsonl"
+    dev.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows[30:]), encoding="utf-8")
+    zipped = tmp_path / "train.jsonl.gz"
+    with gzip.open(zipped, "wt", encoding="utf-8") as handle:
+        handle.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows[:30])
+    assert ".jsonl.gz" in ARCHIVE_FORMATS["jsonl"].suffixes
+    train, evals, _ = load_and_validate(DataConfig(train=str(zipped), dev=str(dev)), [TaskConfig("topic")])
+    assert len(train) == 30 and len(evals["dev"]) == 10
