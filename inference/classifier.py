@@ -33,7 +33,8 @@ from aranews.inference.config import CONFIG_NAME, ClassifierConfig, TaskSpec, To
 from aranews.inference.inputs import ArticleWindower, EncodedArticle, collate_articles, compose_text, input_problem
 from aranews.inference.modeling import MultiTaskClassifier
 from aranews.inference.preprocessing import has_arabic
-from aranews.inference.runtime import OnnxInt8Runner, resolve_precision, token_budget_batches
+from aranews.inference.runners import make_runner
+from aranews.inference.runtime import resolve_precision, token_budget_batches
 from aranews.inference.schema import ConfigError
 
 __all__ = [
@@ -209,8 +210,7 @@ class NewsClassifier:
         self.batch_tokens = batch_tokens
         self.source = source
         self._precision = resolve_precision(precision, self._device)
-        self._onnx: OnnxInt8Runner | None = None
-        self._owns_model = False  # set by from_pretrained: nobody else holds this model
+        self._runner = make_runner(self._precision, self._model, self._device, source)
 
     # -- what the model is --------------------------------------------------------------------------
     @property
@@ -219,7 +219,7 @@ class NewsClassifier:
         return self._model
 
     def _require_torch_encoder(self, what: str) -> None:
-        if self._owns_model and self._onnx is not None:  # the runner released the encoder it was given
+        if self._runner.released_encoder:
             raise RuntimeError(
                 f"this classifier runs in ONNX Runtime (precision int8) and released its torch encoder to save "
                 f"memory; to {what}, load {self.source} again with precision fp32 or bf16"
@@ -304,7 +304,7 @@ class NewsClassifier:
             precision=precision,
             batch_tokens=batch_tokens,
         )
-        classifier._owns_model = True
+        classifier._runner.release_encoder = True  # nobody else holds this model: int8 may free its encoder
         return classifier
 
     def save_pretrained(self, directory: str | Path, card: str | None = None) -> Path:
@@ -474,7 +474,7 @@ class NewsClassifier:
     def _forward_encoded(
         self, encoded: Sequence[EncodedArticle], tasks: list[str], features: bool
     ) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
-        if features and self._precision == "int8":
+        if features and not self._runner.gives_features:
             raise ValueError("article embeddings come from the torch model: load it with precision fp32 or bf16")
         out = {name: np.zeros((len(encoded), len(self.config.task(name).labels)), np.float32) for name in tasks}
         hidden = self._model.encoder.config.hidden_size
@@ -493,22 +493,13 @@ class NewsClassifier:
         self, batch: dict[str, torch.Tensor], tasks: list[str], features: bool = False
     ) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
         article_index = batch.pop("article_index")
-        if self._precision == "int8":
-            if self._onnx is None:
-                self._onnx = OnnxInt8Runner(self._model, self.source, release_encoder=self._owns_model)
-            windows = self._onnx(batch)
-            return self._model.pool_windows({name: windows[name] for name in tasks}, article_index), None
-        batch = {k: v.to(self._device) for k, v in batch.items()}
-        article_index = article_index.to(self._device)
-        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self._precision)
-        with torch.autocast(self._device.type, dtype=dtype, enabled=dtype is not None):
-            pooled = self._model.window_features(**batch)
-            windows = {name: self._model.heads[name](pooled) for name in tasks}
-        logits = self._model.pool_windows({name: value.float() for name, value in windows.items()}, article_index)
-        if not features:
+        windows, pooled = self._runner.windows(batch, tasks, features)
+        article_index = article_index.to(next(iter(windows.values())).device)
+        logits = self._model.pool_windows(windows, article_index)
+        if pooled is None:
             return logits, None
         n = int(article_index.max()) + 1
-        sums = pooled.float().new_zeros((n, pooled.shape[-1])).index_add_(0, article_index, pooled.float())
+        sums = pooled.new_zeros((n, pooled.shape[-1])).index_add_(0, article_index, pooled)
         counts = torch.bincount(article_index, minlength=n).clamp(min=1).unsqueeze(-1)
         return logits, sums / counts
 

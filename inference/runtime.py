@@ -18,7 +18,9 @@ of ``aranews score`` / ``predict`` / ``check-precision``):
 ========  ==================================================================================
 
 Every mode reads the same windows; only the arithmetic differs. ``aranews check-precision`` measures,
-per task and mode, the share of labels equal to ``fp32``'s and the largest probability difference.
+per task and mode, the share of labels equal to ``fp32``'s and the largest probability difference. The
+names are listed in :mod:`aranews.inference.precision` (no torch); each mode runs as a runner of
+:mod:`aranews.inference.runners`, chosen once when the model is loaded.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+
+from aranews.inference.precision import PRECISIONS
 
 if TYPE_CHECKING:
     from aranews.inference.modeling import MultiTaskClassifier
@@ -49,7 +53,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 INT8_CPU_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
 

@@ -73,3 +73,25 @@ def test_training_reads_every_format_the_scorer_reads(tmp_path):
     assert ".jsonl.gz" in ARCHIVE_FORMATS["jsonl"].suffixes
     train, evals, _ = load_and_validate(DataConfig(train=str(zipped), dev=str(dev)), [TaskConfig("topic")])
     assert len(train) == 30 and len(evals["dev"]) == 10
+
+
+def test_parsing_the_command_line_imports_no_torch():
+    code = (
+        "import sys\nfrom aranews.cli import build_parser\n"
+        "build_parser().parse_args(['score', '--model', 'm', 'a.jsonl', '--out', 'o.jsonl', '--precision', 'int8'])\n"
+        "assert 'torch' not in sys.modules, 'torch imported'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def test_a_runner_is_chosen_once_at_load(trained_model):
+    from aranews.inference import load_classifier
+    from aranews.inference.runners import OnnxInt8, TorchRunner
+
+    fp32 = load_classifier(trained_model / "model", device="cpu", precision="fp32")
+    assert isinstance(fp32._runner, TorchRunner) and fp32._runner.dtype is None
+    int8 = load_classifier(trained_model / "model", device="cpu", precision="int8")
+    assert isinstance(int8._runner, OnnxInt8) and int8._runner.release_encoder and int8._runner.session is None
+    with pytest.raises(ValueError, match="embeddings come from the torch model"):
+        int8.features_from_encoded([], ["topic"])

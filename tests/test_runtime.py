@@ -15,7 +15,8 @@ from aranews.inference import runtime as runtime_module
 from aranews.inference.agreement import ModeAgreement, PrecisionReport, check_precision
 from aranews.inference.classifier import NewsClassifier
 from aranews.inference.engines import _prefetch
-from aranews.inference.runtime import PRECISIONS, PrecisionError, resolve_precision, token_budget_batches
+from aranews.inference.precision import PRECISIONS
+from aranews.inference.runtime import PrecisionError, resolve_precision, token_budget_batches
 from aranews.inference.scoring import score_archive
 from tests.helpers import write_jsonl
 

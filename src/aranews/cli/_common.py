@@ -14,9 +14,9 @@ from typing import Any
 import yaml
 
 from aranews.inference.files import check_output_path, refuse_clashes
+from aranews.inference.precision import PRECISIONS
 
-# aranews.inference.runtime.PRECISIONS, written out so that parsing arguments does not import torch
-PRECISION_CHOICES = ("auto", "fp32", "bf16", "fp16", "int8")
+PRECISION_CHOICES = PRECISIONS  # from a module without torch: parsing arguments loads no model code
 
 logger = logging.getLogger("aranews")
 

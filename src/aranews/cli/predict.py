@@ -21,6 +21,7 @@ from aranews.cli._common import (
     _row_options,
 )
 from aranews.inference.files import atomic_output, atomic_write_text
+from aranews.inference.precision import CHECKABLE
 from aranews.inference.readers import ARCHIVE_KINDS
 
 
@@ -171,7 +172,7 @@ def check_precision_parser(sub: Any) -> None:
         "--modes",
         nargs="+",
         default=["bf16", "int8"],
-        choices=["bf16", "fp16", "int8"],
+        choices=list(CHECKABLE),
         help="modes to compare with fp32 (default: bf16 int8)",
     )
     p.add_argument("--limit", type=POSITIVE, help="check only the first N rows")

@@ -1,0 +1,89 @@
+"""How a batch of windows becomes window logits: one runner per precision mode, chosen once at load.
+
+A :class:`Runner` takes a collated batch (``input_ids``, ``attention_mask``, maybe ``token_type_ids``) and
+returns each task's window logits and, when asked and able, the pooled window features the heads read.
+:class:`TorchRunner` runs the torch model in float32 or under autocast (bf16, fp16); :class:`OnnxInt8`
+runs an int8 ONNX Runtime session, built (and cached) on first use. A new backend is one more subclass
+and one more entry in :func:`make_runner`; the classifier never tests the mode again.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+import torch
+
+from aranews.inference.runtime import OnnxInt8Runner
+
+if TYPE_CHECKING:
+    from aranews.inference.modeling import MultiTaskClassifier
+
+__all__ = ["OnnxInt8", "Runner", "TorchRunner", "make_runner"]
+
+Windows = dict[str, torch.Tensor]
+
+
+class Runner:
+    """Window logits (and features) of a batch, in one precision mode."""
+
+    mode: str = ""
+    gives_features = True  # whether it can return the pooled features (the embeddings select reads)
+    released_encoder = False  # whether the torch encoder was freed (the model can no longer run in torch)
+    release_encoder = False  # whether it may free it: set by the one owner of the model (from_pretrained)
+
+    def windows(
+        self, batch: dict[str, torch.Tensor], tasks: list[str], features: bool
+    ) -> tuple[Windows, torch.Tensor | None]:
+        raise NotImplementedError
+
+
+class TorchRunner(Runner):
+    """The torch model on its device, in float32 or under autocast (layer norms and softmax stay float32)."""
+
+    _DTYPES: ClassVar[dict[str, torch.dtype | None]] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+    def __init__(self, model: MultiTaskClassifier, device: torch.device, mode: str) -> None:
+        self.model, self.device, self.mode = model, device, mode
+        self.dtype = self._DTYPES[mode]
+
+    def windows(
+        self, batch: dict[str, torch.Tensor], tasks: list[str], features: bool
+    ) -> tuple[Windows, torch.Tensor | None]:
+        batch = {k: v.to(self.device) for k, v in batch.items()}
+        with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype is not None):
+            pooled = self.model.window_features(**batch)
+            out = {name: self.model.heads[name](pooled) for name in tasks}
+        return {name: value.float() for name, value in out.items()}, (pooled.float() if features else None)
+
+
+class OnnxInt8(Runner):
+    """An int8 ONNX Runtime session of the model, built on the first batch (export and quantisation are cached
+    per model content). A classifier that owns its model lets the session release the torch encoder."""
+
+    mode = "int8"
+    gives_features = False
+
+    def __init__(self, model: MultiTaskClassifier, source: str | None) -> None:
+        self.model, self.source = model, source
+        self.session: OnnxInt8Runner | None = None
+
+    @property
+    def released_encoder(self) -> bool:  # type: ignore[override]
+        return self.session is not None and self.release_encoder
+
+    def windows(
+        self, batch: dict[str, torch.Tensor], tasks: list[str], features: bool
+    ) -> tuple[Windows, torch.Tensor | None]:
+        if features:
+            raise ValueError("article embeddings come from the torch model: load it with precision fp32 or bf16")
+        if self.session is None:
+            self.session = OnnxInt8Runner(self.model, self.source, release_encoder=self.release_encoder)
+        out = self.session(batch)
+        return {name: out[name] for name in tasks}, None
+
+
+def make_runner(mode: str, model: MultiTaskClassifier, device: torch.device, source: str | None) -> Runner:
+    """The runner of a resolved precision mode (see :func:`aranews.inference.runtime.resolve_precision`)."""
+    if mode == "int8":
+        return OnnxInt8(model, source)
+    return TorchRunner(model, device, mode)
