@@ -49,6 +49,10 @@ from aranews.inference.agreement import _decisions
 from aranews.inference.classifier import NewsClassifier, load_classifier
 from aranews.resources import sample_path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from results_io import write_result
+
 KINDS = {
     "q/k/v": r"/attention/self/(query|key|value)/",
     "attention output": r"/attention/output/dense/",
@@ -319,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.merge and Path(args.json).is_file():
             out = _merged(json.loads(Path(args.json).read_text(encoding="utf-8")), out)
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
+        write_result(Path(args.json), out)
     return 0
 
 

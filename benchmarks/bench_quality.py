@@ -21,10 +21,15 @@ import logging
 import os
 import platform
 import random
+import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from results_io import write_result
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -341,7 +346,7 @@ def main() -> None:
     }
     out = Path(args.out or ROOT / "benchmarks" / "results" / f"quality-{name}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_result(out, record)
     t, b = record["transformer"], record["baseline"]
     print(
         f"{name}: train {sizes['train']} dev {sizes['dev']} encoder={Path(args.encoder).name} max_length={args.max_length}"

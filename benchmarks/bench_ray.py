@@ -18,6 +18,10 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from results_io import write_result
+
 ROOT = Path(__file__).resolve().parent.parent
 
 CHILD = """
@@ -75,7 +79,7 @@ def main() -> None:
         "command": "python benchmarks/bench_ray.py " + " ".join(sys.argv[1:]),
         "date": time.strftime("%Y-%m-%d"),
     }
-    Path(args.out).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    write_result(Path(args.out), record)
     print(f"written to {args.out}")
 
 

@@ -19,6 +19,10 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from results_io import write_result
+
 ROOT = Path(__file__).resolve().parent.parent
 TOPICS = ["security", "diplomacy", "economy_energy", "military", "regional_conflicts", "blocs_alliances"]
 STANCES = ["cooperation", "neutral", "tension"]
@@ -89,7 +93,7 @@ def main() -> None:
         "command": "python benchmarks/bench_report.py " + " ".join(sys.argv[1:]),
         "date": time.strftime("%Y-%m-%d"),
     }
-    Path(args.out).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    write_result(Path(args.out), record)
     print(
         f"{args.rows} rows: {seconds:.1f} s, HTML {result.bytes / 1024:.0f} KiB, {result.days} days x "
         f"{result.sources} sources; peak RSS {record['peak_rss_mb_before']} -> {record['peak_rss_mb_after']} MB"

@@ -36,6 +36,10 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from results_io import write_result
+
 ROOT = Path(__file__).resolve().parent.parent
 
 ARABERT_BASE = {"vocab_size": 64000, "num_hidden_layers": 12, "hidden_size": 768, "num_attention_heads": 12}
@@ -253,7 +257,7 @@ def main() -> None:
         "date": time.strftime("%Y-%m-%d"),
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    write_result(Path(args.out), record)
     for name in names:
         s = summary[name]
         print(

@@ -24,6 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_scoring import PEAK, _run, _sample_sentences
+from results_io import write_result
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -104,7 +105,7 @@ def main() -> None:
         "date": time.strftime("%Y-%m-%d"),
         "cpu_count": os.cpu_count(),
     }
-    Path(args.out).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    write_result(Path(args.out), record)
     print(
         f"peak memory {results[-1]['archive_rows']} rows vs {results[0]['archive_rows']}: {growth:+.1%}; written to {args.out}"
     )

@@ -30,6 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_scoring import PEAK, _run, _sample_sentences, build_model
+from results_io import write_result
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -153,7 +154,7 @@ def main() -> None:
                 }
                 print(json.dumps(row), flush=True)
                 result["end_to_end"].append(row)
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    write_result(Path(args.out), result)
     print(f"written to {Path(args.out).relative_to(ROOT) if Path(args.out).is_relative_to(ROOT) else args.out}")
 
 

@@ -8,13 +8,17 @@ Prints the figures and writes ``benchmarks/results/text.json`` with the CPU mode
 
 from __future__ import annotations
 
-import json
 import platform
 import re
+import sys
 import time
 import tracemalloc
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from results_io import write_result
 
 ROOT = Path(__file__).resolve().parent.parent
 UNITS = ["روسيا", "abcde", "a-b_c", "12345"]
@@ -98,7 +102,7 @@ def main() -> None:
         record["ids"][str(n)] = _id_memory(n)
         print(f"duplicate-id set: {record['ids'][str(n)]} bytes per 16-character id over {n} ids")
     out = ROOT / "benchmarks" / "results" / "text.json"
-    out.write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_result(out, record)
     print(f"written to {out}")
 
 

@@ -20,6 +20,10 @@ import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from results_io import write_result
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -127,7 +131,7 @@ def main() -> None:
         "command": "python benchmarks/bench_training.py " + " ".join(sys.argv[1:]),
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
+    write_result(Path(args.out), out)
     print(f"written to {args.out}")
 
 

@@ -19,7 +19,9 @@ Every figure below is read from a result file in `benchmarks/results/` written b
 `benchmarks/bench_quality.py`, which runs the library's own training code (`Trainer` on an
 `ExperimentConfig`) and reports the fine-tuned encoder beside the TF-IDF baseline (word 1–2 and character
 2–5 n-grams, logistic regression) trained on the same rows with the same cleaning. Regenerate this file
-with `.venv/bin/python benchmarks/make_report.py`.
+with `.venv/bin/python benchmarks/make_report.py`. Paths in the result files and commands are portable
+(`benchmarks/results_io.py`): `../shared/data/NAME` for the public data sets, `$E5_SMALL` for the encoder
+folder `../shared/tools/pretrained_backbone/build.sh DIR` builds, `$TMP` for temporary folders.
 
 **Encoder.** AraBERT (`aubmindlab/bert-base-arabertv02`, the library's default) cannot be downloaded here.
 Every fine-tuned figure comes from **multilingual-e5-small** (12 layers, hidden 384, XLM-R vocabulary; MIT),
@@ -543,7 +545,7 @@ def main() -> None:
                 f"| {r['_name']} | {_recipe(r)} | {r['best_epoch']} / {len(r['per_epoch'])} | {per_epoch:.0f} "
                 f"| {r['transformer']['macro_f1']:.3f} | {classes} |"
             )
-        command = best[name]["command"].replace("/tmp/data/", "../shared/data/").replace("/tmp/e5", "/tmp/e5-small-hf")
+        command = best[name]["command"]  # machine paths already portable (benchmarks/results_io.py)
         lines += ["", f"Best run's command: `{command}`", ""]
     lines += _fusion(recipes)
     lines += _text_costs()

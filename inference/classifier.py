@@ -316,7 +316,7 @@ class NewsClassifier:
         Returns:
             ``directory``.
         """
-        from aranews.inference.export import basic_model_card
+        from aranews.inference.cards import basic_model_card
 
         self._require_torch_encoder("save it")
         directory = Path(directory)

@@ -154,3 +154,32 @@ def test_stride_is_checked_only_for_chunks():
     chunks = {"max_length": 96, "long_document": {"strategy": "chunks", "stride": 64}}
     with pytest.raises(ConfigError, match=r"model.long_document.stride: got 64; expected an integer in \[0, 47\)"):
         config_from_dict(_with("model", **chunks))
+
+
+def test_paths_are_read_from_where_they_are_written(tmp_path, monkeypatch):
+    """In the YAML file: from its folder (data, output_dir, init_from, a local encoder). On the command line:
+    from the working directory. An encoder name that is no folder is a hub id."""
+    folder = tmp_path / "configs"
+    (folder / "encoders" / "mine").mkdir(parents=True)
+    data = {
+        **MINIMAL,
+        "model": {"encoder": "encoders/mine"},
+        "training": {"output_dir": "../runs/x", "init_from": "old"},
+    }
+    path = folder / "c.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    config = load_config(path)
+    base = folder.resolve()
+    assert config.model.encoder == str(base / "encoders/mine")
+    assert config.training.output_dir == str(base / "../runs/x") and config.training.init_from == str(base / "old")
+    elsewhere = tmp_path / "work"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    config = load_config(path, {"training.output_dir": "runs/y", "data.train": ["a.jsonl", "/abs/b.jsonl"]})
+    assert config.training.output_dir == str(elsewhere / "runs/y")
+    assert config.data.train == [str(elsewhere / "a.jsonl"), "/abs/b.jsonl"]
+    hub = folder / "hub.yaml"
+    hub.write_text(
+        yaml.safe_dump({**MINIMAL, "model": {"encoder": "aubmindlab/bert-base-arabertv02"}}), encoding="utf-8"
+    )
+    assert load_config(hub).model.encoder == "aubmindlab/bert-base-arabertv02"

@@ -95,3 +95,15 @@ def test_a_runner_is_chosen_once_at_load(trained_model):
     assert isinstance(int8._runner, OnnxInt8) and int8._runner.release_encoder and int8._runner.session is None
     with pytest.raises(ValueError, match="embeddings come from the torch model"):
         int8.features_from_encoded([], ["topic"])
+
+
+def test_benchmark_results_hold_no_machine_paths():
+    import re
+
+    machine = re.compile(r'"(/tmp|/work|/root|/home|/Users)/')
+    offenders = [
+        str(p.relative_to(REPO))
+        for p in sorted((REPO / "benchmarks" / "results").rglob("*.json"))
+        if machine.search(p.read_text(encoding="utf-8"))
+    ]
+    assert offenders == []

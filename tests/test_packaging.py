@@ -98,7 +98,8 @@ def test_wheel_runs_the_demo_in_an_empty_folder(tmp_path):
     assert "aranews/sample_data/train.jsonl" in done.stdout.replace(os.sep, "/")  # read from the installed package
     assert str(REPO) not in done.stdout
     card = (empty / "demo" / "model_card.md").read_text(encoding="utf-8")
-    assert "fine-tuned from `demo/tiny-backbone`" in card  # the run's own resolved config, not the source tree's
+    # the run's own resolved config, not the source tree's (a path given on the command line: from where it ran)
+    assert f"fine-tuned from `{empty.resolve() / 'demo' / 'tiny-backbone'}`" in card
 
 
 @pytest.mark.parametrize("flags", [["-q", "predict"], ["predict", "-q"], ["predict", "-v"]])

@@ -103,16 +103,6 @@ class DataConfig:
             if isinstance(files, list) and not files
         ]
 
-    def resolve(self, base: Path) -> None:
-        """Make every data path absolute, relative paths read from ``base`` (the config file's folder)."""
-
-        def absolute(files: str | list[str]) -> str | list[str]:
-            return [str(base / f) for f in files] if isinstance(files, list) else str(base / files)
-
-        self.train, self.dev = absolute(self.train), absolute(self.dev)
-        if self.test:
-            self.test = absolute(self.test)
-
     id_column: str = "id"
     text_column: str = "text"
     title_column: str | None = "title"
@@ -277,7 +267,8 @@ def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
 
 
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> ExperimentConfig:
-    """Read a YAML config, resolving relative data paths against the config's folder.
+    """Read a YAML config: relative paths in the file are read from the file's folder, relative paths in
+    ``overrides`` (the command line) from the working directory (see :data:`PATH_KEYS`).
 
     Args:
         path: the YAML file.
@@ -297,9 +288,48 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Ex
         raise ConfigError([f"not valid YAML: {exc}"], str(path)) from None
     if not isinstance(data, dict):
         raise ConfigError([f"expected a mapping of sections (data, tasks, model, training), got {data!r}"], str(path))
+    _resolve_paths(data, path.resolve().parent)  # the file's own paths: from the file's folder
     for dotted, value in (overrides or {}).items():
-        _set_dotted(data, dotted, value)
-    config = config_from_dict(data, source=str(path))
-    base = path.resolve().parent
-    config.data.resolve(base)
-    return config
+        _set_dotted(data, dotted, _absolute(dotted, value, Path.cwd()))  # the command line's: from where it runs
+    return config_from_dict(data, source=str(path))
+
+
+# The settings that hold paths. One rule: a relative path is read from where it is written, so in a YAML
+# file from the file's folder, on the command line (--set, --out) from the working directory.
+PATH_KEYS = (
+    "data.train",
+    "data.dev",
+    "data.test",
+    "model.encoder",
+    "training.output_dir",
+    "training.init_from",
+    "training.previous_dev",
+)
+
+
+def _absolute(dotted: str, value: Any, base: Path) -> Any:
+    """``value`` with its relative paths made absolute against ``base`` when ``dotted`` is a path setting.
+
+    ``model.encoder`` may also name a hub model (``owner/name``): it is read as a path only when that folder
+    exists there or it starts with ``.``. Values that are not strings (or lists of them) are left for the
+    schema to report.
+    """
+    if dotted not in PATH_KEYS:
+        return value
+    if isinstance(value, list):
+        return [_absolute(dotted, v, base) for v in value]
+    if not isinstance(value, str) or not value:
+        return value
+    if Path(value).expanduser().is_absolute():
+        return str(Path(value).expanduser())
+    if dotted == "model.encoder" and not (value.startswith(".") or (base / value).exists()):
+        return value  # a hub id
+    return str(base / value)
+
+
+def _resolve_paths(data: dict[str, Any], base: Path) -> None:
+    for dotted in PATH_KEYS:
+        section, key = dotted.split(".")
+        node = data.get(section)
+        if isinstance(node, dict) and node.get(key) is not None:
+            node[key] = _absolute(dotted, node[key], base)

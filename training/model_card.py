@@ -17,8 +17,8 @@ from typing import Any
 
 import yaml
 
+from aranews.inference.cards import encoder_tags, how_to_use, hub_base_model
 from aranews.inference.config import ClassifierConfig
-from aranews.inference.export import how_to_use, hub_base_model
 from aranews.training.config import ExperimentConfig, config_from_dict
 
 __all__ = ["render_model_card"]
@@ -216,16 +216,22 @@ def _model_index(run: _Run) -> list[dict[str, Any]]:
     return [{"name": run.model_name, "results": results}]
 
 
+def _task_tags(config: Any) -> list[str]:
+    """What the tasks are, as tags: ``topic-classification`` for a task called topic, ``stance-detection`` for
+    stance, else the task's name."""
+    known = {"topic": "topic-classification", "stance": "stance-detection"}
+    return [known.get(t.name, t.name) for t in config.tasks]
+
+
 def _front_matter(run: _Run) -> list[str]:
     datasets = [Path(run.metrics["data"]["train"]["path"]).parent.name or "custom"]
     datasets += [Path(json.loads(b.read_text(encoding="utf-8"))["dataset"]).name for b in run.benchmarks]
     meta: dict[str, Any] = {
         "language": ["ar"],
         "license": "apache-2.0",
-        "library_name": "aranews-classifier",
-        "pipeline_tag": "text-classification",
+        "library_name": "aranews-classifier",  # no pipeline_tag: a pipeline loads an export, not this directory
         "datasets": list(dict.fromkeys(datasets)),
-        "tags": ["arabic", "news", "topic-classification", "stance-detection", "multi-task", "arabert"],
+        "tags": ["arabic", "news", "multi-task", *_task_tags(run.config), *encoder_tags(run.config.model.encoder)],
         "metrics": ["accuracy", "f1"],
     }
     base_model = hub_base_model(run.config.model.encoder)

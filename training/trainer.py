@@ -93,7 +93,7 @@ def check_encoder_source(name: str, what: str = "model.encoder") -> None:
         return
     from huggingface_hub import constants, try_to_load_from_cache
 
-    from aranews.inference.export import hub_base_model
+    from aranews.inference.cards import hub_base_model
 
     if hub_base_model(name) is None:
         raise EncoderUnavailableError(f"{what}: {name} does not exist (and is not a hub id of the form owner/model)")
