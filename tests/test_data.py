@@ -152,3 +152,19 @@ def test_same_text_with_another_target_is_not_leakage(tmp_path):
     dev[0]["target"] = "اللقاح"
     with pytest.raises(DataValidationError, match=r"same text and target/claim as .*train.jsonl:1 \(id 'r0'\)"):
         _validate(tmp_path, train, dev, tasks=tasks)
+
+
+def test_problems_are_records_with_their_message(tmp_path):
+    train = _rows(4)
+    train[1]["text"] = ""
+    train[2]["id"] = train[0]["id"]
+    dev = _rows(2, "d")
+    dev[0]["text"] = train[3]["text"]
+    with pytest.raises(DataValidationError) as info:
+        _validate(tmp_path, train, dev)
+    by_kind = {p.kind: p for p in info.value.problems}
+    assert {"empty_text", "duplicate_id", "leakage"} <= set(by_kind)
+    empty = by_kind["empty_text"]
+    assert (empty.id, empty.column, empty.value) == ("r1", "text", "") and empty.location.endswith("train.jsonl:2")
+    assert str(empty) == f"{empty.location} (id 'r1'): column 'text' is empty"  # rendered from the fields
+    assert by_kind["leakage"].id == "d0" and by_kind["duplicate_id"].to_dict()["kind"] == "duplicate_id"

@@ -27,6 +27,7 @@ __all__ = [
     "DataValidationError",
     "EncodedSplit",
     "LabelledSplit",
+    "Problem",
     "encode_split",
     "label_tensor",
     "load_and_validate",
@@ -42,10 +43,57 @@ logger = logging.getLogger(__name__)
 MAX_REPORTED = 50
 
 
-class DataValidationError(ValueError):
-    """The labelled data has problems; ``problems`` lists every one."""
+class Problem(str):
+    """One problem of the labelled data: a record whose message (the string itself) is rendered from its fields.
 
-    def __init__(self, problems: list[str]):
+    It is a ``str`` so that code which printed or joined the problems keeps working; programs read the fields.
+
+    Attributes:
+        kind: what is wrong, as a code (``duplicate_id``, ``empty_text``, ``unknown_label``, ``leakage``,
+            ``too_few_labels``, ``missing_column``, a reader's reason such as ``invalid_json``, ...).
+        detail: the same in words, with what is allowed.
+        location: where: ``file:line``, ``file:row N (line L)`` or the file; ``None`` for a whole task.
+        id: the row's id, when it has one.
+        column: the column concerned.
+        value: the offending value.
+    """
+
+    kind: str
+    detail: str
+    location: str | None
+    id: str | None
+    column: str | None
+    value: Any
+
+    def __new__(
+        cls,
+        kind: str,
+        detail: str,
+        location: str | None = None,
+        id: str | None = None,
+        column: str | None = None,
+        value: Any = None,
+    ) -> Problem:
+        where = (location or "") + (f" (id {id!r})" if id is not None else "")
+        self = super().__new__(cls, f"{where}: {detail}" if where else detail)
+        self.kind, self.detail, self.location, self.id, self.column, self.value = (
+            kind,
+            detail,
+            location,
+            id,
+            column,
+            value,
+        )
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in ("kind", "detail", "location", "id", "column", "value")}
+
+
+class DataValidationError(ValueError):
+    """The labelled data has problems; ``problems`` lists every one (:class:`Problem` records)."""
+
+    def __init__(self, problems: list[Problem | str]):
         self.problems = problems
         shown = problems[:MAX_REPORTED]
         more = f"\n  ... and {len(problems) - MAX_REPORTED} more" if len(problems) > MAX_REPORTED else ""
@@ -76,7 +124,7 @@ class LabelledSplit:
         return len(self.ids)
 
 
-def _read_rows(path: Path) -> tuple[list[tuple[str, dict[str, Any]]], list[str]]:
+def _read_rows(path: Path) -> tuple[list[tuple[str, dict[str, Any]]], list[Problem]]:
     """``(location, fields)`` of every readable record, and a problem line for every other one.
 
     Read by the scorer's streaming readers (:func:`aranews.inference.readers.read_archive`): a byte-order
@@ -92,15 +140,15 @@ def _read_rows(path: Path) -> tuple[list[tuple[str, dict[str, Any]]], list[str]]
     if not path.exists():
         raise FileNotFoundError(f"data file not found: {path}")
     rows: list[tuple[str, dict[str, Any]]] = []
-    problems: list[str] = []
+    problems: list[Problem] = []
     try:
         for row in read_archive(path, fmt):
             if row.problem:
-                problems.append(f"{row.location}: {row.problem[0]}: {row.problem[1]}")
+                problems.append(Problem(row.problem[0], f"{row.problem[0]}: {row.problem[1]}", row.location))
             else:
                 rows.append((row.location, row.fields))
     except ValueError as exc:  # e.g. a CSV header that cannot be read, a file that is not Parquet
-        problems.append(str(exc))
+        problems.append(Problem("unreadable_file", str(exc)))
     return rows, problems
 
 
@@ -115,7 +163,7 @@ def load_split(
     tasks: Sequence[TaskConfig],
     title: str = "prepend",
     require_labels: bool = True,
-) -> tuple[LabelledSplit, list[str]]:
+) -> tuple[LabelledSplit, list[Problem]]:
     """Read one split and check each row on its own.
 
     Args:
@@ -132,7 +180,7 @@ def load_split(
     path = Path(path)
     rows, problems = _read_rows(path)
     if not rows:
-        return LabelledSplit(name, str(path), [], []), [*problems, f"{path}: no rows of data"]
+        return LabelledSplit(name, str(path), [], []), [*problems, Problem("no_rows", "no rows of data", str(path))]
     columns = set(rows[0][1])
     required = [data.id_column, data.text_column]
     if require_labels:
@@ -140,7 +188,9 @@ def load_split(
     required += sorted({t.pair_column for t in tasks if t.pair_column})
     missing = [c for c in required if c not in columns]
     if missing:
-        found = f"{path}: missing column(s) {missing}; found {sorted(columns)}"
+        found = Problem(
+            "missing_column", f"missing column(s) {missing}; found {sorted(columns)}", str(path), column=missing[0]
+        )
         return LabelledSplit(name, str(path), [], []), [*problems, found]
     split = LabelledSplit(name, str(path), [], [])
     seen: dict[str, int] = {}
@@ -148,34 +198,33 @@ def load_split(
         raw_id = row.get(data.id_column)
         id_check = id_problem(raw_id, data.id_column)
         if id_check is not None:
-            problems.append(
-                f"{where}: column {data.id_column!r} is empty"
-                if id_check[0] == "missing_id"
-                else f"{where}: {id_check[1]}"
-            )
+            empty = id_check[0] == "missing_id"
+            detail = f"column {data.id_column!r} is empty" if empty else id_check[1]
+            problems.append(Problem(id_check[0], detail, where, column=data.id_column, value=raw_id))
             row_id = f"<row {row_number}>"
         else:
             row_id = str(raw_id)
             if row_id in seen:
-                problems.append(f"{where} (id {row_id!r}): duplicate id, first seen on row {seen[row_id]}")
+                detail = f"duplicate id, first seen on row {seen[row_id]}"
+                problems.append(Problem("duplicate_id", detail, where, row_id, data.id_column, raw_id))
             seen.setdefault(row_id, row_number)
-        where = f"{where} (id {row_id!r})"
         text = row.get(data.text_column)
         if not isinstance(text, str):
-            problems.append(
-                f"{where}: column {data.text_column!r} must be a string, got {type(text).__name__} {text!r}"
-            )
+            detail = f"column {data.text_column!r} must be a string, got {type(text).__name__} {text!r}"
+            problems.append(Problem("non_string_text", detail, where, row_id, data.text_column, text))
             text = ""
         elif not text.strip():
-            problems.append(f"{where}: column {data.text_column!r} is empty")
+            detail = f"column {data.text_column!r} is empty"
+            problems.append(Problem("empty_text", detail, where, row_id, data.text_column, text))
         text = compose_text(text, row.get(data.title_column) if data.title_column else None, title)
         split.ids.append(row_id)
         split.texts.append(text)
-        split.locations.append(where.split(" (id ")[0])
+        split.locations.append(where)
         for column in sorted({t.pair_column for t in tasks if t.pair_column}):
             value = row.get(column)
             if not isinstance(value, str) or not value.strip():
-                problems.append(f"{where}: column {column!r} must be a non-empty string, got {value!r}")
+                detail = f"column {column!r} must be a non-empty string, got {value!r}"
+                problems.append(Problem("missing_pair", detail, where, row_id, column, value))
                 value = ""
             split.pairs.setdefault(column, []).append(value)
         for task in tasks:
@@ -185,7 +234,9 @@ def load_split(
             else:
                 value, expected = task.kind.parse_value(value)
                 if expected is not None:
-                    problems.append(f"{where}: column {task.column!r} must be {expected}, got {row.get(task.column)!r}")
+                    raw = row.get(task.column)
+                    detail = f"column {task.column!r} must be {expected}, got {raw!r}"
+                    problems.append(Problem("invalid_label", detail, where, row_id, task.column, raw))
             split.labels.setdefault(task.name, []).append(value)
     return split, problems
 
@@ -197,7 +248,7 @@ def load_files(
     tasks: Sequence[TaskConfig],
     title: str = "prepend",
     require_labels: bool = True,
-) -> tuple[LabelledSplit, list[str]]:
+) -> tuple[LabelledSplit, list[Problem]]:
     """One split from one file, or from several read as one (ids unique across them).
 
     With several files a row may leave a task's column empty (or a file may lack a task's column
@@ -208,14 +259,14 @@ def load_files(
     if len(paths) == 1:
         return load_split(name, paths[0], data, tasks, title, require_labels)
     merged = LabelledSplit(name, " + ".join(str(p) for p in paths), [], [])
-    problems: list[str] = []
+    problems: list[Problem] = []
     first_file: dict[str, str] = {}
     for path in paths:
         split, found = load_split(name, path, data, tasks, title, require_labels=False)
         problems += found
         for where, row_id in zip(split.locations, split.ids):
             if row_id in first_file:
-                problems.append(f"{where} (id {row_id!r}): duplicate id, also in {first_file[row_id]}")
+                problems.append(Problem("duplicate_id", f"duplicate id, also in {first_file[row_id]}", where, row_id))
             first_file.setdefault(row_id, str(path))
         merged.ids += split.ids
         merged.texts += split.texts
@@ -227,13 +278,14 @@ def load_files(
             merged.pairs.setdefault(column, []).extend(values)
     for task in tasks if require_labels else ():
         if not any(v is not None for v in merged.labels.get(task.name, [])):
-            problems.append(f"{merged.path}: no file has a label in column {task.column!r} (task {task.name!r})")
+            detail = f"no file has a label in column {task.column!r} (task {task.name!r})"
+            problems.append(Problem("no_labels", detail, merged.path, column=task.column))
     return merged, problems
 
 
 def load_train(
     data: DataConfig, tasks: Sequence[TaskConfig], title: str = "prepend"
-) -> tuple[LabelledSplit, list[str]]:
+) -> tuple[LabelledSplit, list[Problem]]:
     """The training split from ``data.train`` (one file or a list, see :func:`load_files`)."""
     return load_files("train", data.train, data, tasks, title)
 
@@ -257,34 +309,35 @@ def resolve_labels(task: TaskConfig, train: LabelledSplit) -> list[str]:
 
 def validate_splits(
     train: LabelledSplit, evals: Sequence[LabelledSplit], tasks: Sequence[TaskConfig], labels: dict[str, list[str]]
-) -> list[str]:
+) -> list[Problem]:
     """Checks across rows and splits: label sets, label counts, leakage. Returns the problems."""
-    problems: list[str] = []
+    problems: list[Problem] = []
     for task in tasks:
         allowed = set(labels[task.name])
         if len(allowed) < 2:
-            problems.append(
-                f"task {task.name!r}: needs at least two labels, found {sorted(allowed)} in {train.path} "
-                f"column {task.column!r}"
-            )
+            detail = f"task {task.name!r}: needs at least two labels, found {sorted(allowed)} in {train.path} column {task.column!r}"
+            problems.append(Problem("too_few_labels", detail, column=task.column, value=sorted(allowed)))
         for split in (train, *evals):
             for where, row_id, value in zip(split.locations, split.ids, split.labels.get(task.name, [])):
                 values = value if isinstance(value, list) else [value] if value is not None else []
                 for v in values:
                     if v not in allowed:
-                        problems.append(
-                            f"{where} (id {row_id!r}): column {task.column!r} has label {v!r}, "
-                            f"not in the label set {sorted(allowed)} of task {task.name!r}"
+                        detail = (
+                            f"column {task.column!r} has label {v!r}, not in the label set {sorted(allowed)} of task "
+                            f"{task.name!r}"
                         )
+                        problems.append(Problem("unknown_label", detail, where, row_id, task.column, v))
         observed = Counter(_label_values(train.labels.get(task.name, [])))
         if len(observed) < 2:
-            problems.append(
+            detail = (
                 f"task {task.name!r}: the training data {train.path} has fewer than two distinct labels "
                 f"({dict(observed)}); a classifier cannot be trained"
             )
+            problems.append(Problem("too_few_distinct_labels", detail, column=task.column, value=dict(observed)))
         labelled = sum(v is not None for v in train.labels.get(task.name, []))
         if labelled == 0:
-            problems.append(f"task {task.name!r}: no row of {train.path} has a {task.column!r} label")
+            detail = f"task {task.name!r}: no row of {train.path} has a {task.column!r} label"
+            problems.append(Problem("no_labels", detail, column=task.column))
 
     # Leakage: the same input (article text, and target / claim where a task reads one) in train and in an
     # evaluation split inflates every figure. The same tweet with another target is another example.
@@ -298,9 +351,8 @@ def validate_splits(
             hit = seen.get(key)
             if hit is not None and key[0]:
                 what = "same text" + (" and target/claim" if len(key) > 1 else "")
-                problems.append(
-                    f"{where} (id {row_id!r}): {what} as {hit[0]} (id {hit[1]!r}) (leakage between train and {split.name})"
-                )
+                detail = f"{what} as {hit[0]} (id {hit[1]!r}) (leakage between train and {split.name})"
+                problems.append(Problem("leakage", detail, where, row_id))
     return problems
 
 
@@ -320,7 +372,7 @@ def load_and_validate(
     Raises:
         DataValidationError: listing every problem found, with file, row, id, column and value.
     """
-    problems: list[str] = []
+    problems: list[Problem] = []
     train, found = load_train(data, tasks, title)
     problems += found
     evals: dict[str, LabelledSplit] = {}

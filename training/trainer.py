@@ -729,8 +729,9 @@ class Trainer:
             "previous_dev", files, self.config.data, self.config.tasks, final.config.model.title, require_labels=False
         )
         if problems:
-            logger.warning("previous dev file %s not checked for forgetting: %s", path, "; ".join(problems[:3]))
-            return {"checked": False, "file": path, "problems": problems[:20]}
+            shown = [str(p) for p in problems[:20]]
+            logger.warning("previous dev file %s not checked for forgetting: %s", path, "; ".join(shown[:3]))
+            return {"checked": False, "file": path, "problems": shown}
         previous = NewsClassifier.from_pretrained(tcfg.init_from, device=final.device, precision="fp32")
         result = compare_on_split(previous, final, split, tcfg.forgetting_tolerance)
         for task, figures in result["tasks"].items():

@@ -134,7 +134,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             title_column=args.title_column or None,
         )
         split, problems = load_split(name, path, columns, tasks, title)
-        problems += [p for p in validate_splits(split, [], tasks, labels) if "distinct labels" not in p]
+        problems += [p for p in validate_splits(split, [], tasks, labels) if p.kind != "too_few_distinct_labels"]
         if problems:
             raise DataValidationError(problems)
         return split
@@ -167,7 +167,7 @@ def _without_leakage(split, train, tasks, labels, drop: bool):
     """Refuse (or, with ``--drop-leaked``, drop and count) evaluated rows whose input is in the training file."""
     from aranews.training.data import DataValidationError, validate_splits
 
-    leaks = [p for p in validate_splits(train, [split], tasks, labels) if "(leakage between train and" in p]
+    leaks = [p for p in validate_splits(train, [split], tasks, labels) if p.kind == "leakage"]
     if not leaks:
         return split
     if not drop:
@@ -178,7 +178,7 @@ def _without_leakage(split, train, tasks, labels, drop: bool):
                 "pass --drop-leaked to evaluate on the other rows",
             ]
         )
-    leaked_ids = {p.split(" (id ", 1)[1].split(")", 1)[0].strip("'") for p in leaks}
+    leaked_ids = {p.id for p in leaks}
     keep = [i for i, row_id in enumerate(split.ids) if row_id not in leaked_ids]
     print(f"dropped {len(split.ids) - len(keep)} evaluated row(s) that repeat a training input")
     split.ids = [split.ids[i] for i in keep]
