@@ -380,25 +380,16 @@ class NewsClassifier:
             out[column] = values
         return out
 
-    def classify(
-        self,
-        texts: Sequence[str],
-        *,
-        titles: Sequence[str | None] | None = None,
-        pairs: dict[str, Any] | None = None,
-        tasks: Sequence[str] | None = None,
-        score_non_arabic: bool = False,
-    ) -> BatchResult:
+    def classify(self, texts: Sequence[str], **inputs: Any) -> BatchResult:
         """Probabilities for a batch, with what was skipped and why (the scorer's entry point).
 
         Args:
             texts: article texts.
-            titles: one title (or ``None``) per text.
-            pairs: for target-conditioned tasks, ``{pair_column: one value per text}``.
-            tasks: the tasks to run (default: all).
-            score_non_arabic: classify texts without an Arabic letter instead of skipping them.
+            inputs: as for :meth:`prepare`: ``titles`` (one title or ``None`` per text), ``pairs`` (for
+                target-conditioned tasks, ``{pair_column: one value per text}``), ``tasks`` (default: all),
+                ``score_non_arabic`` (classify texts without an Arabic letter instead of skipping them).
         """
-        return self.run(self.prepare(texts, titles=titles, pairs=pairs, tasks=tasks, score_non_arabic=score_non_arabic))
+        return self.run(self.prepare(texts, **inputs))
 
     def prepare(
         self,
@@ -706,29 +697,20 @@ def _check_tokenizer_files(path: Path, info: TokenizerInfo | None) -> None:
         )
 
 
-def load_classifier(
-    path: str | Path,
-    device: str | torch.device | None = None,
-    batch_size: int = 64,
-    precision: str | None = "auto",
-    batch_tokens: int = 8192,
-) -> NewsClassifier:
-    """Load a trained classifier directory for prediction.
+def load_classifier(path: str | Path, **options: Any) -> NewsClassifier:
+    """Load a trained classifier directory for prediction: :meth:`NewsClassifier.from_pretrained`.
 
     Args:
         path: a directory written by ``aranews train`` (or ``NewsClassifier.save_pretrained``).
-        device: ``"cuda"``, ``"mps"``, ``"cpu"``...; detected when ``None``.
-        batch_size: the most articles per forward pass.
-        precision: ``auto`` (per machine), ``fp32``, ``bf16``, ``fp16`` (CUDA) or ``int8`` (ONNX Runtime,
-            the ``onnx`` extra); see :mod:`aranews.inference.runtime`.
-        batch_tokens: the most padded tokens per forward pass.
+        options: keywords of ``from_pretrained``: ``device`` (``"cuda"``, ``"mps"``, ``"cpu"``...; detected
+            when ``None``), ``batch_size`` (the most articles per forward pass), ``precision`` (``auto`` per
+            machine, ``fp32``, ``bf16``, ``fp16`` on CUDA or ``int8`` with the ``onnx`` extra; see
+            :mod:`aranews.inference.runtime`), ``batch_tokens`` (the most padded tokens per forward pass).
 
     Returns:
         A :class:`NewsClassifier`.
     """
-    return NewsClassifier.from_pretrained(
-        path, device=device, batch_size=batch_size, precision=precision, batch_tokens=batch_tokens
-    )
+    return NewsClassifier.from_pretrained(path, **options)
 
 
 def _as_classifier(model: NewsClassifier | str | Path) -> NewsClassifier:

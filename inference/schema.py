@@ -53,32 +53,33 @@ def _join(where: str, key: str) -> str:
     return f"{where}{key}" if key.startswith("[") else f"{where}.{key}"
 
 
+def _expect(ok: bool, problems: list[str], where: str, value: Any, allowed: str) -> None:
+    """Record the problem and stop converting this value unless ``ok``."""
+    if not ok:
+        problems.append(problem(where, value, allowed))
+        raise _Invalid
+
+
+# the plain types: (check, what is allowed); floats also read a numeric string (PyYAML reads 1e-5 as one)
+_SCALARS: dict[Any, tuple[Any, str]] = {
+    bool: (lambda v: isinstance(v, bool), "true or false"),
+    int: (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
+    float: (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool), "a number"),
+    str: (lambda v: isinstance(v, str), "a string"),
+}
+
+
 def _coerce(value: Any, hint: Any, where: str, problems: list[str]) -> Any:
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if hint is Any:
         return value
     if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        options = [a for a in args if a is not type(None)]
-        first: list[str] | None = None
-        for option in options:
-            attempt: list[str] = []
-            try:
-                return _coerce(value, option, where, attempt)
-            except _Invalid:
-                first = first if first is not None else attempt
-        problems.extend(first or [problem(where, value, " or ".join(map(str, options)))])
-        raise _Invalid
+        return _coerce_union(value, args, where, problems)
     if origin is Literal:
-        if value not in args:
-            problems.append(problem(where, value, f"one of {list(args)}"))
-            raise _Invalid
+        _expect(value in args, problems, where, value, f"one of {list(args)}")
         return value
     if origin is list:
-        if not isinstance(value, list):
-            problems.append(problem(where, value, "a list"))
-            raise _Invalid
+        _expect(isinstance(value, list), problems, where, value, "a list")
         out, failed = [], False
         for i, item in enumerate(value):
             try:
@@ -89,9 +90,8 @@ def _coerce(value: Any, hint: Any, where: str, problems: list[str]) -> Any:
             raise _Invalid
         return out
     if origin is dict:
-        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
-            problems.append(problem(where, value, "a mapping with string keys"))
-            raise _Invalid
+        ok = isinstance(value, dict) and all(isinstance(k, str) for k in value)
+        _expect(ok, problems, where, value, "a mapping with string keys")
         if args and args[1] is not Any:
             return {k: _coerce(v, args[1], _join(where, k), problems) for k, v in value.items()}
         return dict(value)
@@ -100,30 +100,30 @@ def _coerce(value: Any, hint: Any, where: str, problems: list[str]) -> Any:
         if built is None:
             raise _Invalid
         return built
-    if hint is bool:
-        if not isinstance(value, bool):
-            problems.append(problem(where, value, "true or false"))
-            raise _Invalid
-        return value
-    if hint is int:
-        if not isinstance(value, int) or isinstance(value, bool):
-            problems.append(problem(where, value, "an integer"))
-            raise _Invalid
-        return value
-    if hint is float:
-        if isinstance(value, str):
+    if hint in _SCALARS:
+        if hint is float and isinstance(value, str):
             with contextlib.suppress(ValueError):
                 value = float(value)
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
-            problems.append(problem(where, value, "a number"))
-            raise _Invalid
-        return float(value)
-    if hint is str:
-        if not isinstance(value, str):
-            problems.append(problem(where, value, "a string"))
-            raise _Invalid
-        return value
+        check, allowed = _SCALARS[hint]
+        _expect(check(value), problems, where, value, allowed)
+        return float(value) if hint is float else value
     return value
+
+
+def _coerce_union(value: Any, args: tuple[Any, ...], where: str, problems: list[str]) -> Any:
+    """The first option of a union the value converts to; else the first option's problems."""
+    if value is None and type(None) in args:
+        return None
+    first: list[str] | None = None
+    options = [a for a in args if a is not type(None)]
+    for option in options:
+        attempt: list[str] = []
+        try:
+            return _coerce(value, option, where, attempt)
+        except _Invalid:
+            first = first if first is not None else attempt
+    problems.extend(first or [problem(where, value, " or ".join(map(str, options)))])
+    raise _Invalid
 
 
 def _build(cls: type, mapping: Any, where: str, problems: list[str]) -> Any:

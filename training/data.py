@@ -208,37 +208,55 @@ def load_split(
                 detail = f"duplicate id, first seen on row {seen[row_id]}"
                 problems.append(Problem("duplicate_id", detail, where, row_id, data.id_column, raw_id))
             seen.setdefault(row_id, row_number)
-        text = row.get(data.text_column)
-        if not isinstance(text, str):
-            detail = f"column {data.text_column!r} must be a string, got {type(text).__name__} {text!r}"
-            problems.append(Problem("non_string_text", detail, where, row_id, data.text_column, text))
-            text = ""
-        elif not text.strip():
-            detail = f"column {data.text_column!r} is empty"
-            problems.append(Problem("empty_text", detail, where, row_id, data.text_column, text))
-        text = compose_text(text, row.get(data.title_column) if data.title_column else None, title)
+        text = _row_text(row, where, row_id, data, problems)
         split.ids.append(row_id)
-        split.texts.append(text)
+        split.texts.append(compose_text(text, row.get(data.title_column) if data.title_column else None, title))
         split.locations.append(where)
-        for column in sorted({t.pair_column for t in tasks if t.pair_column}):
-            value = row.get(column)
-            if not isinstance(value, str) or not value.strip():
-                detail = f"column {column!r} must be a non-empty string, got {value!r}"
-                problems.append(Problem("missing_pair", detail, where, row_id, column, value))
-                value = ""
-            split.pairs.setdefault(column, []).append(value)
-        for task in tasks:
-            value = row.get(task.column)
-            if _is_missing(value):
-                value = None
-            else:
-                value, expected = task.kind.parse_value(value)
-                if expected is not None:
-                    raw = row.get(task.column)
-                    detail = f"column {task.column!r} must be {expected}, got {raw!r}"
-                    problems.append(Problem("invalid_label", detail, where, row_id, task.column, raw))
-            split.labels.setdefault(task.name, []).append(value)
+        _row_pairs_and_labels(split, row, where, row_id, tasks, problems)
     return split, problems
+
+
+def _row_text(row: dict[str, Any], where: str, row_id: str, data: DataConfig, problems: list[Problem]) -> str:
+    """The row's text; a text that is not a string, or is empty, is a problem (the row reads as empty)."""
+    text = row.get(data.text_column)
+    if not isinstance(text, str):
+        detail = f"column {data.text_column!r} must be a string, got {type(text).__name__} {text!r}"
+        problems.append(Problem("non_string_text", detail, where, row_id, data.text_column, text))
+        return ""
+    if not text.strip():
+        problems.append(
+            Problem("empty_text", f"column {data.text_column!r} is empty", where, row_id, data.text_column, text)
+        )
+    return text
+
+
+def _row_pairs_and_labels(
+    split: LabelledSplit,
+    row: dict[str, Any],
+    where: str,
+    row_id: str,
+    tasks: Sequence[TaskConfig],
+    problems: list[Problem],
+) -> None:
+    """Append the row's pair texts and each task's label value (``None``: unlabelled) to the split."""
+    for column in sorted({t.pair_column for t in tasks if t.pair_column}):
+        value = row.get(column)
+        if not isinstance(value, str) or not value.strip():
+            detail = f"column {column!r} must be a non-empty string, got {value!r}"
+            problems.append(Problem("missing_pair", detail, where, row_id, column, value))
+            value = ""
+        split.pairs.setdefault(column, []).append(value)
+    for task in tasks:
+        value = row.get(task.column)
+        if _is_missing(value):
+            value = None
+        else:
+            value, expected = task.kind.parse_value(value)
+            if expected is not None:
+                raw = row.get(task.column)
+                detail = f"column {task.column!r} must be {expected}, got {raw!r}"
+                problems.append(Problem("invalid_label", detail, where, row_id, task.column, raw))
+        split.labels.setdefault(task.name, []).append(value)
 
 
 def load_files(

@@ -68,25 +68,12 @@ __all__ = [
     "write_report",
 ]
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # for type checkers and editors; at run time every name loads on first use
+    from aranews.inference import *  # noqa: F403 - the inference API, as aranews.inference lists it
     from aranews.inference.agreement import check_precision
-    from aranews.inference.classifier import (
-        Inspection,
-        NewsClassifier,
-        load_classifier,
-        predict_stance,
-        predict_topic,
-        resolve_device,
-    )
-    from aranews.inference.config import ClassifierConfig, LongDocumentConfig, ModelConfig, TaskSpec
     from aranews.inference.dates import parse_date
-    from aranews.inference.export import export_task
-    from aranews.inference.inputs import compose_text
-    from aranews.inference.modeling import MultiTaskClassifier
     from aranews.inference.ray_engine import RayOptions
     from aranews.inference.report import write_report
-    from aranews.inference.schema import ConfigError
-    from aranews.inference.scoring import score_archive
     from aranews.inference.selection import select_for_labelling
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

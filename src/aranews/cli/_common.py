@@ -15,6 +15,7 @@ import yaml
 
 from aranews.inference.files import check_output_path, refuse_clashes
 from aranews.inference.precision import PRECISIONS
+from aranews.inference.records import MAX_CHARS
 
 PRECISION_CHOICES = PRECISIONS  # from a module without torch: parsing arguments loads no model code
 
@@ -175,6 +176,30 @@ def _model_options(p: argparse.ArgumentParser, batch_size: int = 16) -> None:
         default="auto",
         help="auto (bf16 where the CPU or GPU has it, else fp32), fp32, bf16, fp16 (CUDA) or int8 (ONNX Runtime)",
     )
+
+
+def _command(sub: Any, name: str, summary: str, func: Any, *, needs_train: bool) -> argparse.ArgumentParser:
+    """A subcommand's parser, bound to the function that runs it (and whether it needs the training extra)."""
+    p = sub.add_parser(name, help=summary)
+    p.set_defaults(func=func, needs_train=needs_train)
+    return p
+
+
+def _options(args: argparse.Namespace, *names: str) -> dict[str, Any]:
+    """The parsed values of these options, by name: a library call's keyword arguments."""
+    return {name: getattr(args, name) for name in names}
+
+
+def _text_options(p: argparse.ArgumentParser, too_long: str, non_arabic: str) -> None:
+    """``--max-chars`` and ``--score-non-arabic``, with what this command does with such texts."""
+    p.add_argument("--max-chars", type=POSITIVE, default=MAX_CHARS, help=f"longer texts {too_long}")
+    p.add_argument("--score-non-arabic", action="store_true", help=non_arabic)
+
+
+def _pair_options(p: argparse.ArgumentParser, what: str) -> None:
+    """``--pair`` and ``--pair-column`` for target-conditioned tasks of texts given on the command line."""
+    p.add_argument("--pair", help=f"{what} target or claim, for target-conditioned tasks")
+    p.add_argument("--pair-column", default="target", help="the model's pair column that --pair fills (default target)")
 
 
 def _row_options(p: argparse.ArgumentParser) -> None:

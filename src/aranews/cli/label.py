@@ -11,15 +11,18 @@ from aranews.cli._common import (
     NON_NEGATIVE,
     POSITIVE,
     UsageError,
+    _command,
     _common,
     _guard_outputs,
     _load,
     _model_options,
     _model_tasks,
+    _options,
     _row_options,
     _row_settings,
 )
 from aranews.inference.readers import ARCHIVE_KINDS
+from aranews.inference.records import MAX_CHARS
 
 
 def cmd_select(args: argparse.Namespace) -> int:
@@ -34,11 +37,7 @@ def cmd_select(args: argparse.Namespace) -> int:
         classifier,
         args.input,
         args.n,
-        strategy=args.strategy,
-        task=args.task,
-        per_label=args.per_label,
-        quota_task=args.quota_task,
-        pool_factor=args.pool_factor,
+        **_options(args, "strategy", "task", "per_label", "quota_task", "pool_factor"),
         diversity=not args.no_diversity,
         settings=settings,
     )
@@ -92,7 +91,13 @@ def cmd_labelstudio_import(args: argparse.Namespace) -> int:
 
 # -- the parsers ------------------------------------------------------------------------------------------
 def select_parser(sub: Any) -> None:
-    p = sub.add_parser("select", help="pick the articles most worth labelling next (uncertain and diverse)")
+    p = _command(
+        sub,
+        "select",
+        "pick the articles most worth labelling next (uncertain and diverse)",
+        cmd_select,
+        needs_train=False,
+    )
     _model_options(p, 64)
     p.add_argument("--input", required=True, help=f"an archive: {ARCHIVE_KINDS}")
     p.add_argument("--n", type=POSITIVE, required=True, help="how many articles to pick")
@@ -105,24 +110,23 @@ def select_parser(sub: Any) -> None:
     p.add_argument("--quota-task", help="the task whose predicted labels get quotas (default: the first task)")
     p.add_argument("--pool-factor", type=POSITIVE, default=10, help="cluster the N x this least certain (default 10)")
     p.add_argument("--no-diversity", action="store_true", help="plain top-N by uncertainty, no clustering")
-    p.add_argument("--max-chars", type=POSITIVE, default=200_000, help="longer texts are not considered")
+    p.add_argument("--max-chars", type=POSITIVE, default=MAX_CHARS, help="longer texts are not considered")
     _row_options(p)
-    p.set_defaults(func=cmd_select, needs_train=False)
 
 
 def labelstudio_parser(sub: Any) -> None:
     ls = sub.add_parser("labelstudio", help="Label Studio round trip: export tasks, import the labels back")
     ls_sub = ls.add_subparsers(dest="labelstudio_command", required=True, metavar="STEP", help="export or import")
-    p = ls_sub.add_parser("export", help="a selection file -> Label Studio tasks with pre-annotations + config")
+    summary = "a selection file -> Label Studio tasks with pre-annotations + config"
+    p = _command(ls_sub, "export", summary, cmd_labelstudio_export, needs_train=False)
     p.add_argument("--selection", required=True, help="the file written by aranews select")
     p.add_argument("--model", required=True, help="the model whose label schema the interface shows")
     p.add_argument("--out", required=True, help="tasks JSON to import in Label Studio")
-    p.set_defaults(func=cmd_labelstudio_export, needs_train=False)
     _common(p)
-    p = ls_sub.add_parser("import", help="a Label Studio JSON export -> training rows (JSON Lines)")
+    summary = "a Label Studio JSON export -> training rows (JSON Lines)"
+    p = _command(ls_sub, "import", summary, cmd_labelstudio_import, needs_train=False)
     p.add_argument("--export", required=True, help="Label Studio's JSON export of the project")
     p.add_argument("--out", required=True, help="the training rows to write")
     p.add_argument("--errors", help="tasks that gave no label, with reasons (default <out>.errors.jsonl)")
     p.add_argument("--model", help="check the labels against this model's schema (new ones are listed)")
-    p.set_defaults(func=cmd_labelstudio_import, needs_train=False)
     _common(p)

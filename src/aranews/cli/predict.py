@@ -11,14 +11,17 @@ from typing import Any
 from aranews.cli._common import (
     POSITIVE,
     UsageError,
+    _command,
     _guard_outputs,
     _input_rows,
     _load,
     _model_options,
     _model_tasks,
     _number,
+    _pair_options,
     _pairs_from,
     _row_options,
+    _text_options,
 )
 from aranews.inference.files import atomic_output, atomic_write_text
 from aranews.inference.precision import CHECKABLE
@@ -139,33 +142,36 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 # -- the parsers ------------------------------------------------------------------------------------------
 def predict_parser(sub: Any) -> None:
-    p = sub.add_parser("predict", help="predict topic and stance for texts or for the rows of a file")
+    p = _command(
+        sub, "predict", "predict topic and stance for texts or for the rows of a file", cmd_predict, needs_train=False
+    )
     _model_options(p)
     p.add_argument("texts", nargs="*", help="article texts")
     p.add_argument("--title", help="the title of the texts given as arguments")
     p.add_argument("--input", help=f"an archive: {ARCHIVE_KINDS} (as for score)")
     p.add_argument("--out", help="write JSON Lines here instead of standard output")
-    p.add_argument("--pair", help="target or claim for target-conditioned tasks (texts given as arguments)")
-    p.add_argument("--pair-column", default="target", help="the model's pair column that --pair fills (default target)")
-    p.add_argument("--max-chars", type=POSITIVE, default=200_000, help="longer texts are skipped as oversized_text")
-    p.add_argument("--score-non-arabic", action="store_true", help="classify texts without Arabic (marked no_arabic)")
+    _pair_options(p, "the texts'")
+    _text_options(p, "are skipped as oversized_text", "classify texts without Arabic (marked no_arabic)")
     _row_options(p)
-    p.set_defaults(func=cmd_predict, needs_train=False)
 
 
 def inspect_parser(sub: Any) -> None:
-    p = sub.add_parser("inspect", help="show exactly what the model reads of an article")
+    p = _command(sub, "inspect", "show exactly what the model reads of an article", cmd_inspect, needs_train=False)
     _model_options(p)
     p.add_argument("text", help="the article text")
     p.add_argument("--title", help="its title")
-    p.add_argument("--pair", help="its target or claim, for target-conditioned tasks")
-    p.add_argument("--pair-column", default="target", help="the model's pair column that --pair fills (default target)")
+    _pair_options(p, "its")
     p.add_argument("--json", action="store_true", help="print the inspection as JSON")
-    p.set_defaults(func=cmd_inspect, needs_train=False)
 
 
 def check_precision_parser(sub: Any) -> None:
-    p = sub.add_parser("check-precision", help="agreement of bf16 / int8 with fp32 on your model and data")
+    p = _command(
+        sub,
+        "check-precision",
+        "agreement of bf16 / int8 with fp32 on your model and data",
+        cmd_check_precision,
+        needs_train=False,
+    )
     _model_options(p, 64)
     p.add_argument("--data", dest="input", required=True, help=f"articles to check: {ARCHIVE_KINDS}")
     p.add_argument(
@@ -180,15 +186,18 @@ def check_precision_parser(sub: Any) -> None:
         "--min-agreement", type=_number(float, 0, 1), default=0.99, help="share of equal labels to pass (default 0.99)"
     )
     p.add_argument("--json", help="also write the report as JSON here")
-    p.add_argument("--max-chars", type=POSITIVE, default=200_000, help="longer texts are left out")
-    p.add_argument("--score-non-arabic", action="store_true", help="include texts without Arabic")
+    _text_options(p, "are left out", "include texts without Arabic")
     _row_options(p)
-    p.set_defaults(func=cmd_check_precision, needs_train=False)
 
 
 def export_parser(sub: Any) -> None:
-    p = sub.add_parser("export", help="write one task as a standard transformers text-classification model")
+    p = _command(
+        sub,
+        "export",
+        "write one task as a standard transformers text-classification model",
+        cmd_export,
+        needs_train=False,
+    )
     _model_options(p)
     p.add_argument("--task", required=True, help="the task to export, e.g. topic")
     p.add_argument("--out", required=True, help="the directory to write")
-    p.set_defaults(func=cmd_export, needs_train=False)

@@ -11,9 +11,12 @@ from aranews.cli._common import (
     NON_NEGATIVE_NUMBER,
     POSITIVE,
     UsageError,
+    _command,
     _load,
     _model_options,
+    _options,
     _row_options,
+    _text_options,
 )
 from aranews.inference.readers import ARCHIVE_KINDS, SCORE_FORMATS
 
@@ -74,16 +77,8 @@ def _ray_options(args: argparse.Namespace):
 def cmd_report(args: argparse.Namespace) -> int:
     from aranews.inference.report import write_report
 
-    result = write_report(
-        args.scores,
-        args.out,
-        archive=args.archive,
-        source_column=args.source_column,
-        examples=args.examples,
-        uncertain=args.uncertain,
-        max_sources=args.max_sources,
-        title=args.title,
-    )
+    options = _options(args, "archive", "source_column", "examples", "uncertain", "max_sources", "title")
+    result = write_report(args.scores, args.out, **options)
     print(
         f"report of {result.rows} scored rows ({result.days} days, {result.sources} sources, {result.undated} "
         f"undated) -> {result.path} ({result.bytes / 1024:.0f} KiB, {result.seconds:.1f} s)"
@@ -93,7 +88,9 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 # -- the parsers ------------------------------------------------------------------------------------------
 def score_parser(sub: Any) -> None:
-    p = sub.add_parser("score", help="score an archive: every row scored or written down with its reason")
+    p = _command(
+        sub, "score", "score an archive: every row scored or written down with its reason", cmd_score, needs_train=False
+    )
     _model_options(p, 32)
     p.add_argument("input", help=ARCHIVE_KINDS)
     p.add_argument("--out", required=True, help="scores: .jsonl, .csv or .parquet")
@@ -108,8 +105,7 @@ def score_parser(sub: Any) -> None:
         help="where a target-conditioned task's target is in the archive (repeatable)",
     )
     p.add_argument("--chunk-size", type=POSITIVE, default=512, help="rows per atomically written chunk (default 512)")
-    p.add_argument("--max-chars", type=POSITIVE, default=200_000, help="longer texts are errors (oversized_text)")
-    p.add_argument("--score-non-arabic", action="store_true", help="score texts without Arabic (flagged)")
+    _text_options(p, "are errors (oversized_text)", "score texts without Arabic (flagged)")
     p.add_argument("--all-probs", action="store_true", help="add every label's probability")
     p.add_argument("--resume", action="store_true", help="finish an interrupted run of the same job")
     p.add_argument("--throttle", type=NON_NEGATIVE_NUMBER, default=0.0, help="seconds to pause after each chunk")
@@ -126,11 +122,12 @@ def score_parser(sub: Any) -> None:
     p.add_argument("--workers", type=POSITIVE, help="with --engine ray: actors (default: one per two CPUs)")
     p.add_argument("--threads-per-worker", type=POSITIVE, help="with --engine ray: torch threads per actor")
     p.add_argument("--gpus-per-worker", type=NON_NEGATIVE_NUMBER, default=0.0, help="with --engine ray: GPUs per actor")
-    p.set_defaults(func=cmd_score, needs_train=False)
 
 
 def report_parser(sub: Any) -> None:
-    p = sub.add_parser("report", help="an HTML report of a scored archive: labels over time, by source")
+    p = _command(
+        sub, "report", "an HTML report of a scored archive: labels over time, by source", cmd_report, needs_train=False
+    )
     p.add_argument("--scores", required=True, help="the output of aranews score (.jsonl, .csv or .parquet)")
     p.add_argument("--out", required=True, help="the HTML file to write (self-contained)")
     p.add_argument("--archive", help="the scored archive, for the titles or first lines of the examples shown")
@@ -139,4 +136,3 @@ def report_parser(sub: Any) -> None:
     p.add_argument("--uncertain", type=NON_NEGATIVE, default=25, help="least confident articles listed (default 25)")
     p.add_argument("--max-sources", type=NON_NEGATIVE, default=30, help="sources shown by name (default 30)")
     p.add_argument("--title", help="the report's title")
-    p.set_defaults(func=cmd_report, needs_train=False)

@@ -12,6 +12,7 @@ from typing import Any
 from aranews.cli._common import (
     POSITIVE,
     UsageError,
+    _command,
     _guard_outputs,
     _load,
     _model_options,
@@ -317,7 +318,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 # -- the parsers ------------------------------------------------------------------------------------------
 def demo_parser(sub: Any) -> None:
-    p = sub.add_parser("demo", help="the main job on the embedded sample corpus, offline")
+    p = _command(sub, "demo", "the main job on the embedded sample corpus, offline", cmd_demo, needs_train=True)
     p.add_argument(
         "--out", default="runs/demo", help="folder for the backbone, the run and the card (default runs/demo)"
     )
@@ -329,11 +330,10 @@ def demo_parser(sub: Any) -> None:
     )
     p.add_argument("--config", help="a config to use instead of the shipped demo.yaml / demo-tiny.yaml")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
-    p.set_defaults(func=cmd_demo, needs_train=True)
 
 
 def train_parser(sub: Any) -> None:
-    p = sub.add_parser("train", help="fine-tune from a YAML config")
+    p = _command(sub, "train", "fine-tune from a YAML config", cmd_train, needs_train=True)
     p.add_argument("config", help="the experiment config (see configs/default.yaml)")
     p.add_argument("--out", help="run directory (overrides training.output_dir)")
     p.add_argument(
@@ -343,32 +343,37 @@ def train_parser(sub: Any) -> None:
         metavar="KEY=VALUE",
         help="override a config value, e.g. --set training.epochs=3 (repeatable)",
     )
-    p.set_defaults(func=cmd_train, needs_train=True)
 
 
 def evaluate_parser(sub: Any) -> None:
-    p = sub.add_parser("evaluate", help="evaluate a saved model on a labelled file and write a report")
+    p = _command(
+        sub, "evaluate", "evaluate a saved model on a labelled file and write a report", cmd_evaluate, needs_train=True
+    )
     _model_options(p, 32)
     p.add_argument("--data", required=True, help=f"labelled file: {ARCHIVE_KINDS}")
     p.add_argument("--out-dir", help="report folder (default: eval-<data name> beside the model directory)")
     p.add_argument("--train", help="training file: checked for leakage, and the TF-IDF baseline is trained on it")
     p.add_argument("--drop-leaked", action="store_true", help="evaluate without rows that repeat a training input")
     _row_options(p)
-    p.set_defaults(func=cmd_evaluate, needs_train=True)
 
 
 def model_card_parser(sub: Any) -> None:
-    p = sub.add_parser("model-card", help="generate a model card from a finished run")
+    p = _command(sub, "model-card", "generate a model card from a finished run", cmd_model_card, needs_train=True)
     p.add_argument("--run", required=True, help="run directory with metrics.json")
     p.add_argument("--config", help="the config the card describes (default: the run's own resolved config)")
     p.add_argument("--out", default="model_card.md", help="where to write the card (default model_card.md)")
     p.add_argument("--name", default="aranews-topic-stance", help="the model name in the card's metadata")
     p.add_argument("--benchmark", action="append", default=[], help="a benchmarks/results/quality-*.json to tabulate")
-    p.set_defaults(func=cmd_model_card, needs_train=True)
 
 
 def build_backbone_parser(sub: Any) -> None:
-    p = sub.add_parser("build-backbone", help="build a tiny random BERT + WordPiece tokenizer offline")
+    p = _command(
+        sub,
+        "build-backbone",
+        "build a tiny random BERT + WordPiece tokenizer offline",
+        cmd_build_backbone,
+        needs_train=True,
+    )
     p.add_argument("--texts", nargs="+", required=True, help=".jsonl files (column 'text') or .txt files")
     p.add_argument("--out", required=True, help="the transformers directory to write")
     p.add_argument("--vocab-size", type=POSITIVE, default=4000, help="largest vocabulary (default 4000)")
@@ -376,4 +381,3 @@ def build_backbone_parser(sub: Any) -> None:
     p.add_argument("--layers", type=POSITIVE, default=2, help="transformer layers (default 2)")
     p.add_argument("--heads", type=POSITIVE, default=2, help="attention heads (default 2)")
     p.add_argument("--max-positions", type=POSITIVE, default=512, help="position embeddings (default 512)")
-    p.set_defaults(func=cmd_build_backbone, needs_train=True)
