@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 DEMO_DIR ?= runs/demo
 
-.PHONY: install demo card test test-all test-labelstudio lint clean
+.PHONY: install browser demo card test test-all test-labelstudio lint clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,7 +26,12 @@ card: install
 	$(BIN)/aranews -q model-card --config configs/default.yaml --run $(DEMO_DIR)/run --out model_card.md \
 		$(foreach f,$(wildcard benchmarks/results/quality-*.json),--benchmark $(f))
 
-test: install
+# Headless Chromium for the report's browser tests, from Debian's packages where it is missing and can be
+# installed (root and apt-get); elsewhere it says why and those tests skip with their reason.
+browser:
+	bash scripts/install_browser.sh
+
+test: install browser
 	$(BIN)/python -m pytest
 
 test-all: install
