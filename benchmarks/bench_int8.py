@@ -215,33 +215,8 @@ def _merged(old: dict, new: dict) -> dict:
     return {**old, "commands": [*commands, new["command"]], "results": [old["results"][0], *ordered]}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", required=True, help="a fine-tuned model folder")
-    parser.add_argument("--data", required=True, help="JSON Lines with a text field (real dev articles)")
-    parser.add_argument("--pair-column", default=None, help="claim or target, for pair-conditioned models")
-    parser.add_argument("--limit", type=int, default=300)
-    parser.add_argument("--alphas", type=float, nargs="*", default=[0.5, 0.8])
-    parser.add_argument("--schemes", default=None, help="regular expression: run only the schemes it matches")
-    parser.add_argument("--json", default=None)
-    parser.add_argument(
-        "--merge", action="store_true", help="add this run's schemes to an existing --json file (same model and data)"
-    )
-    args = parser.parse_args(argv)
-
-    rows = [json.loads(line) for line in Path(args.data).read_text(encoding="utf-8").splitlines() if line.strip()]
-    rows = rows[: args.limit]
-    texts = [r["text"] for r in rows]
-    pairs = None
-    if args.pair_column:
-        pairs = {args.pair_column: [r[args.pair_column] for r in rows]}
-    reference = load_classifier(args.model, precision="fp32")
-    reference.classify(texts[:8], pairs=None if pairs is None else {k: v[:8] for k, v in pairs.items()})
-    started = time.perf_counter()
-    base = reference.classify(texts, pairs=pairs)
-    fp32_seconds = time.perf_counter() - started
-    kept = [i for i, s in enumerate(base.skipped) if s is None]
-
+def _schemes(args: argparse.Namespace, reference: NewsClassifier, pairs: dict[str, list[str]] | None) -> list:
+    """The int8 schemes to compare: ``(name, precision, quantiser, a builder of a changed model or None)``."""
     # (name, precision, quantiser, a function building a changed model to export instead of the reference)
     Scheme = tuple[str, str, Callable[[Path, Path], None] | None, Callable[[], torch.nn.Module] | None]
     schemes: list[Scheme] = []
@@ -273,6 +248,41 @@ def main(argv: list[str] | None = None) -> int:
     schemes.append(("per-token int8 activations", "int8", per_token, None))
     if args.schemes:
         schemes = [s for s in schemes if re.search(args.schemes, s[0])]
+    return schemes
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True, help="a fine-tuned model folder")
+    parser.add_argument("--data", required=True, help="JSON Lines with a text field (real dev articles)")
+    parser.add_argument("--pair-column", default=None, help="claim or target, for pair-conditioned models")
+    parser.add_argument("--limit", type=int, default=300)
+    parser.add_argument("--alphas", type=float, nargs="*", default=[0.5, 0.8])
+    parser.add_argument("--schemes", default=None, help="regular expression: run only the schemes it matches")
+    parser.add_argument("--json", default=None)
+    parser.add_argument(
+        "--merge", action="store_true", help="add this run's schemes to an existing --json file (same model and data)"
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+
+    rows = [json.loads(line) for line in Path(args.data).read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = rows[: args.limit]
+    texts = [r["text"] for r in rows]
+    pairs = None
+    if args.pair_column:
+        pairs = {args.pair_column: [r[args.pair_column] for r in rows]}
+    reference = load_classifier(args.model, precision="fp32")
+    reference.classify(texts[:8], pairs=None if pairs is None else {k: v[:8] for k, v in pairs.items()})
+    started = time.perf_counter()
+    base = reference.classify(texts, pairs=pairs)
+    fp32_seconds = time.perf_counter() - started
+    kept = [i for i, s in enumerate(base.skipped) if s is None]
+
+    schemes = _schemes(args, reference, pairs)
 
     results = [
         {"scheme": "fp32 (torch)", "seconds": round(fp32_seconds, 2), "agreement": dict.fromkeys(base.probs, 1.0)}

@@ -240,7 +240,7 @@ def _citation(dataset: Path) -> dict[str, str]:
     return {"readme": str(readme), "licence": licence[:400], "sources": " | ".join(papers)[:600]}
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dataset", required=True, help="a folder with train.jsonl and dev.jsonl")
     parser.add_argument("--task", required=True, help="label column, e.g. topic or stance")
@@ -278,7 +278,11 @@ def main() -> None:
     parser.add_argument("--keep-model", help="copy the fine-tuned model directory here")
     parser.add_argument("--tag", help="suffix of the result file name")
     parser.add_argument("--out", help="result file (default benchmarks/results/quality-<dataset>-<task>[-<tag>].json)")
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = build_parser().parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -335,19 +339,27 @@ def main() -> None:
         "model": result.metrics["config"]["model"],
         "versions": result.metrics["versions"],
         "data_citation": _citation(dataset),
-        "command": "python benchmarks/bench_quality.py "
-        + " ".join(
-            f"--{k.replace('_', '-')} {' '.join(v) if isinstance(v, list) else v}"
-            if not isinstance(v, bool)
-            else f"--{k.replace('_', '-')}"
-            for k, v in vars(args).items()
-            if v not in (None, False) and k != "out"
-        ),
+        "command": _command_line(args),
     }
     out = Path(args.out or ROOT / "benchmarks" / "results" / f"quality-{name}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     write_result(out, record)
-    t, b = record["transformer"], record["baseline"]
+    _print_record(name, record, args, out)
+
+
+def _command_line(args: argparse.Namespace) -> str:
+    """The command that reproduces this run (its options as given)."""
+    return "python benchmarks/bench_quality.py " + " ".join(
+        f"--{k.replace('_', '-')} {' '.join(v) if isinstance(v, list) else v}"
+        if not isinstance(v, bool)
+        else f"--{k.replace('_', '-')}"
+        for k, v in vars(args).items()
+        if v not in (None, False) and k != "out"
+    )
+
+
+def _print_record(name: str, record: dict[str, Any], args: argparse.Namespace, out: Path) -> None:
+    t, b, sizes, fusion = record["transformer"], record["baseline"], record["sizes"], record["fusion"]
     print(
         f"{name}: train {sizes['train']} dev {sizes['dev']} encoder={Path(args.encoder).name} max_length={args.max_length}"
     )
@@ -361,7 +373,8 @@ def main() -> None:
         print(
             f"  fusion    : macro-F1 {fusion['dev_macro_f1_cross_fitted']:.4f} (cross-fitted on dev, weight {fusion['weight']})"
         )
-    print(f"  {seconds:.0f} s on {record['hardware']['gpu'] or record['hardware']['cpu']}; written to {out}")
+    hardware = record["hardware"]
+    print(f"  {record['train_seconds']:.0f} s on {hardware['gpu'] or hardware['cpu']}; written to {out}")
 
 
 if __name__ == "__main__":

@@ -162,7 +162,7 @@ def _gpu_name(device: str) -> str | None:
     return torch.cuda.get_device_name(torch.device(device)) if device.startswith("cuda") else None
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--articles", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=2, help="alternating rounds (ratios are taken per round)")
@@ -174,7 +174,35 @@ def main() -> None:
         help="cpu or cuda[:N]: both contenders run there (default modes on CUDA: fp32, bf16, fp16)",
     )
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "scoring.json"))
-    args = parser.parse_args()
+    return parser
+
+
+def _round(r: int, modes: list[str], tmp: Path, model: Path, topic: Path, stance: Path, source: Path, args) -> dict:
+    """One round: the two pipelines, then each mode, each in a fresh process; ratios to the pipelines."""
+    result = {"pipelines": _run(PIPELINES, str(topic), str(stance), str(source), str(args.threads), args.device)}
+    for mode in modes:
+        out = tmp / f"scores-{mode}-{r}.jsonl"
+        result[mode] = _run(SCORE, str(model), str(source), str(out), mode, str(args.threads), args.device)
+        out.unlink()
+        for leftover in tmp.glob(f"scores-{mode}-{r}.jsonl.*"):
+            leftover.unlink()
+    base = result["pipelines"]["articles"] / result["pipelines"]["seconds"]
+    for run in result.values():
+        run["articles_per_second"] = run["articles"] / run["seconds"]
+        run["ratio_to_pipelines"] = run["articles_per_second"] / base
+    print(
+        f"round {r + 1}: "
+        + ", ".join(
+            f"{name} {run['articles_per_second']:.2f}/s ({run['ratio_to_pipelines']:.2f}x)"
+            for name, run in result.items()
+        ),
+        flush=True,
+    )
+    return result
+
+
+def main() -> None:
+    args = build_parser().parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
     from transformers import AutoTokenizer
@@ -202,30 +230,7 @@ def main() -> None:
             warm = tmp / "warm.jsonl"
             warm.write_text(source.read_text(encoding="utf-8").splitlines()[0] + "\n", encoding="utf-8")
             _run(SCORE, str(model), str(warm), str(tmp / "warm-out.jsonl"), "int8", str(args.threads), args.device)
-        rounds = []
-        for r in range(args.rounds):
-            result = {
-                "pipelines": _run(PIPELINES, str(topic), str(stance), str(source), str(args.threads), args.device)
-            }
-            for mode in modes:
-                out = tmp / f"scores-{mode}-{r}.jsonl"
-                result[mode] = _run(SCORE, str(model), str(source), str(out), mode, str(args.threads), args.device)
-                out.unlink()
-                for leftover in tmp.glob(f"scores-{mode}-{r}.jsonl.*"):
-                    leftover.unlink()
-            base = result["pipelines"]["articles"] / result["pipelines"]["seconds"]
-            for run in result.values():
-                run["articles_per_second"] = run["articles"] / run["seconds"]
-                run["ratio_to_pipelines"] = run["articles_per_second"] / base
-            rounds.append(result)
-            print(
-                f"round {r + 1}: "
-                + ", ".join(
-                    f"{name} {run['articles_per_second']:.2f}/s ({run['ratio_to_pipelines']:.2f}x)"
-                    for name, run in result.items()
-                ),
-                flush=True,
-            )
+        rounds = [_round(r, modes, tmp, model, topic, stance, source, args) for r in range(args.rounds)]
     names = list(rounds[0])
     summary = {
         name: {

@@ -27,7 +27,7 @@ from results_io import write_result
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--encoder", required=True, help="a transformers encoder directory")
     parser.add_argument("--data", required=True, help="a .jsonl file with a text column and a label column")
@@ -37,14 +37,56 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "training.json"))
-    args = parser.parse_args()
+    return parser
+
+
+def _timed_steps(
+    model, plan, articles, targets, windower, dynamic: bool, precision: str, args
+) -> tuple[float, int, int]:
+    """Training steps over ``plan`` (batches of row indices); seconds, real and padded tokens after two warm-ups."""
+    import torch
+
+    from aranews.inference.inputs import collate_articles
+
+    optimizer = torch.optim.AdamW(model.parameters(), lr=2e-5)
+    real = padded = 0
+    started = time.perf_counter()
+    for step, indices in enumerate(plan):
+        if step == 2:
+            started, real, padded = time.perf_counter(), 0, 0
+        batch = collate_articles([articles[i] for i in indices], windower.pad_token_id)
+        if not dynamic:
+            batch = _pad_to(batch, args.max_length, windower.pad_token_id)
+        real += int(batch["attention_mask"].sum())
+        padded += batch["input_ids"].numel()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            out = model(**batch, labels={"task": targets[indices]})
+        out.loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    return time.perf_counter() - started, real, padded
+
+
+def _pad_to(batch: dict, length: int, pad_token_id: int) -> dict:
+    """A batch padded to ``length`` tokens (the fixed-length padding being compared)."""
+    import torch
+
+    extra = length - batch["input_ids"].shape[1]
+    if extra <= 0:
+        return batch
+    pad = {"input_ids": pad_token_id, "attention_mask": 0, "token_type_ids": 0}
+    return {k: torch.nn.functional.pad(v, (0, extra), value=pad[k]) if k in pad else v for k, v in batch.items()}
+
+
+def main() -> None:
+    args = build_parser().parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
     import torch
     from transformers import AutoTokenizer
 
     from aranews.inference.config import LongDocumentConfig, ModelConfig, TaskSpec
-    from aranews.inference.inputs import ArticleWindower, collate_articles
+    from aranews.inference.inputs import ArticleWindower
     from aranews.inference.modeling import MultiTaskClassifier
     from aranews.inference.runtime import cpu_flags, cpu_name, cpu_supports_bf16
     from aranews.training.trainer import _EpochSampler
@@ -67,13 +109,6 @@ def main() -> None:
         order = list(sampler)
         return [order[i : i + args.batch_size] for i in range(0, len(order), args.batch_size)]
 
-    def pad_to(batch: dict[str, torch.Tensor], length: int) -> dict[str, torch.Tensor]:
-        extra = length - batch["input_ids"].shape[1]
-        if extra <= 0:
-            return batch
-        pad = {"input_ids": windower.pad_token_id, "attention_mask": 0, "token_type_ids": 0}
-        return {k: torch.nn.functional.pad(v, (0, extra), value=pad[k]) if k in pad else v for k, v in batch.items()}
-
     settings = [("max_length", False, False), ("dynamic", False, True), ("dynamic+grouped", True, True)]
     precisions = ["fp32"] + (["bf16"] if cpu_supports_bf16() else [])
     results = []
@@ -81,24 +116,8 @@ def main() -> None:
         for name, grouped, dynamic in settings:
             torch.manual_seed(0)
             model = MultiTaskClassifier.from_encoder(model_config, [task]).train()
-            optimizer = torch.optim.AdamW(model.parameters(), lr=2e-5)
             plan = batches(grouped)[: args.steps + 2]
-            real = padded = 0
-            started = None
-            for step, indices in enumerate(plan):
-                if step == 2:
-                    started, real, padded = time.perf_counter(), 0, 0
-                batch = collate_articles([articles[i] for i in indices], windower.pad_token_id)
-                if not dynamic:
-                    batch = pad_to(batch, args.max_length)
-                real += int(batch["attention_mask"].sum())
-                padded += batch["input_ids"].numel()
-                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
-                    out = model(**batch, labels={"task": targets[indices]})
-                out.loss.backward()
-                optimizer.step()
-                optimizer.zero_grad()
-            seconds = time.perf_counter() - started
+            seconds, real, padded = _timed_steps(model, plan, articles, targets, windower, dynamic, precision, args)
             record = {
                 "precision": precision,
                 "padding": name,

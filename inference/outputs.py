@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 from aranews.inference.config import TaskSpec
 from aranews.inference.dates import parse_date
 from aranews.inference.files import atomic_output
-from aranews.inference.inputs import SKIP_REASONS
 from aranews.inference.readers import iter_scores
 from aranews.inference.records import RowSettings
 
@@ -36,6 +35,7 @@ __all__ = [
     "output_columns",
     "prepare_records",
     "reserved_columns",
+    "score_column",
     "score_records",
     "summarise",
     "task_columns",
@@ -94,6 +94,8 @@ def score_records(
     prepared: PreparedBatch | None = None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Scored rows, and error rows for the articles the classifier skipped (with their reasons)."""
+    from aranews.inference.inputs import SKIP_REASONS  # imported here: the schema itself needs no torch
+
     if not records:
         return [], []
     result = classifier.run(prepared if prepared is not None else prepare_records(classifier, records, s))
@@ -109,7 +111,7 @@ def score_records(
             continue
         row: dict[str, Any] = {"id": record["id"]}
         for task in classifier.tasks:
-            row[task.name], row[f"{task.name}_score"] = task.kind.cell(decision[task.name])
+            row[task.name], row[score_column(task.name)] = task.kind.cell(decision[task.name])
             if s.all_probabilities:
                 row[f"{task.name}_probs"] = json.dumps(
                     {
@@ -166,9 +168,14 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "'")
 PROVENANCE_COLUMNS = ("n_tokens", "truncated", "boilerplate_chars", "no_arabic", "model_sha256", "label_schema")
 
 
+def score_column(task: str) -> str:
+    """The column of a task's score (the probability of its label, or the highest of a multi-label's labels)."""
+    return f"{task}_score"
+
+
 def task_columns(task: TaskSpec, all_probabilities: bool = False) -> list[str]:
     """A task's output columns: its label (``|``-joined for multi-label), the score, and the probabilities."""
-    return [task.name, f"{task.name}_score"] + ([f"{task.name}_probs"] if all_probabilities else [])
+    return [task.name, score_column(task.name)] + ([f"{task.name}_probs"] if all_probabilities else [])
 
 
 def output_columns(tasks: Sequence[TaskSpec], s: RowSettings) -> list[str]:

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from aranews.inference.files import atomic_write_text, check_output_path, finite, refuse_clashes
+from aranews.inference.outputs import score_column
 
 __all__ = ["ReportSummary", "write_report"]
 
@@ -61,7 +62,7 @@ def _tasks(first: dict[str, Any], summary: dict[str, Any] | None) -> dict[str, l
     labels = (summary or {}).get("provenance", {}).get("labels")
     if isinstance(labels, dict) and labels:
         return {k: list(v) for k, v in labels.items() if k in first}
-    return {c: [] for c in first if f"{c}_score" in first}
+    return {c: [] for c in first if score_column(c) in first}
 
 
 def _first_line(text: Any, title: Any) -> str:
@@ -109,7 +110,7 @@ class _Tally:
 
     def _add_task(self, row: dict[str, Any], task: str, where: tuple[str, str], context: dict) -> float | None:
         """Count one task's label(s); the row's finite score, if any, for the example heaps."""
-        label, score = row.get(task), row.get(f"{task}_score")
+        label, score = row.get(task), row.get(score_column(task))
         if label in (None, ""):
             return None
         for value in str(label).split("|"):
