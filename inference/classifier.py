@@ -494,9 +494,11 @@ class NewsClassifier:
         counts = torch.bincount(article_index, minlength=n).clamp(min=1).unsqueeze(-1)
         return logits, sums / counts
 
-    def probabilities(self, name: str, logits: np.ndarray) -> np.ndarray:
-        """Softmax (single-label) or sigmoid (multi-label) of one task's logits."""
-        return self.config.task(name).kind.probabilities(logits)
+    def probabilities(self, name: str, logits: np.ndarray, calibrated: bool = True) -> np.ndarray:
+        """Softmax (single-label) or sigmoid (multi-label) of one task's logits, through the task's saved
+        calibration (``calibrated=False``: the raw model's probabilities)."""
+        task = self.config.task(name)
+        return task.kind.probabilities(task.calibrated_logits(logits) if calibrated else logits)
 
     # -- the public predict API ---------------------------------------------------------------------
     @overload

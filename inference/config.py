@@ -88,6 +88,10 @@ class TaskSpec:
         problem_type: ``single_label`` (softmax, one label) or ``multi_label`` (sigmoid, any number).
         pair_column: for target- or claim-conditioned tasks, the input column paired with the text.
         thresholds: for ``multi_label``, one decision threshold per label (default 0.5 each).
+        temperature: calibration fitted on dev after training: the logits are divided by it before the
+            softmax (one value) or the sigmoid (one per label); ``None``: uncalibrated (models saved before
+            calibration existed, or ``training.calibration: none``).
+        bias: bias-corrected temperature scaling (single-label): added to the scaled logits, one per label.
     """
 
     name: str
@@ -95,6 +99,8 @@ class TaskSpec:
     problem_type: Literal["single_label", "multi_label"] = "single_label"
     pair_column: str | None = None
     thresholds: list[float] | None = None
+    temperature: float | list[float] | None = None
+    bias: list[float] | None = None
 
     def __post_init__(self) -> None:
         kind = KINDS.get(self.problem_type)  # an unknown kind is reported by check()
@@ -117,7 +123,23 @@ class TaskSpec:
         if dupes:
             out.append(("labels", self.labels, f"unique labels (repeated: {dupes})"))
         out += self.kind.threshold_problems(self.labels, self.thresholds)
+        t = self.temperature
+        values = t if isinstance(t, list) else [] if t is None else [t]
+        if (isinstance(t, list) and len(t) != len(self.labels)) or not all(0.0 < v < 1000.0 for v in values):
+            out.append(("temperature", t, f"a value in (0, 1000), or {len(self.labels)} of them (one per label)"))
+        if self.bias is not None and len(self.bias) != len(self.labels):
+            out.append(("bias", self.bias, f"{len(self.labels)} values, one per label"))
         return out
+
+    def calibrated_logits(self, logits: Any) -> Any:
+        """``logits`` (rows x labels) as the saved calibration reads them: divided by the temperature, plus the
+        bias; unchanged for an uncalibrated task. An argmax is never changed by a temperature alone."""
+        if self.temperature is None and self.bias is None:
+            return logits
+        import numpy as np
+
+        z = np.asarray(logits, dtype=np.float32) / np.asarray(self.temperature or 1.0, dtype=np.float32)
+        return z + np.asarray(self.bias, dtype=np.float32) if self.bias is not None else z
 
 
 def input_groups(tasks: Sequence[TaskSpec]) -> dict[str | None, list[str]]:

@@ -64,8 +64,9 @@ def _sequence_classifier(config: ClassifierConfig, task: TaskSpec) -> Any:
         raise ExportError(f"model type {model_type!r} has no sequence-classification class in transformers") from exc
 
 
-def _head_state(hf_model: Any, head: Any) -> dict[str, Any]:
-    """Our head's tensors under the names of the transformers class's own head."""
+def _head_state(hf_model: Any, head: Any, spec: TaskSpec | None = None) -> dict[str, Any]:
+    """Our head's tensors under the names of the transformers class's own head, with the task's calibration
+    folded into the last layer (``W / T``, ``b / T + bias``), so the exported scores are the library's."""
     import torch.nn as nn
 
     prefix = hf_model.base_model_prefix
@@ -80,7 +81,17 @@ def _head_state(hf_model: Any, head: Any) -> dict[str, Any]:
             f"{type(hf_model).__name__}: its head is not dense -> tanh -> linear on the first token; export "
             "supports BERT- and RoBERTa/XLM-R-type encoders"
         )
-    return {f"{name}.{p}": getattr(layer, p) for name, layer in names.items() for p in ("weight", "bias")}
+    state = {f"{name}.{p}": getattr(layer, p) for name, layer in names.items() for p in ("weight", "bias")}
+    if spec is not None and (spec.temperature is not None or spec.bias is not None):
+        import torch
+
+        last = list(names)[-1]
+        weight, bias = state[f"{last}.weight"].detach(), state[f"{last}.bias"].detach()
+        t = torch.as_tensor(spec.temperature or 1.0, dtype=weight.dtype)
+        shift = torch.as_tensor(spec.bias or 0.0, dtype=weight.dtype)
+        state[f"{last}.weight"] = weight / (t.unsqueeze(-1) if t.dim() else t)
+        state[f"{last}.bias"] = bias / t + shift
+    return state
 
 
 def export_task(model: NewsClassifier | str | Path, task: str, out_dir: str | Path) -> Path:
@@ -119,7 +130,7 @@ def export_task(model: NewsClassifier | str | Path, task: str, out_dir: str | Pa
     hf_model = _sequence_classifier(clf.config, spec)
     prefix = hf_model.base_model_prefix
     state = {f"{prefix}.{k}": v for k, v in clf.model.encoder.state_dict().items()}
-    state.update(_head_state(hf_model, clf.model.heads[task]))
+    state.update(_head_state(hf_model, clf.model.heads[task], spec))
     with torch.no_grad():
         missing, unexpected = hf_model.load_state_dict(state, strict=False)
     buffers = {name for name, _ in hf_model.named_buffers()}

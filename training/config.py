@@ -156,8 +156,12 @@ class TrainingConfig:
         min_label_examples: labels with fewer training rows get a warning before training.
         device: ``auto``, ``cpu`` or ``cuda``.
         progress: show progress bars.
-        tune_thresholds: for multi-label tasks, pick each label's threshold on the dev split (max F1)
-            and save it with the model.
+        calibration: after the best epoch, fit calibration per task on dev and save it with the model
+            (:mod:`aranews.training.calibration`): ``auto`` (temperature scaling, or its bias-corrected
+            variant where its cross-fitted NLL on dev is lower; per-label temperatures for multi-label),
+            ``temperature``, ``bias_corrected`` or ``none`` (the raw model's probabilities, as before).
+        tune_thresholds: for multi-label tasks, pick each label's threshold on the dev split (max F1, after
+            calibration) and save it with the model.
         report: after training, write the evaluation report (plots, calibration, mistakes) on dev.
         baseline: train the TF-IDF baseline on the training split and report it beside the model.
     """
@@ -188,6 +192,7 @@ class TrainingConfig:
     min_label_examples: int = 20
     device: Literal["auto", "cpu", "cuda"] = "auto"
     progress: bool = True
+    calibration: Literal["auto", "temperature", "bias_corrected", "none"] = "auto"
     tune_thresholds: bool = True
     report: bool = True
     baseline: bool = True

@@ -661,6 +661,7 @@ class Trainer:
         final = NewsClassifier.from_pretrained(
             self.model_dir, device=run.accelerator.device, batch_size=tcfg.eval_batch_size, precision="fp32"
         )
+        calibration = self._calibrate(final, run.eval_data["dev"], run.accelerator)
         tuned = self._tune_thresholds(final, run.eval_data["dev"], run.accelerator) if tcfg.tune_thresholds else {}
         reports: dict[str, Any] = {}
         if tcfg.report and run.accelerator.is_main_process:  # the report's dev figures: one pass over dev
@@ -693,6 +694,7 @@ class Trainer:
             "label_schema": {"id": final.config.schema_id, **dataclasses.asdict(final.config.label_schema)},
             "small_labels": small_labels(final.tasks, run.train_split, tcfg.min_label_examples),
             "forgetting": forgetting,
+            "calibration": calibration,
             "tuned_thresholds": tuned,
             "data": {
                 name: {"path": d.split.path, **d.truncation(), "labelled": d.labelled()}
@@ -758,6 +760,35 @@ class Trainer:
             yaml.safe_dump(self.config.to_dict(), allow_unicode=True, sort_keys=False), encoding="utf-8"
         )
         (self.model_dir / "README.md").write_text(render_model_card(self.output_dir), encoding="utf-8")
+
+    def _calibrate(self, classifier: NewsClassifier, dev: EncodedSplit, accelerator: Any) -> dict[str, Any]:
+        """Per task, the calibration fitted on dev (saved into the model's config.json), with its figures."""
+        from aranews.training.calibration import fit
+
+        method = self.config.training.calibration
+        if method == "none":
+            return {}
+        classifier.model.eval()
+        logits: dict[str, np.ndarray] = {}
+        for column, names in classifier.config.input_groups().items():
+            logits.update(classifier.logits_from_encoded(dev.groups[column], names))
+        fitted = {}
+        for task in classifier.tasks:
+            labels = dev.labels[task.name].numpy()
+            keep = task.kind.labelled(labels)
+            multi = not task.kind.one_label_per_row
+            found = fit(method, logits[task.name][keep], labels[keep], multi=multi, seed=self.config.training.seed)
+            if found is None:
+                fitted[task.name] = {"method": "none", "why": f"{int(keep.sum())} labelled dev rows: too few to fit on"}
+                continue
+            task.temperature, task.bias = found.temperature, found.bias  # None, None when none was kept
+            fitted[task.name] = {"method": found.method, "temperature": found.temperature, "bias": found.bias}
+            fitted[task.name] |= found.figures
+            logger.info("task %r: %s calibration on dev, %s", task.name, found.method, found.figures)
+        if accelerator.is_main_process:
+            classifier.config.save(self.model_dir)  # weights unchanged; config.json carries the calibration
+        accelerator.wait_for_everyone()
+        return fitted
 
     def _tune_thresholds(
         self, classifier: NewsClassifier, dev: EncodedSplit, accelerator: Any
