@@ -92,6 +92,8 @@ class TaskSpec:
             softmax (one value) or the sigmoid (one per label); ``None``: uncalibrated (models saved before
             calibration existed, or ``training.calibration: none``).
         bias: bias-corrected temperature scaling (single-label): added to the scaled logits, one per label.
+        dev_rates: for label shares (:mod:`aranews.inference.shares`), the dev rows' true label ids and
+            calibrated probabilities (``{"truth": [...], "probs": [[...], ...]}``), written by training.
     """
 
     name: str
@@ -101,6 +103,7 @@ class TaskSpec:
     thresholds: list[float] | None = None
     temperature: float | list[float] | None = None
     bias: list[float] | None = None
+    dev_rates: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         kind = KINDS.get(self.problem_type)  # an unknown kind is reported by check()

@@ -15,7 +15,7 @@ import json
 import os
 import shutil
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -164,6 +164,9 @@ class _Job:
     model_hash: str
     state: dict[str, Any]
     resumed_parts: bool = False
+    task_names: list[str] = field(default_factory=list)  # the model's tasks, in order (probability parts)
+    shares_method: str | None = None  # how the summary estimates label shares (None: the model's default)
+    shares_level: float = 0.9
 
     @property
     def parts_dir(self) -> Path:
@@ -221,7 +224,7 @@ def _open_job(classifier: NewsClassifier, paths: _Paths, settings: RowSettings, 
             state = saved
     paths.parts_dir.mkdir(exist_ok=True)
     atomic_write_text(previous, json.dumps(state))
-    return _Job(paths, settings, chunk_size, model_hash, state, resumed_parts)
+    return _Job(paths, settings, chunk_size, model_hash, state, resumed_parts, [t.name for t in classifier.tasks])
 
 
 def _identity_difference(saved: dict[str, Any], now: dict[str, Any]) -> str:
@@ -326,6 +329,7 @@ def _commit(job: _Job, classifier: NewsClassifier, summary: ScoreSummary) -> Non
     outputs.assemble(sorted(parts.glob("errors-*.part")), errors, "jsonl", [])
     outputs.summarise(summary, output, errors, paths.output_format, classifier, job.settings.date_column)
     summary.rows = job.state["rows_done"]  # counted as read from the input, independently of the files written
+    summary.shares = outputs.label_shares(classifier.tasks, parts, job.shares_method, job.shares_level)
     if not summary.complete:  # would mean a bug: say so loudly and replace nothing
         raise RuntimeError(
             f"row count mismatch: {summary.rows} rows but {summary.scored} scored + {summary.errors} errors; "

@@ -32,14 +32,18 @@ __all__ = [
     "assemble",
     "csv_safe",
     "csv_safe_columns",
+    "default_shares_method",
+    "label_shares",
     "output_columns",
     "prepare_records",
+    "read_probabilities",
     "reserved_columns",
     "score_column",
     "score_records",
     "summarise",
     "task_columns",
     "write_part",
+    "write_probabilities",
 ]
 
 
@@ -63,6 +67,7 @@ class ScoreSummary:
     articles_per_second: float = 0.0
     resumed: bool = False
     provenance: dict[str, Any] = field(default_factory=dict)
+    shares: dict[str, Any] = field(default_factory=dict)  # per single-label task: estimated label shares
 
     @property
     def complete(self) -> bool:
@@ -130,10 +135,64 @@ def score_records(
         row["truncated"] = article.truncated
         row["boilerplate_chars"] = article.boilerplate_chars
         row["no_arabic"] = result.no_arabic[i]
+        row[PROBS_KEY] = {t.name: result.probs[t.name][i].tolist() for t in classifier.tasks}  # for the shares
         row["model_sha256"] = model_hash[:16]
         row["label_schema"] = schema
         scored.append(row)
     return scored, skipped
+
+
+def write_probabilities(parts: Path, index: int, rows: list[dict[str, Any]], tasks: Sequence[str]) -> None:
+    """Take each scored row's probabilities out of it (they are not an output column) into one ``.npy`` part per
+    task, for the label shares computed at the commit (:mod:`aranews.inference.shares`)."""
+    import numpy as np
+
+    probabilities = [row.pop(PROBS_KEY, None) for row in rows]
+    for j, task in enumerate(tasks):
+        matrix = np.asarray([p[task] for p in probabilities if p is not None], dtype=np.float32)
+        with atomic_output(parts / f"probs-{index:06d}-{j}.npy", "wb") as handle:
+            np.save(handle, matrix, allow_pickle=False)
+
+
+def read_probabilities(parts: Path, j: int, n_labels: int) -> Any:
+    """Task ``j``'s probabilities of every scored row, in archive order (the chunks' parts joined)."""
+    import numpy as np
+
+    arrays = [np.load(p, allow_pickle=False) for p in sorted(parts.glob(f"probs-*-{j}.npy"))]
+    arrays = [a.reshape(-1, n_labels) for a in arrays]
+    return np.concatenate(arrays) if arrays else np.zeros((0, n_labels), dtype=np.float32)
+
+
+def default_shares_method(task: TaskSpec) -> str:
+    """PACC where the model carries its dev error rates, else PCC (models trained before they were stored)."""
+    return "pacc" if task.dev_rates else "pcc"
+
+
+def label_shares(tasks: Sequence[TaskSpec], parts: Path, method: str | None, level: float) -> dict[str, Any]:
+    """Per single-label task, the estimated share of each label with its interval, and the raw count (CC)."""
+    import numpy as np
+
+    from aranews.inference.shares import DevRates, estimate_shares
+
+    out: dict[str, Any] = {}
+    for j, task in enumerate(tasks):
+        if not task.kind.one_label_per_row:
+            continue
+        probs = read_probabilities(parts, j, len(task.labels))
+        dev = None
+        if task.dev_rates:
+            dev = DevRates(np.asarray(task.dev_rates["truth"]), np.asarray(task.dev_rates["probs"], dtype=np.float64))
+        chosen = method or default_shares_method(task)
+        if chosen in ("acc", "pacc", "emq") and dev is None:
+            raise ValueError(
+                f"--shares {chosen}: task {task.name!r} of this model has no dev error rates (a model trained before "
+                "they were stored); use cc or pcc, or retrain"
+            )
+        out[task.name] = estimate_shares(chosen, probs, task.labels, dev, level=level)
+        out[task.name]["raw_count"] = estimate_shares("cc", probs, task.labels, level=level)["labels"]
+        if dev is None:
+            out[task.name]["note"] = "no dev error rates in this model: shares by PCC and raw count only"
+    return out
 
 
 def write_part(path: Path, rows: list[dict[str, Any]], fmt: str, text_columns: tuple[str, ...] = ()) -> None:
@@ -165,6 +224,7 @@ def as_text(value: Any) -> str | None:
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "'")
 
 
+PROBS_KEY = "__probabilities__"  # each scored row's probabilities, kept in .npy parts for the shares, not written
 PROVENANCE_COLUMNS = ("n_tokens", "truncated", "boilerplate_chars", "no_arabic", "model_sha256", "label_schema")
 
 

@@ -39,6 +39,7 @@ from aranews.inference.ray_engine import RayOptions
 from aranews.inference.readers import SCORE_FORMATS
 from aranews.inference.records import MAX_CHARS, RowSettings, check_row, json_safe, kept_value
 from aranews.inference.runtime import model_fingerprint
+from aranews.inference.shares import METHODS as SHARE_METHODS
 
 if TYPE_CHECKING:
     from aranews.inference.classifier import NewsClassifier
@@ -104,30 +105,31 @@ def score_archive(
     ray_options: RayOptions | None = None,
     keep_columns: list[str] | tuple[str, ...] = (),
     date_column: str | None = None,
+    shares: str | None = None,
+    shares_level: float = 0.9,
 ) -> ScoreSummary:
     """Score every row of an archive; write scores, errors and a summary.
 
     Args:
         classifier: a loaded :class:`NewsClassifier`.
-        input_path: ``.jsonl`` / ``.jsonl.gz`` / ``.csv`` / ``.parquet`` file or a folder of ``.txt`` files.
-        output_path: ``.jsonl``, ``.csv`` or ``.parquet`` (or set ``output_format``).
+        input_path, output_path: any archive :data:`~aranews.inference.readers.ARCHIVE_FORMATS` reads; the
+            scores, ``.jsonl``, ``.csv`` or ``.parquet`` (or set ``output_format``).
         errors_path: JSON Lines of the rows not scored, with reasons (default: ``<output>.errors.jsonl``).
         id_column, text_column, title_column: input columns (the title is composed with the text as the
             model's ``model.title`` says, exactly as in training and ``predict``).
         pair_columns: for target-conditioned tasks, ``{model pair column: archive column}`` (default: same).
-        chunk_size: rows per chunk (the unit of atomic writing and of resumption).
-        max_chars: longer texts go to the errors file as ``oversized_text``.
-        score_non_arabic: score texts with no Arabic letter (flagged ``no_arabic``), not error them.
-        all_probabilities: add each task's full probability row (``<task>_probs``, a JSON object).
-        resume: continue an interrupted run of the same job from its last finished chunk.
-        progress: show a progress bar (articles per second, time left).
+        chunk_size, max_chars: rows per chunk (the unit of atomic writing and of resumption); longer texts
+            go to the errors file as ``oversized_text``.
+        score_non_arabic, all_probabilities: score texts with no Arabic letter (flagged ``no_arabic``); add
+            each task's full probability row (``<task>_probs``, a JSON object).
+        resume, progress: continue an interrupted run of the same job; show a progress bar.
         throttle_seconds: pause after each chunk (to share a busy machine).
         engine, ray_options: ``local`` (this process) or ``ray`` (Ray actors, with their options; see
             :mod:`aranews.inference.ray_engine`): the same output, errors and summary either way.
         keep_columns: archive columns copied into each output row (e.g. ``date``, ``source``, ``url``).
-        date_column: the kept column holding the publication date (default ``date`` when kept): also
-            written as ``date_parsed`` (ISO; ``None`` when unreadable, the value kept as written and
-            counted in the summary, the row still scored).
+        shares, shares_level: the summary's label-share estimate and its interval level (:mod:`shares`).
+        date_column: the kept column with the publication date (default ``date``), also written parsed as
+            ``date_parsed`` (ISO; ``None`` when unreadable: kept as written, counted, the row still scored).
 
     Returns:
         A :class:`ScoreSummary` (also written to ``<output>.summary.json``).
@@ -135,13 +137,13 @@ def score_archive(
     Raises:
         FileExistsError: if an unfinished run's parts exist and ``resume`` is false.
         JobLockedError: another scorer is working on the same output.
-        ValueError: on an unknown format, an output path that is the input, a bad ``chunk_size``, or a
-            resume of a different job or of an input that changed.
+        ValueError: a bad setting or path (an output that is the input), or a resume of another job or input.
         OSError: the output cannot be written (the job stays resumable).
     """
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
         raise ValueError(f"chunk_size={chunk_size!r}; expected an integer >= 1")
     runner = engine_for(engine, throttle_seconds=throttle_seconds, ray_options=ray_options)
+    _check_shares(classifier, shares, shares_level)
     settings = _settings(
         classifier,
         id_column=id_column,
@@ -154,14 +156,13 @@ def score_archive(
         keep_columns=keep_columns,
         date_column=date_column,
     )
-    input_path, output = Path(input_path), Path(output_path)
-    paths = _job_paths(input_path, output, errors_path, output_format)
+    paths = _job_paths(Path(input_path), Path(output_path), errors_path, output_format)
     if settings.keep_columns:
         _check_kept_columns(paths, settings.keep_columns)
     with _JobLock(paths.lock):
-        return _run_job(
-            _open_job(classifier, paths, settings, chunk_size, resume), classifier, runner, progress, resume
-        )
+        job = _open_job(classifier, paths, settings, chunk_size, resume)
+        job.shares_method, job.shares_level = shares, shares_level
+        return _run_job(job, classifier, runner, progress, resume)
 
 
 def _run_job(job: Any, classifier: NewsClassifier, runner: Any, progress: bool, resume: bool) -> ScoreSummary:
@@ -194,6 +195,20 @@ def _run_job(job: Any, classifier: NewsClassifier, runner: Any, progress: bool, 
     return _publish(job)
 
 
+def _check_shares(classifier: NewsClassifier, method: str | None, level: float) -> None:
+    """Before any work: a known method, a level in (0, 1), and the dev error rates an adjusted method needs."""
+    if method is not None and method not in SHARE_METHODS:
+        raise ValueError(f"--shares {method!r}: expected one of {', '.join(SHARE_METHODS)}")
+    if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0.0 < level < 1.0:
+        raise ValueError(f"--shares-level {level!r}: expected a value in (0, 1)")
+    lacking = [t.name for t in classifier.tasks if t.kind.one_label_per_row and not t.dev_rates]
+    if method in ("acc", "pacc", "emq") and lacking:
+        raise ValueError(
+            f"--shares {method}: task(s) {lacking} of this model have no dev error rates (a model trained before "
+            "they were stored); use cc or pcc, or retrain"
+        )
+
+
 def _settings(classifier: NewsClassifier, *, keep_columns: Any, date_column: str | None, **given: Any) -> RowSettings:
     """The job's row settings, checked: kept columns do not clash with the output's, the date column is kept."""
     if given["max_chars"] < 1:
@@ -221,6 +236,8 @@ def format_summary(summary: ScoreSummary) -> str:
         lines.append(f"  error {reason}: {n}")
     for task, counts in summary.label_counts.items():
         lines.append(f"  {task}: " + ", ".join(f"{label} {n}" for label, n in counts.items()))
+    for task, shares in summary.shares.items():
+        lines.append(_format_shares(task, shares))
     lines.append(
         f"truncated articles: {summary.truncated}; scored without Arabic (flagged): {summary.flagged_no_arabic}"
     )
@@ -233,3 +250,12 @@ def format_summary(summary: ScoreSummary) -> str:
         + (" (this session, after resuming)" if summary.resumed else "")
     )
     return "\n".join(lines)
+
+
+def _format_shares(task: str, shares: dict[str, Any]) -> str:
+    """``topic shares (pacc, 90% interval): security 0.31 [0.27, 0.35], ...`` (or why there is no interval)."""
+    head = f"  {task} shares ({shares['method']}, {shares['level']:.0%} interval)"
+    if shares.get("too_few_rows"):
+        return f"{head}: too few rows ({shares['rows']}) for an interval"
+    parts = [f"{label} {v['share']:.3f} [{v['low']:.3f}, {v['high']:.3f}]" for label, v in shares["labels"].items()]
+    return f"{head}: " + ", ".join(parts) + (f"  ({shares['note']})" if shares.get("note") else "")

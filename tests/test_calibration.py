@@ -36,12 +36,16 @@ def test_a_temperature_never_changes_the_argmax():
     assert (found.apply(logits).argmax(1) == logits.argmax(1)).all()
 
 
-def test_bias_correction_wins_under_a_skewed_prior_and_auto_picks_it():
+def test_bias_correction_measures_better_under_a_skewed_prior_but_is_opt_in():
     logits, labels = _synthetic(4000, 3, 1.0, seed=5)
     shifted = logits + np.array([1.5, 0.0, -1.5])  # a model that over-predicts the first label
-    found = fit("auto", shifted, labels)
-    assert found.method == "bias_corrected"
-    assert found.figures["compared"]["bias_corrected"] < found.figures["compared"]["temperature"]
+    auto = fit("auto", shifted, labels)
+    assert auto.method in ("temperature", "none") and auto.bias is None  # auto never moves a decision
+    compared = auto.figures["compared_nll_cross_fitted"]
+    assert compared["bias_corrected"] < compared["temperature"]
+    assert auto.figures["accuracy_cross_fitted"]["bias_corrected"] > auto.figures["accuracy_before"]
+    chosen = fit("bias_corrected", shifted, labels)
+    assert chosen.method == "bias_corrected" and len(chosen.bias) == 3
 
 
 def test_auto_keeps_nothing_when_nothing_helps():

@@ -662,6 +662,7 @@ class Trainer:
             self.model_dir, device=run.accelerator.device, batch_size=tcfg.eval_batch_size, precision="fp32"
         )
         calibration = self._calibrate(final, run.eval_data["dev"], run.accelerator)
+        self._store_dev_rates(final, run.eval_data["dev"], run.accelerator)
         tuned = self._tune_thresholds(final, run.eval_data["dev"], run.accelerator) if tcfg.tune_thresholds else {}
         reports: dict[str, Any] = {}
         if tcfg.report and run.accelerator.is_main_process:  # the report's dev figures: one pass over dev
@@ -789,6 +790,23 @@ class Trainer:
             classifier.config.save(self.model_dir)  # weights unchanged; config.json carries the calibration
         accelerator.wait_for_everyone()
         return fitted
+
+    def _store_dev_rates(self, classifier: NewsClassifier, dev: EncodedSplit, accelerator: Any) -> None:
+        """Save dev's true labels and calibrated probabilities with each single-label task, for the scorer's
+        adjusted label shares (ACC, PACC, EMQ) and their intervals."""
+        from aranews.training.evaluation import predict_split
+
+        probs = predict_split(classifier, dev)
+        for task in classifier.tasks:
+            if not task.kind.one_label_per_row:
+                continue
+            labels = dev.labels[task.name].numpy()
+            keep = task.kind.labelled(labels)
+            rows = np.round(probs[task.name][keep].astype(np.float64), 6)
+            task.dev_rates = {"truth": labels[keep].astype(int).tolist(), "probs": rows.tolist()}
+        if accelerator.is_main_process:
+            classifier.config.save(self.model_dir)
+        accelerator.wait_for_everyone()
 
     def _tune_thresholds(
         self, classifier: NewsClassifier, dev: EncodedSplit, accelerator: Any

@@ -14,11 +14,13 @@ from aranews.cli._common import (
     _command,
     _load,
     _model_options,
+    _number,
     _options,
     _row_options,
     _text_options,
 )
 from aranews.inference.readers import ARCHIVE_KINDS, SCORE_FORMATS
+from aranews.inference.shares import METHODS as SHARE_METHODS
 
 
 def cmd_score(args: argparse.Namespace) -> int:
@@ -53,6 +55,8 @@ def cmd_score(args: argparse.Namespace) -> int:
             ray_options=_ray_options(args),
             keep_columns=[c.strip() for c in (args.keep_columns or "").split(",") if c.strip()],
             date_column=args.date_column,
+            shares=args.shares,
+            shares_level=args.shares_level,
         )
     except KeyboardInterrupt as exc:
         print(f"\n{exc}", file=sys.stderr)
@@ -114,6 +118,15 @@ def score_parser(sub: Any) -> None:
     )
     p.add_argument(
         "--date-column", help="the kept column with the publication date, parsed into date_parsed (default: date)"
+    )
+    p.add_argument(
+        "--shares",
+        choices=list(SHARE_METHODS),
+        help="how the summary estimates label shares: cc (raw count), pcc, acc, pacc, emq "
+        "(default: pacc where the model stores its dev error rates, else pcc)",
+    )
+    p.add_argument(
+        "--shares-level", type=_number(float, 0, 1, open_low=True), default=0.9, help="interval level (default 0.9)"
     )
     p.add_argument(
         "--engine", choices=["local", "ray"], default="local", help="local (this process) or ray (Ray actors)"
