@@ -551,14 +551,22 @@ class NewsClassifier:
             pairs = {k: [v] for k, v in (pairs or {}).items()}
         return self.classify(texts, titles=title, pairs=pairs, tasks=tasks, score_non_arabic=score_non_arabic)
 
-    def decide(self, result: BatchResult, thresholds: dict[str, Sequence[float]] | None = None) -> list[Prediction]:
+    def decide(
+        self,
+        result: BatchResult,
+        thresholds: dict[str, Sequence[float]] | None = None,
+        abstain_below: float | None = None,
+    ) -> list[Prediction]:
         """Turn a :class:`BatchResult` into one prediction per article (labels and scores).
+
+        ``abstain_below`` overrides every single-label task's saved ``abstain_below`` (see :class:`TaskSpec`).
 
         Raises:
             ValueError: ``thresholds`` names an unknown or single-label task, or has the wrong
                 number of values, or values outside (0, 1).
         """
         limits = self._thresholds(thresholds or {})
+        abstain = self.abstention(abstain_below)
         n = len(result.skipped)
         out: list[Prediction] = [{} for _ in range(n)]
         for name, matrix in result.probs.items():
@@ -567,12 +575,24 @@ class NewsClassifier:
                 if result.skipped[i] is not None:
                     out[i][name] = None
                     continue
-                out[i][name] = task.kind.decide(matrix[i], task.labels, limits.get(name))
+                out[i][name] = task.kind.decide(matrix[i], task.labels, limits.get(name), abstain.get(name))
         for i in range(n):
             if result.skipped[i] is not None:
                 out[i]["skipped"] = result.skipped[i]
             elif result.no_arabic[i]:
                 out[i]["no_arabic"] = True
+        return out
+
+    def abstention(self, override: float | None = None) -> dict[str, float]:
+        """Per single-label task, the probability below which it gives no label (``override`` or the saved one)."""
+        bad = isinstance(override, bool) or not isinstance(override, (int, float)) or not 0.0 < override < 1.0
+        if override is not None and bad:
+            raise ValueError(f"abstain_below={override!r}; expected a value in (0, 1)")
+        out = {}
+        for task in self.tasks:
+            value = override if override is not None else task.abstain_below
+            if value is not None and task.kind.one_label_per_row:
+                out[task.name] = value
         return out
 
     def _thresholds(self, overrides: dict[str, Sequence[float]]) -> dict[str, np.ndarray]:
@@ -604,6 +624,7 @@ class NewsClassifier:
         tasks: Sequence[str] | None = ...,
         thresholds: dict[str, Sequence[float]] | None = ...,
         score_non_arabic: bool = ...,
+        abstain_below: float | None = ...,
     ) -> Prediction: ...
     @overload
     def predict(
@@ -615,9 +636,12 @@ class NewsClassifier:
         tasks: Sequence[str] | None = ...,
         thresholds: dict[str, Sequence[float]] | None = ...,
         score_non_arabic: bool = ...,
+        abstain_below: float | None = ...,
     ) -> list[Prediction]: ...
 
-    def predict(self, texts, *, title=None, pairs=None, tasks=None, thresholds=None, score_non_arabic=False):
+    def predict(
+        self, texts, *, title=None, pairs=None, tasks=None, thresholds=None, score_non_arabic=False, abstain_below=None
+    ):
         """Each task's label and score per article.
 
         Args:
@@ -626,6 +650,8 @@ class NewsClassifier:
             pairs: for target-conditioned tasks, ``{pair_column: target}`` (a list for a list of texts).
             tasks: the tasks to run (default: all).
             thresholds: per multi-label task, one threshold per label overriding the saved ones.
+            abstain_below: a single-label task whose top probability is below this gives ``label: None`` and
+                ``uncertain: True`` (default: each task's saved ``abstain_below``, usually none).
             score_non_arabic: classify texts without an Arabic letter (marked ``"no_arabic": True``)
                 instead of skipping them.
 
@@ -636,7 +662,7 @@ class NewsClassifier:
             with reason ``empty_text`` (also: nothing left after cleaning) or ``no_arabic_text``.
         """
         result = self._classify_any(texts, title, pairs, tasks, score_non_arabic)
-        predictions = self.decide(result, thresholds)
+        predictions = self.decide(result, thresholds, abstain_below)
         return predictions[0] if isinstance(texts, str) else predictions
 
     def inspect(self, text: str, *, title: str | None = None, pairs: dict[str, str] | None = None) -> Inspection:

@@ -92,6 +92,8 @@ class TaskSpec:
             softmax (one value) or the sigmoid (one per label); ``None``: uncalibrated (models saved before
             calibration existed, or ``training.calibration: none``).
         bias: bias-corrected temperature scaling (single-label): added to the scaled logits, one per label.
+        abstain_below: a single-label row whose (calibrated) top probability is below this gets no label
+            (``uncertain: true``); ``None``: every row gets one.
         dev_rates: for label shares (:mod:`aranews.inference.shares`), the dev rows' true label ids and
             calibrated probabilities (``{"truth": [...], "probs": [[...], ...]}``), written by training.
     """
@@ -104,6 +106,7 @@ class TaskSpec:
     temperature: float | list[float] | None = None
     bias: list[float] | None = None
     dev_rates: dict[str, Any] | None = None
+    abstain_below: float | None = None
 
     def __post_init__(self) -> None:
         kind = KINDS.get(self.problem_type)  # an unknown kind is reported by check()
@@ -130,6 +133,7 @@ class TaskSpec:
         values = t if isinstance(t, list) else [] if t is None else [t]
         if (isinstance(t, list) and len(t) != len(self.labels)) or not all(0.0 < v < 1000.0 for v in values):
             out.append(("temperature", t, f"a value in (0, 1000), or {len(self.labels)} of them (one per label)"))
+        out += abstain_problems(self.kind, self.abstain_below)
         if self.bias is not None and len(self.bias) != len(self.labels):
             out.append(("bias", self.bias, f"{len(self.labels)} values, one per label"))
         return out
@@ -143,6 +147,17 @@ class TaskSpec:
 
         z = np.asarray(logits, dtype=np.float32) / np.asarray(self.temperature or 1.0, dtype=np.float32)
         return z + np.asarray(self.bias, dtype=np.float32) if self.bias is not None else z
+
+
+def abstain_problems(kind: TaskKind, value: Any) -> Problems:
+    """``abstain_below`` is ``None`` or a value in (0, 1), on a single-label task."""
+    if value is None:
+        return []
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < value < 1.0:
+        return [("abstain_below", value, "a value in (0, 1), or null")]
+    if not kind.one_label_per_row:
+        return [("abstain_below", value, "null: abstention is for single-label tasks")]
+    return []
 
 
 def input_groups(tasks: Sequence[TaskSpec]) -> dict[str | None, list[str]]:

@@ -68,6 +68,7 @@ class ScoreSummary:
     resumed: bool = False
     provenance: dict[str, Any] = field(default_factory=dict)
     shares: dict[str, Any] = field(default_factory=dict)  # per single-label task: estimated label shares
+    uncertain: dict[str, int] = field(default_factory=dict)  # per task with abstention: rows given no label
 
     @property
     def complete(self) -> bool:
@@ -105,7 +106,8 @@ def score_records(
         return [], []
     result = classifier.run(prepared if prepared is not None else prepare_records(classifier, records, s))
     schema = classifier.config.schema_id
-    decisions = classifier.decide(result)
+    decisions = classifier.decide(result, abstain_below=s.abstain_below)
+    abstains = abstaining(classifier.tasks, s)
     scored, skipped = [], []
     for i, (record, decision) in enumerate(zip(records, decisions, strict=True)):
         reason = result.skipped[i]
@@ -117,6 +119,8 @@ def score_records(
         row: dict[str, Any] = {"id": record["id"]}
         for task in classifier.tasks:
             row[task.name], row[score_column(task.name)] = task.kind.cell(decision[task.name])
+            if task.name in abstains:
+                row[f"{task.name}_uncertain"] = bool(decision[task.name].get("uncertain"))
             if s.all_probabilities:
                 row[f"{task.name}_probs"] = json.dumps(
                     {
@@ -233,23 +237,30 @@ def score_column(task: str) -> str:
     return f"{task}_score"
 
 
-def task_columns(task: TaskSpec, all_probabilities: bool = False) -> list[str]:
-    """A task's output columns: its label (``|``-joined for multi-label), the score, and the probabilities."""
-    return [task.name, score_column(task.name)] + ([f"{task.name}_probs"] if all_probabilities else [])
+def task_columns(task: TaskSpec, all_probabilities: bool = False, abstains: bool = False) -> list[str]:
+    """A task's output columns: its label (``|``-joined for multi-label; empty when it abstained), the score,
+    whether it abstained, and the probabilities."""
+    columns = [task.name, score_column(task.name)] + ([f"{task.name}_uncertain"] if abstains else [])
+    return columns + ([f"{task.name}_probs"] if all_probabilities else [])
+
+
+def abstaining(tasks: Sequence[TaskSpec], s: RowSettings) -> set[str]:
+    """The tasks that may give no label: single-label tasks with an ``abstain_below`` (the job's or the model's)."""
+    return {t.name for t in tasks if t.kind.one_label_per_row and (s.abstain_below or t.abstain_below) is not None}
 
 
 def output_columns(tasks: Sequence[TaskSpec], s: RowSettings) -> list[str]:
     """Every column of a scorer output, in order: the one definition the scorer, ``report`` and CSV use."""
-    columns = ["id"]
+    columns, abstains = ["id"], abstaining(tasks, s)
     for task in tasks:
-        columns += task_columns(task, s.all_probabilities)
+        columns += task_columns(task, s.all_probabilities, task.name in abstains)
     columns += list(s.keep_columns) + (["date_parsed"] if s.date_column else [])
     return columns + list(PROVENANCE_COLUMNS)
 
 
 def reserved_columns(tasks: Sequence[TaskSpec]) -> set[str]:
     """Names a kept archive column may not have: the scorer's own columns."""
-    return {"id", "date_parsed", *PROVENANCE_COLUMNS} | {c for t in tasks for c in task_columns(t, True)}
+    return {"id", "date_parsed", *PROVENANCE_COLUMNS} | {c for t in tasks for c in task_columns(t, True, True)}
 
 
 def csv_safe_columns(classifier: NewsClassifier) -> list[str]:
@@ -305,6 +316,7 @@ def summarise(
 ) -> None:
     """Count from the files actually written, so the summary describes what a user receives."""
     labels: dict[str, Counter] = {t.name: Counter() for t in classifier.tasks}
+    uncertain: Counter = Counter()
     for row in iter_scores(output, fmt):
         summary.scored += 1
         truthy = (True, "True", "true")
@@ -317,6 +329,10 @@ def summarise(
                 summary.dates_unparsed += 1
         for task in classifier.tasks:
             labels[task.name].update(task.kind.cell_labels(row[task.name]))
+            if row.get(f"{task.name}_uncertain") in truthy:
+                uncertain[task.name] += 1
+            elif f"{task.name}_uncertain" in row:
+                uncertain.setdefault(task.name, 0)
     reasons: Counter = Counter()
     with errors_file.open(encoding="utf-8") as handle:
         for line in handle:
@@ -324,3 +340,4 @@ def summarise(
     summary.errors = sum(reasons.values())
     summary.error_reasons = dict(sorted(reasons.items()))
     summary.label_counts = {k: dict(sorted(v.items())) for k, v in labels.items()}
+    summary.uncertain = dict(uncertain)

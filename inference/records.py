@@ -38,6 +38,7 @@ class RowSettings:
     all_probabilities: bool
     keep_columns: tuple[str, ...] = ()  # archive columns copied into the output (date, source, url...)
     date_column: str | None = None  # one of them, also parsed into ``date_parsed`` (ISO)
+    abstain_below: float | None = None  # overrides the model's: no label below this top probability
 
     @classmethod
     def for_tasks(
@@ -53,6 +54,7 @@ class RowSettings:
         all_probabilities: bool = False,
         keep_columns: Sequence[str] = (),
         date_column: str | None = None,
+        abstain_below: float | None = None,
     ) -> RowSettings:
         """The settings for a model's tasks: every pair column the tasks read, found in the archive under
         ``pair_columns[model column]`` (default: the same name)."""
@@ -67,6 +69,7 @@ class RowSettings:
             all_probabilities,
             tuple(keep_columns),
             date_column,
+            abstain_below,
         )
 
 

@@ -107,6 +107,7 @@ def score_archive(
     date_column: str | None = None,
     shares: str | None = None,
     shares_level: float = 0.9,
+    abstain_below: float | None = None,
 ) -> ScoreSummary:
     """Score every row of an archive; write scores, errors and a summary.
 
@@ -115,8 +116,7 @@ def score_archive(
         input_path, output_path: any archive :data:`~aranews.inference.readers.ARCHIVE_FORMATS` reads; the
             scores, ``.jsonl``, ``.csv`` or ``.parquet`` (or set ``output_format``).
         errors_path: JSON Lines of the rows not scored, with reasons (default: ``<output>.errors.jsonl``).
-        id_column, text_column, title_column: input columns (the title is composed with the text as the
-            model's ``model.title`` says, exactly as in training and ``predict``).
+        id_column, text_column, title_column: input columns (the title composed as in training).
         pair_columns: for target-conditioned tasks, ``{model pair column: archive column}`` (default: same).
         chunk_size, max_chars: rows per chunk (the unit of atomic writing and of resumption); longer texts
             go to the errors file as ``oversized_text``.
@@ -127,7 +127,8 @@ def score_archive(
         engine, ray_options: ``local`` (this process) or ``ray`` (Ray actors, with their options; see
             :mod:`aranews.inference.ray_engine`): the same output, errors and summary either way.
         keep_columns: archive columns copied into each output row (e.g. ``date``, ``source``, ``url``).
-        shares, shares_level: the summary's label-share estimate and its interval level (:mod:`shares`).
+        shares, shares_level, abstain_below: the summary's label-share estimate and its interval level
+            (:mod:`shares`); no label where a single-label top probability is below it (default: the model's).
         date_column: the kept column with the publication date (default ``date``), also written parsed as
             ``date_parsed`` (ISO; ``None`` when unreadable: kept as written, counted, the row still scored).
 
@@ -140,10 +141,8 @@ def score_archive(
         ValueError: a bad setting or path (an output that is the input), or a resume of another job or input.
         OSError: the output cannot be written (the job stays resumable).
     """
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
-        raise ValueError(f"chunk_size={chunk_size!r}; expected an integer >= 1")
+    _check_job(classifier, chunk_size, shares, shares_level)
     runner = engine_for(engine, throttle_seconds=throttle_seconds, ray_options=ray_options)
-    _check_shares(classifier, shares, shares_level)
     settings = _settings(
         classifier,
         id_column=id_column,
@@ -155,6 +154,7 @@ def score_archive(
         all_probabilities=all_probabilities,
         keep_columns=keep_columns,
         date_column=date_column,
+        abstain_below=abstain_below,
     )
     paths = _job_paths(Path(input_path), Path(output_path), errors_path, output_format)
     if settings.keep_columns:
@@ -195,8 +195,11 @@ def _run_job(job: Any, classifier: NewsClassifier, runner: Any, progress: bool, 
     return _publish(job)
 
 
-def _check_shares(classifier: NewsClassifier, method: str | None, level: float) -> None:
-    """Before any work: a known method, a level in (0, 1), and the dev error rates an adjusted method needs."""
+def _check_job(classifier: NewsClassifier, chunk_size: Any, method: str | None, level: float) -> None:
+    """Before any work: a chunk size >= 1, a known shares method, a level in (0, 1), and the dev error rates an
+    adjusted method needs."""
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+        raise ValueError(f"chunk_size={chunk_size!r}; expected an integer >= 1")
     if method is not None and method not in SHARE_METHODS:
         raise ValueError(f"--shares {method!r}: expected one of {', '.join(SHARE_METHODS)}")
     if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0.0 < level < 1.0:
@@ -211,6 +214,7 @@ def _check_shares(classifier: NewsClassifier, method: str | None, level: float) 
 
 def _settings(classifier: NewsClassifier, *, keep_columns: Any, date_column: str | None, **given: Any) -> RowSettings:
     """The job's row settings, checked: kept columns do not clash with the output's, the date column is kept."""
+    classifier.abstention(given["abstain_below"])  # checks an override: a value in (0, 1)
     if given["max_chars"] < 1:
         raise ValueError(f"max_chars={given['max_chars']!r}; expected an integer >= 1")
     keep = tuple(dict.fromkeys(keep_columns))
@@ -236,6 +240,8 @@ def format_summary(summary: ScoreSummary) -> str:
         lines.append(f"  error {reason}: {n}")
     for task, counts in summary.label_counts.items():
         lines.append(f"  {task}: " + ", ".join(f"{label} {n}" for label, n in counts.items()))
+    for task, n in summary.uncertain.items():
+        lines.append(f"  {task}: {n} row(s) given no label (uncertain: top probability below the abstention level)")
     for task, shares in summary.shares.items():
         lines.append(_format_shares(task, shares))
     lines.append(

@@ -92,8 +92,16 @@ class TaskKind:
         """One comparable decision per row (for agreement checks)."""
         raise NotImplementedError
 
-    def decide(self, probs: np.ndarray, labels: Sequence[str], thresholds: Sequence[float] | None = None) -> dict:
-        """The prediction of one probability row: ``{"label", "score"}`` or ``{"labels", "scores"}``."""
+    def decide(
+        self,
+        probs: np.ndarray,
+        labels: Sequence[str],
+        thresholds: Sequence[float] | None = None,
+        abstain_below: float | None = None,
+    ) -> dict:
+        """The prediction of one probability row: ``{"label", "score"}`` or ``{"labels", "scores"}``; with
+        ``abstain_below`` (single-label), a top probability below it gives ``{"label": None, "score",
+        "uncertain": True}``."""
         raise NotImplementedError
 
     def cell(self, decision: dict) -> tuple[str, float]:
@@ -184,9 +192,20 @@ class SingleLabel(TaskKind):
     def decision_keys(self, probs: np.ndarray, thresholds: Sequence[float] | None = None) -> list[Any]:
         return [int(p.argmax()) for p in probs]
 
-    def decide(self, probs: np.ndarray, labels: Sequence[str], thresholds: Sequence[float] | None = None) -> dict:
+    def decide(
+        self,
+        probs: np.ndarray,
+        labels: Sequence[str],
+        thresholds: Sequence[float] | None = None,
+        abstain_below: float | None = None,
+    ) -> dict:
         j = int(probs.argmax())
-        return {"label": labels[j], "score": round(float(probs[j]), 6)}
+        score = round(float(probs[j]), 6)
+        if abstain_below is not None:
+            if float(probs[j]) < abstain_below:
+                return {"label": None, "score": score, "uncertain": True}
+            return {"label": labels[j], "score": score, "uncertain": False}
+        return {"label": labels[j], "score": score}
 
     def cell(self, decision: dict) -> tuple[str, float]:
         return decision["label"], decision["score"]
@@ -300,7 +319,13 @@ class MultiLabel(TaskKind):
         limits = np.asarray(thresholds, np.float32)
         return [tuple(np.flatnonzero(p >= limits)) for p in probs]
 
-    def decide(self, probs: np.ndarray, labels: Sequence[str], thresholds: Sequence[float] | None = None) -> dict:
+    def decide(
+        self,
+        probs: np.ndarray,
+        labels: Sequence[str],
+        thresholds: Sequence[float] | None = None,
+        abstain_below: float | None = None,
+    ) -> dict:
         chosen = np.flatnonzero(probs >= np.asarray(thresholds, np.float32))
         return {"labels": [labels[j] for j in chosen], "scores": [round(float(probs[j]), 6) for j in chosen]}
 

@@ -53,6 +53,7 @@ def test_save_load_identical_logits_and_self_description(tmp_path, tiny_backbone
         "temperature": None,  # uncalibrated: a model built here, not trained
         "bias": None,
         "dev_rates": None,
+        "abstain_below": None,
     }
     assert saved["model"]["preprocessing"] == ["strip_boilerplate", "arabert_v02"]
     assert saved["model"]["max_length"] == 64 and saved["model"]["long_document"]["strategy"] == "head_tail"

@@ -16,9 +16,9 @@ from typing import Any, Literal
 
 import yaml
 
-from aranews.inference.config import DEFAULT_ENCODER, ModelConfig, tasks_and_windows_problems
+from aranews.inference.config import DEFAULT_ENCODER, ModelConfig, abstain_problems, tasks_and_windows_problems
 from aranews.inference.schema import ConfigError, parse
-from aranews.inference.task_kinds import TaskKind, kind_of
+from aranews.inference.task_kinds import KINDS, TaskKind, kind_of
 
 __all__ = [
     "DEFAULT_ENCODER",
@@ -47,6 +47,8 @@ class TaskConfig:
         pair_column: for target-conditioned stance, the column paired with the text (``target``, ``claim``).
         class_weights: ``none`` or ``balanced`` (inverse label frequency in the training split).
         threshold: for multi-label tasks, the initial decision threshold of every label.
+        abstain_below: single-label: a row whose calibrated top probability is below this gets no label
+            (``uncertain``) when scored or predicted; saved with the model. ``null``: always a label.
     """
 
     name: str
@@ -56,6 +58,7 @@ class TaskConfig:
     pair_column: str | None = None
     class_weights: Literal["none", "balanced"] = "none"
     threshold: float = 0.5
+    abstain_below: float | None = None
 
     def __post_init__(self) -> None:
         if self.column is None:
@@ -76,6 +79,8 @@ class TaskConfig:
                 out.append(("labels", self.labels, f"unique labels (repeated: {dupes})"))
         if not 0.0 < self.threshold < 1.0:
             out.append(("threshold", self.threshold, "a value in (0, 1)"))
+        if KINDS.get(self.problem_type) is not None:
+            out += abstain_problems(self.kind, self.abstain_below)
         return out
 
 

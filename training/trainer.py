@@ -388,7 +388,9 @@ class Trainer:
                     len(diff["kept"]),
                 )
             thresholds = task.kind.default_thresholds(len(names), task.threshold)
-            specs.append(TaskSpec(task.name, names, task.problem_type, task.pair_column, thresholds))
+            spec = TaskSpec(task.name, names, task.problem_type, task.pair_column, thresholds)
+            spec.abstain_below = task.abstain_below
+            specs.append(spec)
         return specs, changes
 
     def _warn_small_labels(self, specs: list[TaskSpec], train: LabelledSplit, changes: dict[str, Any]) -> None:

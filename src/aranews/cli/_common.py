@@ -196,6 +196,14 @@ def _text_options(p: argparse.ArgumentParser, too_long: str, non_arabic: str) ->
     p.add_argument("--score-non-arabic", action="store_true", help=non_arabic)
 
 
+def _abstain_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--abstain-below",
+        type=_number(float, 0, 1, open_low=True),
+        help="no label (uncertain) for a single-label task whose top probability is below this (default: the model's)",
+    )
+
+
 def _pair_options(p: argparse.ArgumentParser, what: str) -> None:
     """``--pair`` and ``--pair-column`` for target-conditioned tasks of texts given on the command line."""
     p.add_argument("--pair", help=f"{what} target or claim, for target-conditioned tasks")

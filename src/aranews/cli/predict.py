@@ -11,6 +11,7 @@ from typing import Any
 from aranews.cli._common import (
     POSITIVE,
     UsageError,
+    _abstain_option,
     _command,
     _guard_outputs,
     _input_rows,
@@ -42,6 +43,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 title=[args.title] * len(args.texts),
                 pairs=_pairs_from(args, len(args.texts)),
                 score_non_arabic=args.score_non_arabic,
+                abstain_below=args.abstain_below,
             )
             for prediction in predictions:
                 out.write(json.dumps(prediction, ensure_ascii=False) + "\n")
@@ -50,13 +52,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
             for row in _input_rows(args, classifier.tasks):
                 batch.append(row)
                 if len(batch) >= 256:
-                    _predict_rows(classifier, batch, out, args.score_non_arabic)
+                    _predict_rows(classifier, batch, out, args.score_non_arabic, args.abstain_below)
                     batch = []
-            _predict_rows(classifier, batch, out, args.score_non_arabic)
+            _predict_rows(classifier, batch, out, args.score_non_arabic, args.abstain_below)
     return 0
 
 
-def _predict_rows(classifier, rows: list[dict[str, Any]], out, score_non_arabic: bool) -> None:
+def _predict_rows(classifier, rows: list[dict[str, Any]], out, score_non_arabic: bool, abstain_below=None) -> None:
     """One JSON line per row, in input order: ``{"id", ...prediction}`` or ``{"id", "skipped", ...}``."""
     ready = [r for r in rows if "skipped" not in r]
     predictions = iter(
@@ -65,6 +67,7 @@ def _predict_rows(classifier, rows: list[dict[str, Any]], out, score_non_arabic:
             title=[r["title"] for r in ready],
             pairs={c: [r["pairs"][c] for r in ready] for c in (ready[0]["pairs"] if ready else {})} or None,
             score_non_arabic=score_non_arabic,
+            abstain_below=abstain_below,
         )
         if ready
         else []
@@ -151,6 +154,7 @@ def predict_parser(sub: Any) -> None:
     p.add_argument("--input", help=f"an archive: {ARCHIVE_KINDS} (as for score)")
     p.add_argument("--out", help="write JSON Lines here instead of standard output")
     _pair_options(p, "the texts'")
+    _abstain_option(p)
     _text_options(p, "are skipped as oversized_text", "classify texts without Arabic (marked no_arabic)")
     _row_options(p)
 

@@ -11,6 +11,7 @@ from aranews.cli._common import (
     NON_NEGATIVE_NUMBER,
     POSITIVE,
     UsageError,
+    _abstain_option,
     _command,
     _load,
     _model_options,
@@ -57,6 +58,7 @@ def cmd_score(args: argparse.Namespace) -> int:
             date_column=args.date_column,
             shares=args.shares,
             shares_level=args.shares_level,
+            abstain_below=args.abstain_below,
         )
     except KeyboardInterrupt as exc:
         print(f"\n{exc}", file=sys.stderr)
@@ -125,6 +127,7 @@ def score_parser(sub: Any) -> None:
         help="how the summary estimates label shares: cc (raw count), pcc, acc, pacc, emq "
         "(default: pacc where the model stores its dev error rates, else pcc)",
     )
+    _abstain_option(p)
     p.add_argument(
         "--shares-level", type=_number(float, 0, 1, open_low=True), default=0.9, help="interval level (default 0.9)"
     )
