@@ -241,10 +241,42 @@ def compose(rng: random.Random, topic: str, lead: str, stance: str, split: str) 
     return title, "\n\n".join(lines)
 
 
+# The archive's publication dates, in the forms pages write them (the date parser reads all of them), over
+# three months, and four outlets: so the demo's report has shares over time and by source to show.
+ARCHIVE_DATES = [
+    "{y}-{m:02d}-{d:02d}",
+    "{d:02d}/{m:02d}/{y}",
+    "{d} {ar_month} {y}",
+    "نشر في: {d} {ar_month} {y} - 10:45",
+    "{d} {fr_month} {y}",
+]
+AR_MONTHS = {3: "مارس", 4: "أبريل", 5: "مايو"}
+FR_MONTHS = {3: "mars", 4: "avril", 5: "mai"}
+ARCHIVE_SOURCES = ["الجزيرة نت", "RT Arabic", "الأناضول", "سكاي نيوز عربية"]
+
+
+def _archive_date(rng: random.Random) -> str:
+    m, d = rng.choice([3, 4, 5]), rng.randint(1, 28)
+    form = rng.choice(ARCHIVE_DATES)
+    return form.format(y=2024, m=m, d=d, ar_month=AR_MONTHS[m], fr_month=FR_MONTHS[m])
+
+
 def write_archive(dev: list[dict]) -> None:
-    """An unlabelled archive for the batch-scoring demo: the dev articles plus one row of each bad kind."""
+    """An unlabelled archive for the batch-scoring demo: the dev articles (with a date and a source, from a
+    generator of their own so that train and dev stay as they are) plus one row of each bad kind."""
+    rng = random.Random(2024)
     lines = [
-        json.dumps({"id": f"arc-{r['id']}", "title": r["title"], "text": r["text"]}, ensure_ascii=False) for r in dev
+        json.dumps(
+            {
+                "id": f"arc-{r['id']}",
+                "title": r["title"],
+                "text": r["text"],
+                "date": _archive_date(rng),
+                "source": rng.choice(ARCHIVE_SOURCES),
+            },
+            ensure_ascii=False,
+        )
+        for r in dev
     ]
     lines += [
         json.dumps({"id": f"arc-{dev[0]['id']}", "text": "نسخة مكررة من خبر سابق"}, ensure_ascii=False),  # duplicate id

@@ -275,6 +275,7 @@ def _demo_seeds(classifier) -> None:
 def cmd_demo(args: argparse.Namespace) -> int:
     """Build the encoder, train on the embedded sample corpus, predict, score, try real articles."""
     from aranews.inference.classifier import load_classifier
+    from aranews.inference.report import write_report
     from aranews.inference.scoring import format_summary, score_archive
     from aranews.resources import config_path, sample_path
     from aranews.training.config import load_config
@@ -306,9 +307,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     for text, prediction in zip(examples, classifier.predict(examples), strict=True):
         print(f"  {text[:60]}... -> {json.dumps(prediction, ensure_ascii=False)}")
     archive = sample_path("archive.jsonl")
-    print(f"[4/5] scoring the sample archive {archive} (with bad rows on purpose)")
-    summary = score_archive(classifier, archive, out / "scores.jsonl", progress=False)
+    print(f"[4/5] scoring the sample archive {archive} (with bad rows on purpose), then its report")
+    scores = out / "scores.jsonl"
+    summary = score_archive(classifier, archive, scores, progress=False, keep_columns=["date", "source"])
     print("  " + format_summary(summary).replace("\n", "\n  "))
+    report = write_report(scores, out / "report.html", archive=archive, title="Sample archive: Russia and Turkey")
+    print(f"  report: {report.path} ({report.rows} articles over {report.days} days, {report.sources} sources)")
     _demo_seeds(classifier)
     card = out / "model_card.md"
     atomic_write_text(card, render_model_card(result.output_dir))
