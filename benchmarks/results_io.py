@@ -18,10 +18,8 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 
 _RULES = [
-    (
-        re.compile(
-            r"(?:/[^\s\"']*)?/(?:shared/)?data/(ant_multisource|ant_jawharafm|arabic_fc_stance|ans_stance|mawqif_stance)"
-        ),
+    (  # whatever came before (/tmp/data/, /work/shared/data/, ../shared/data/): the one portable form
+        re.compile(r"[^\s\"'=]*data/(ant_multisource|ant_jawharafm|arabic_fc_stance|ans_stance|mawqif_stance)"),
         r"../shared/data/\1",
     ),
     (re.compile(r"/tmp/e5(?:-small-hf)?(?=[/\s\"']|$)"), "$E5_SMALL"),

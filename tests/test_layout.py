@@ -107,3 +107,13 @@ def test_benchmark_results_hold_no_machine_paths():
         if machine.search(p.read_text(encoding="utf-8"))
     ]
     assert offenders == []
+
+
+def test_portable_paths_are_stable():
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from results_io import portable
+
+    for given in ("/tmp/data/ans_stance", "/work/shared/data/ans_stance/README.md", "../shared/data/ans_stance"):
+        once = portable(f"--dataset {given} --encoder /tmp/e5-small-hf")
+        assert once.startswith("--dataset ../shared/data/ans_stance") and once.endswith("--encoder $E5_SMALL")
+        assert portable(once) == once
