@@ -508,6 +508,41 @@ def _select() -> list[str]:
     return [*lines, ""]
 
 
+def _calibration() -> list[str]:
+    files = sorted((ROOT / "benchmarks" / "results").glob("calibration-*.json"))
+    if not files:
+        return []
+    lines = [
+        "## Calibration and label shares",
+        "",
+        "`benchmarks/bench_calibration.py` on a fine-tuned model's dev split. Calibration figures are cross-fitted "
+        "(fitted on 4 folds of dev, measured on the 5th). Shares: the quantification protocol, dev split in two "
+        "halves (calibration and error rates fitted on one, samples drawn from the other at Dirichlet(1) label "
+        "mixes, then the halves swap); mean absolute error of the estimated shares against each sample's true "
+        "shares, and the share of labels whose 90% interval covers the true share.",
+        "",
+    ]
+    for path in files:
+        r = json.loads(path.read_text(encoding="utf-8"))
+        cal = r["calibration"]
+        lines += [
+            f"**{r['data']}** ({r['task']}, {r['dev_rows']} dev rows, model `{r['model']}`), `{r['command']}`, "
+            f"{r['cpu']}:",
+            "",
+            "| calibration | ECE before | ECE after | NLL before | NLL after |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        for method, f in cal.items():
+            lines.append(
+                f"| {method} | {f['ece_before']:.3f} | {f['ece_after_cross_fitted']:.3f} | {f['nll_before']:.3f} "
+                f"| {f['nll_after_cross_fitted']:.3f} |"
+            )
+        lines += ["", "| shares method @ sample size | MAE | 90% interval coverage |", "| --- | --- | --- |"]
+        lines += [f"| {key} | {f['mae']:.4f} | {f['coverage_90']:.2f} |" for key, f in r["shares"].items()]
+        lines.append("")
+    return lines
+
+
 def main() -> None:
     recipes, best = _rows()
     lines = [INTRO, "## Results (dev)", ""]
@@ -558,6 +593,7 @@ def main() -> None:
         + _ray()
         + _report()
         + _select()
+        + _calibration()
         + _training()
         + TRAINING_NOTES
     )
