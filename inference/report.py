@@ -258,7 +258,7 @@ def _summary_block(summary: dict[str, Any] | None, n: int) -> dict[str, Any]:
     if not summary:
         return {"scored rows in this file": n}
     p = summary.get("provenance", {})
-    return {
+    block = {
         "input": summary.get("input"),
         "rows": summary.get("rows"),
         "scored": summary.get("scored"),
@@ -270,6 +270,23 @@ def _summary_block(summary: dict[str, Any] | None, n: int) -> dict[str, Any]:
         "precision": p.get("precision"),
         "dates read / unreadable": f"{summary.get('dates_parsed', 0)} / {summary.get('dates_unparsed', 0)}",
     }
+    for task, n_uncertain in (summary.get("uncertain") or {}).items():
+        block[f"{task}: rows given no label (uncertain)"] = n_uncertain
+    for task, shares in (summary.get("shares") or {}).items():
+        block[f"{task}: estimated shares ({shares.get('method')}, {shares.get('level', 0.9):.0%} interval)"] = (
+            _shares_text(shares)
+        )
+    return block
+
+
+def _shares_text(shares: dict[str, Any]) -> str:
+    """``security 0.31 [0.27-0.35] · diplomacy ...``, or why there is no interval."""
+    if shares.get("too_few_rows"):
+        return f"too few rows ({shares.get('rows')}) for an interval"
+    return " · ".join(
+        f"{label} {v['share']:.3f} [{v['low']:.3f}–{v['high']:.3f}]"
+        for label, v in (shares.get("labels") or {}).items()
+    )
 
 
 # Characters that could end the <script> element holding the data or start markup inside it (<!--, </script>),

@@ -110,3 +110,24 @@ def test_the_scorer_summary_gives_shares_with_intervals(trained_model, sample_ro
     assert not (tmp_path / "o2.jsonl.parts").exists()
     with pytest.raises(ValueError, match="--shares 'median'"):
         score_archive(clf, source, tmp_path / "o3.jsonl", progress=False, shares="median")
+
+
+def test_the_report_shows_the_summarys_shares(trained_model, sample_rows, tmp_path):
+    import json
+    import re
+
+    from aranews.inference import load_classifier
+    from aranews.inference.report import write_report
+    from aranews.inference.scoring import score_archive
+    from tests.helpers import write_jsonl
+
+    rows = [{"id": f"a{i}", "text": r["text"]} for i, r in enumerate(sample_rows["train"][:40])]
+    source = write_jsonl(tmp_path / "in.jsonl", rows)
+    clf = load_classifier(trained_model / "model", device="cpu")
+    score_archive(clf, source, tmp_path / "s.jsonl", progress=False, abstain_below=0.99)
+    write_report(tmp_path / "s.jsonl", tmp_path / "r.html")
+    page = (tmp_path / "r.html").read_text(encoding="utf-8")
+    data = json.loads(re.search(r'<script id="data" type="application/json">(.*?)</script>', page, re.S).group(1))
+    shown = data["summary"]["topic: estimated shares (pacc, 90% interval)"]
+    assert shown.count("[") == len(clf.tasks[0].labels)
+    assert data["summary"]["topic: rows given no label (uncertain)"] >= 0
