@@ -71,3 +71,26 @@ def test_the_command_line_checks_the_level(trained_model, capsys):
             ["score", "--model", str(trained_model / "model"), "a.jsonl", "--out", "o.jsonl", "--abstain-below", "1.5"]
         )
     assert "--abstain-below" in capsys.readouterr().err
+
+
+def test_risk_coverage_and_the_level_for_a_target_accuracy():
+    import numpy as np
+
+    from aranews.training.evaluation import risk_coverage
+
+    probs = np.array([[0.95, 0.05], [0.9, 0.1], [0.8, 0.2], [0.7, 0.3], [0.6, 0.4]])
+    truth = np.array([0, 0, 1, 0, 1])  # right, right, wrong, right, wrong (by descending confidence)
+    found = risk_coverage(probs, truth, points=5, targets=(0.75, 0.99))
+    assert [p["accuracy"] for p in found["curve"]] == [1.0, 1.0, pytest.approx(0.6667, abs=1e-4), 0.75, 0.6]
+    assert found["targets"]["0.75"] == {"abstain_below": 0.7, "coverage": 0.8, "accuracy": 0.75}
+    assert found["targets"]["0.99"] == {"abstain_below": 0.9, "coverage": 0.4, "accuracy": 1.0}
+
+
+def test_evaluate_prints_the_level_for_a_target(trained_model, capsys):
+    from aranews.cli import main
+    from tests.helpers import SAMPLE
+
+    model = str(trained_model / "model")
+    assert main(["evaluate", "--model", model, "--data", str(SAMPLE / "dev.jsonl"), "--target-accuracy", "0.5"]) == 0
+    out = capsys.readouterr().out
+    assert "--abstain-below" in out or "no abstention level reaches accuracy 0.5" in out

@@ -48,7 +48,7 @@ N_BINS = 10
 THRESHOLD_GRID = np.round(np.arange(0.05, 0.951, 0.05), 2)
 
 
-_DETAIL_KEYS = ("confusion_matrix", "calibration", "thresholds")  # in report.json, not in metrics.json
+_DETAIL_KEYS = ("confusion_matrix", "calibration", "thresholds", "risk_coverage")  # in report.json, not in metrics.json
 
 
 def compact(figures: dict[str, Any]) -> dict[str, Any]:
@@ -131,6 +131,48 @@ def calibration(confidence: np.ndarray, correct: np.ndarray, n_bins: int = N_BIN
     return {"ece": float(ece) if n else None, "n_bins": n_bins, "bins": bins}
 
 
+TARGET_ACCURACIES = (0.8, 0.9, 0.95)
+
+
+def risk_coverage(
+    probs: np.ndarray, truth: np.ndarray, points: int = 10, targets: Sequence[float] = TARGET_ACCURACIES
+) -> dict[str, Any]:
+    """Accuracy of the labelled rows against the share labelled, when rows whose top probability is below a level
+    get no label (abstention): the curve at ``points`` coverages, and per target accuracy the level to use.
+
+    The level for a target is the lowest top probability that keeps the accuracy of the rows at or above it
+    at the target (the most coverage that reaches it), read on this split.
+    """
+    top, correct = probs.max(1), probs.argmax(1) == truth
+    order = np.argsort(-top, kind="stable")
+    hits = np.cumsum(correct[order])
+    n = len(order)
+    curve = []
+    for share in np.linspace(1.0 / points, 1.0, points):
+        k = max(1, round(share * n))
+        curve.append(
+            {
+                "coverage": round(k / n, 4),
+                "accuracy": round(float(hits[k - 1] / k), 4),
+                "level": round(float(top[order][k - 1]), 4),
+            }
+        )
+    accuracy = hits / np.arange(1, n + 1)
+    levels: dict[str, Any] = {}
+    for target in targets:
+        reaching = np.flatnonzero(accuracy >= target)
+        if len(reaching):
+            k = int(reaching.max()) + 1
+            levels[str(target)] = {
+                "abstain_below": round(float(top[order][k - 1]), 4),
+                "coverage": round(k / n, 4),
+                "accuracy": round(float(accuracy[k - 1]), 4),
+            }
+        else:
+            levels[str(target)] = None
+    return {"curve": curve, "targets": levels}
+
+
 def tune_thresholds(probs: np.ndarray, truth: np.ndarray, grid: Sequence[float] = THRESHOLD_GRID) -> list[float]:
     """Per label, the threshold on ``grid`` with the best F1 on (probs, truth); ties go nearest 0.5."""
     from sklearn.metrics import f1_score
@@ -190,7 +232,9 @@ def confident_label_mistakes(
     ]
 
 
-def task_figures(task: TaskSpec, probs: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
+def task_figures(
+    task: TaskSpec, probs: np.ndarray, labels: np.ndarray, targets: Sequence[float] = TARGET_ACCURACIES
+) -> dict[str, Any]:
     """All figures for one task on the rows that carry its label."""
     keep = _labelled(task, labels)
     probs, truth = probs[keep], labels[keep]
@@ -205,6 +249,8 @@ def task_figures(task: TaskSpec, probs: np.ndarray, labels: np.ndarray) -> dict[
             for lbl, t in zip(task.labels, task.thresholds, strict=True)
         ]
     report["calibration"] = calibration(*task.kind.reliability(probs, truth))
+    if task.kind.one_label_per_row:
+        report["risk_coverage"] = risk_coverage(probs, truth, targets=targets)
     return report
 
 
@@ -264,6 +310,7 @@ def build_report(
     train: LabelledSplit | None = None,
     split_name: str = "dev",
     mistakes: int = 50,
+    targets: Sequence[float] = TARGET_ACCURACIES,
 ) -> dict[str, Any]:
     """Write the evaluation report of ``classifier`` on an encoded split, with plots and mistakes.
 
@@ -293,7 +340,7 @@ def build_report(
     }
     for task in classifier.tasks:
         labels = data.labels[task.name].numpy()
-        figures = task_figures(task, probs[task.name], labels)
+        figures = task_figures(task, probs[task.name], labels, targets)
         report["tasks"][task.name] = figures
         if not figures.get("n"):
             continue

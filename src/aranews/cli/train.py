@@ -16,6 +16,7 @@ from aranews.cli._common import (
     _guard_outputs,
     _load,
     _model_options,
+    _number,
     _parse_set,
     _read_texts,
     _row_options,
@@ -112,7 +113,7 @@ def _print_retraining(metrics: dict[str, Any]) -> None:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from aranews.training.config import DataConfig, TaskConfig
     from aranews.training.data import DataValidationError, encode_split, load_split, validate_splits
-    from aranews.training.evaluation import build_report
+    from aranews.training.evaluation import TARGET_ACCURACIES, build_report
 
     out_dir = Path(args.out_dir) if args.out_dir else Path(args.model).resolve().parent / f"eval-{Path(args.data).stem}"
     if out_dir.exists() and same_file(out_dir, args.model):
@@ -150,6 +151,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         out_dir,
         train=train,
         split_name=Path(args.data).stem,
+        targets=sorted({*TARGET_ACCURACIES, *([args.target_accuracy] if args.target_accuracy else [])}),
     )
     for task, r in report["tasks"].items():
         if r.get("n"):
@@ -160,8 +162,25 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                 b = report["baseline"]["tasks"][task]
                 line += f"  | baseline accuracy {b['accuracy']:.4f}  macro-F1 {b['macro_f1']:.4f}"
             print(line)
+    if args.target_accuracy:
+        _print_target(report, args.target_accuracy)
     print(f"report: {out_dir / 'report.json'} (plots and confident mistakes beside it)")
     return 0
+
+
+def _print_target(report: dict[str, Any], target: float) -> None:
+    """Per single-label task, the abstention level that reaches ``target`` accuracy on the evaluated rows."""
+    for task, figures in report["tasks"].items():
+        found = (figures.get("risk_coverage") or {}).get("targets", {}).get(str(target), "absent")
+        if found == "absent":
+            continue
+        if found is None:
+            print(f"{task:10s} no abstention level reaches accuracy {target} on these rows")
+            continue
+        print(
+            f"{task:10s} --abstain-below {found['abstain_below']} keeps accuracy {found['accuracy']:.4f} on "
+            f"{found['coverage']:.1%} of the rows (read on this split: confirm it on held-out data)"
+        )
 
 
 def _without_leakage(split, train, tasks, labels, drop: bool):
@@ -358,6 +377,11 @@ def evaluate_parser(sub: Any) -> None:
     p.add_argument("--out-dir", help="report folder (default: eval-<data name> beside the model directory)")
     p.add_argument("--train", help="training file: checked for leakage, and the TF-IDF baseline is trained on it")
     p.add_argument("--drop-leaked", action="store_true", help="evaluate without rows that repeat a training input")
+    p.add_argument(
+        "--target-accuracy",
+        type=_number(float, 0, 1, open_low=True),
+        help="print, per single-label task, the --abstain-below level that reaches this accuracy (e.g. 0.9)",
+    )
     _row_options(p)
 
 
