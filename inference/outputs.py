@@ -186,12 +186,7 @@ def label_shares(tasks: Sequence[TaskSpec], parts: Path, method: str | None, lev
         dev = None
         if task.dev_rates:
             dev = DevRates(np.asarray(task.dev_rates["truth"]), np.asarray(task.dev_rates["probs"], dtype=np.float64))
-        chosen = method or default_shares_method(task)
-        if chosen in ("acc", "pacc", "emq") and dev is None:
-            raise ValueError(
-                f"--shares {chosen}: task {task.name!r} of this model has no dev error rates (a model trained before "
-                "they were stored); use cc or pcc, or retrain"
-            )
+        chosen = method or default_shares_method(task)  # an adjusted method without dev rates: refused at the start
         out[task.name] = estimate_shares(chosen, probs, task.labels, dev, level=level)
         out[task.name]["raw_count"] = estimate_shares("cc", probs, task.labels, level=level)["labels"]
         if dev is None:

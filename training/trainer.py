@@ -663,9 +663,7 @@ class Trainer:
         final = NewsClassifier.from_pretrained(
             self.model_dir, device=run.accelerator.device, batch_size=tcfg.eval_batch_size, precision="fp32"
         )
-        calibration = self._calibrate(final, run.eval_data["dev"], run.accelerator)
-        self._store_dev_rates(final, run.eval_data["dev"], run.accelerator)
-        tuned = self._tune_thresholds(final, run.eval_data["dev"], run.accelerator) if tcfg.tune_thresholds else {}
+        calibration, tuned = self._fit_on_dev(final, run.eval_data["dev"], run.accelerator)
         reports: dict[str, Any] = {}
         if tcfg.report and run.accelerator.is_main_process:  # the report's dev figures: one pass over dev
             report = build_report(
@@ -764,17 +762,33 @@ class Trainer:
         )
         (self.model_dir / "README.md").write_text(render_model_card(self.output_dir), encoding="utf-8")
 
-    def _calibrate(self, classifier: NewsClassifier, dev: EncodedSplit, accelerator: Any) -> dict[str, Any]:
-        """Per task, the calibration fitted on dev (saved into the model's config.json), with its figures."""
+    def _fit_on_dev(
+        self, classifier: NewsClassifier, dev: EncodedSplit, accelerator: Any
+    ) -> tuple[dict[str, Any], dict[str, list[float]]]:
+        """From one pass over dev: the calibration, the dev rates for label shares, and (after calibration) the
+        multi-label thresholds; all saved into the model's config.json at once (the weights are unchanged)."""
+        classifier.model.eval()
+        logits: dict[str, np.ndarray] = {}
+        for column, names in classifier.config.input_groups().items():
+            logits.update(classifier.logits_from_encoded(dev.groups[column], names))
+        calibration = self._calibrate(classifier, dev, logits)
+        probs = {name: classifier.probabilities(name, values) for name, values in logits.items()}  # calibrated
+        self._store_dev_rates(classifier, dev, probs)
+        tuned = self._tune_thresholds(classifier, dev, probs) if self.config.training.tune_thresholds else {}
+        if accelerator.is_main_process:
+            classifier.config.save(self.model_dir)
+        accelerator.wait_for_everyone()
+        return calibration, tuned
+
+    def _calibrate(
+        self, classifier: NewsClassifier, dev: EncodedSplit, logits: dict[str, np.ndarray]
+    ) -> dict[str, Any]:
+        """Per task, the calibration fitted on dev's raw logits (set on the classifier's tasks), with its figures."""
         from aranews.training.calibration import fit
 
         method = self.config.training.calibration
         if method == "none":
             return {}
-        classifier.model.eval()
-        logits: dict[str, np.ndarray] = {}
-        for column, names in classifier.config.input_groups().items():
-            logits.update(classifier.logits_from_encoded(dev.groups[column], names))
         fitted = {}
         for task in classifier.tasks:
             labels = dev.labels[task.name].numpy()
@@ -788,17 +802,11 @@ class Trainer:
             fitted[task.name] = {"method": found.method, "temperature": found.temperature, "bias": found.bias}
             fitted[task.name] |= found.figures
             logger.info("task %r: %s calibration on dev, %s", task.name, found.method, found.figures)
-        if accelerator.is_main_process:
-            classifier.config.save(self.model_dir)  # weights unchanged; config.json carries the calibration
-        accelerator.wait_for_everyone()
         return fitted
 
-    def _store_dev_rates(self, classifier: NewsClassifier, dev: EncodedSplit, accelerator: Any) -> None:
-        """Save dev's true labels and calibrated probabilities with each single-label task, for the scorer's
+    def _store_dev_rates(self, classifier: NewsClassifier, dev: EncodedSplit, probs: dict[str, np.ndarray]) -> None:
+        """Keep dev's true labels and calibrated probabilities with each single-label task, for the scorer's
         adjusted label shares (ACC, PACC, EMQ) and their intervals."""
-        from aranews.training.evaluation import predict_split
-
-        probs = predict_split(classifier, dev)
         for task in classifier.tasks:
             if not task.kind.one_label_per_row:
                 continue
@@ -806,31 +814,21 @@ class Trainer:
             keep = task.kind.labelled(labels)
             rows = np.round(probs[task.name][keep].astype(np.float64), 6)
             task.dev_rates = {"truth": labels[keep].astype(int).tolist(), "probs": rows.tolist()}
-        if accelerator.is_main_process:
-            classifier.config.save(self.model_dir)
-        accelerator.wait_for_everyone()
 
     def _tune_thresholds(
-        self, classifier: NewsClassifier, dev: EncodedSplit, accelerator: Any
+        self, classifier: NewsClassifier, dev: EncodedSplit, probs: dict[str, np.ndarray]
     ) -> dict[str, list[float]]:
-        """Per multi-label task, thresholds with the best dev F1 per label, saved into the model."""
-        from aranews.training.evaluation import predict_split, tune_thresholds
+        """Per multi-label task, thresholds with the best dev F1 per label (on calibrated probabilities)."""
+        from aranews.training.evaluation import tune_thresholds
 
-        tasks = [t for t in classifier.tasks if t.kind.uses_thresholds]
-        if not tasks:
-            return {}
-        probs = predict_split(classifier, dev)
         tuned = {}
-        for task in tasks:
+        for task in (t for t in classifier.tasks if t.kind.uses_thresholds):
             labels = dev.labels[task.name].numpy()
             keep = task.kind.labelled(labels)
             if keep.any():
                 task.thresholds = tune_thresholds(probs[task.name][keep], labels[keep])
                 tuned[task.name] = task.thresholds
                 logger.info("task %r: thresholds tuned on dev: %s", task.name, dict(zip(task.labels, task.thresholds)))
-        if accelerator.is_main_process:
-            classifier.config.save(self.model_dir)  # weights unchanged; config.json carries the thresholds
-        accelerator.wait_for_everyone()
         return tuned
 
 
