@@ -124,7 +124,7 @@ class PartWriter:
     def collect(self, index: int, scored: list[dict[str, Any]], skipped: list[dict[str, Any]]) -> None:
         job, state = self.job, self.job.state
         chunk = self.read[index]
-        outputs.write_probabilities(job.parts_dir, index, scored, job.task_names)
+        outputs.write_probabilities(job.parts_dir, index, scored, job.task_names, job.source_column)
         outputs.write_part(
             job.parts_dir / f"scores-{index:06d}.part", scored, job.paths.output_format, job.text_columns
         )

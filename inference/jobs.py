@@ -173,6 +173,11 @@ class _Job:
         return self.paths.parts_dir
 
     @property
+    def source_column(self) -> str | None:
+        """The kept column the shares per source are estimated by (``source``), if it is kept."""
+        return "source" if "source" in self.settings.keep_columns else None
+
+    @property
     def text_columns(self) -> tuple[str, ...]:
         """Output columns written as text in Parquet: the id and the kept archive columns."""
         return ("id", *self.settings.keep_columns)
@@ -329,7 +334,9 @@ def _commit(job: _Job, classifier: NewsClassifier, summary: ScoreSummary) -> Non
     outputs.assemble(sorted(parts.glob("errors-*.part")), errors, "jsonl", [])
     outputs.summarise(summary, output, errors, paths.output_format, classifier, job.settings.date_column)
     summary.rows = job.state["rows_done"]  # counted as read from the input, independently of the files written
-    summary.shares = outputs.label_shares(classifier.tasks, parts, job.shares_method, job.shares_level)
+    summary.shares, summary.shares_by = outputs.label_shares(
+        classifier.tasks, parts, job.shares_method, job.shares_level
+    )
     if not summary.complete:  # would mean a bug: say so loudly and replace nothing
         raise RuntimeError(
             f"row count mismatch: {summary.rows} rows but {summary.scored} scored + {summary.errors} errors; "

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from aranews.inference.config import TaskSpec
 from aranews.inference.dates import parse_date
-from aranews.inference.files import atomic_output
+from aranews.inference.files import atomic_output, atomic_write_text
 from aranews.inference.readers import iter_scores
 from aranews.inference.records import RowSettings
 
@@ -68,6 +68,7 @@ class ScoreSummary:
     resumed: bool = False
     provenance: dict[str, Any] = field(default_factory=dict)
     shares: dict[str, Any] = field(default_factory=dict)  # per single-label task: estimated label shares
+    shares_by: dict[str, Any] = field(default_factory=dict)  # the same per period and per kept `source`
     uncertain: dict[str, int] = field(default_factory=dict)  # per task with abstention: rows given no label
 
     @property
@@ -146,9 +147,12 @@ def score_records(
     return scored, skipped
 
 
-def write_probabilities(parts: Path, index: int, rows: list[dict[str, Any]], tasks: Sequence[str]) -> None:
+def write_probabilities(
+    parts: Path, index: int, rows: list[dict[str, Any]], tasks: Sequence[str], source_column: str | None = None
+) -> None:
     """Take each scored row's probabilities out of it (they are not an output column) into one ``.npy`` part per
-    task, for the label shares computed at the commit (:mod:`aranews.inference.shares`)."""
+    task, with the row's day and source beside them (``keys-*.json``), for the label shares computed at the
+    commit, over the archive and per period and source (:mod:`aranews.inference.shares`)."""
     import numpy as np
 
     probabilities = [row.pop(PROBS_KEY, None) for row in rows]
@@ -156,6 +160,12 @@ def write_probabilities(parts: Path, index: int, rows: list[dict[str, Any]], tas
         matrix = np.asarray([p[task] for p in probabilities if p is not None], dtype=np.float32)
         with atomic_output(parts / f"probs-{index:06d}-{j}.npy", "wb") as handle:
             np.save(handle, matrix, allow_pickle=False)
+    keys = [
+        [(row.get("date_parsed") or "")[:10] or None, as_text(row.get(source_column)) if source_column else None]
+        for row, p in zip(rows, probabilities, strict=True)
+        if p is not None
+    ]
+    atomic_write_text(parts / f"keys-{index:06d}.json", json.dumps(keys, ensure_ascii=False))
 
 
 def read_probabilities(parts: Path, j: int, n_labels: int) -> Any:
@@ -167,18 +177,58 @@ def read_probabilities(parts: Path, j: int, n_labels: int) -> Any:
     return np.concatenate(arrays) if arrays else np.zeros((0, n_labels), dtype=np.float32)
 
 
+def read_keys(parts: Path) -> list[list[str | None]]:
+    """Every scored row's ``[day, source]``, in the order of :func:`read_probabilities` (parts of a job started
+    before they were written: none, and no shares per period or source)."""
+    keys: list[list[str | None]] = []
+    for path in sorted(parts.glob("keys-*.json")):
+        keys.extend(json.loads(path.read_text(encoding="utf-8")))
+    return keys
+
+
 def default_shares_method(task: TaskSpec) -> str:
     """PACC where the model carries its dev error rates, else PCC (models trained before they were stored)."""
     return "pacc" if task.dev_rates else "pcc"
 
 
-def label_shares(tasks: Sequence[TaskSpec], parts: Path, method: str | None, level: float) -> dict[str, Any]:
-    """Per single-label task, the estimated share of each label with its interval, and the raw count (CC)."""
+def period_unit(days: Sequence[str]) -> str:
+    """``week`` when the dated rows span at most 120 days, else ``month`` (the report's rule)."""
+    from datetime import date
+
+    dated = sorted(d for d in days if d)
+    if not dated:
+        return "month"
+    return "week" if (date.fromisoformat(dated[-1]) - date.fromisoformat(dated[0])).days <= 120 else "month"
+
+
+def period_of(day: str | None, unit: str) -> str | None:
+    """The period a day falls in: ``YYYY-MM``, or the Monday (``YYYY-MM-DD``) that starts its week."""
+    from datetime import date, timedelta
+
+    if not day:
+        return None
+    if unit == "month":
+        return day[:7]
+    d = date.fromisoformat(day)
+    return (d - timedelta(days=d.weekday())).isoformat()
+
+
+MAX_GROUPS = 60  # periods, or sources, with shares estimated; the largest sources first
+
+
+def label_shares(
+    tasks: Sequence[TaskSpec], parts: Path, method: str | None, level: float
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Per single-label task, the estimated share of each label with its interval and the raw count (CC), over
+    the archive; and the same per period (when rows have dates) and per source (when a ``source`` column is
+    kept), each group with its own interval or "too few rows". Memory: the probabilities (rows x labels)."""
     import numpy as np
 
     from aranews.inference.shares import DevRates, estimate_shares
 
+    keys = read_keys(parts)
     out: dict[str, Any] = {}
+    grouped: dict[str, Any] = {}
     for j, task in enumerate(tasks):
         if not task.kind.one_label_per_row:
             continue
@@ -191,7 +241,33 @@ def label_shares(tasks: Sequence[TaskSpec], parts: Path, method: str | None, lev
         out[task.name]["raw_count"] = estimate_shares("cc", probs, task.labels, level=level)["labels"]
         if dev is None:
             out[task.name]["note"] = "no dev error rates in this model: shares by PCC and raw count only"
-    return out
+        if len(keys) == len(probs):
+            grouped[task.name] = _grouped_shares(keys, probs, task.labels, dev, chosen, level)
+    return out, grouped
+
+
+def _grouped_shares(keys, probs, labels, dev, method: str, level: float) -> dict[str, Any]:
+    """``{"unit", "period": {period: shares}, "source": {source: shares}}`` for the groups that have rows."""
+    import numpy as np
+
+    from aranews.inference.shares import estimate_shares
+
+    unit = period_unit([day for day, _ in keys if day])
+    result: dict[str, Any] = {"unit": unit}
+    for name, group_of in (("period", lambda k: period_of(k[0], unit)), ("source", lambda k: k[1])):
+        members: dict[str, list[int]] = {}
+        for i, key in enumerate(keys):
+            group = group_of(key)
+            if group is not None:
+                members.setdefault(group, []).append(i)
+        if name == "source":
+            chosen = sorted(members, key=lambda g: (-len(members[g]), g))[:MAX_GROUPS]
+        else:
+            chosen = sorted(members)[-MAX_GROUPS:]  # the latest periods
+        result[name] = {
+            g: estimate_shares(method, probs[np.asarray(members[g])], labels, dev, level=level) for g in sorted(chosen)
+        }
+    return result
 
 
 def write_part(path: Path, rows: list[dict[str, Any]], fmt: str, text_columns: tuple[str, ...] = ()) -> None:

@@ -225,7 +225,9 @@ def write_report(
     if archive is not None:
         _add_titles(Path(archive), data["examples"], data["uncertain"])
     title = title or f"Scored archive: {scores.name}"
-    atomic_write_text(out, _render({"title": title, **data, "summary": _summary_block(summary, tally.n)}))
+    block = _summary_block(summary, tally.n)
+    estimates = _estimates(summary)
+    atomic_write_text(out, _render({"title": title, **data, "summary": block, "estimates": estimates}))
     return ReportSummary(
         tally.n,
         tally.names,
@@ -277,6 +279,36 @@ def _summary_block(summary: dict[str, Any] | None, n: int) -> dict[str, Any]:
             _shares_text(shares)
         )
     return block
+
+
+def _estimates(summary: dict[str, Any] | None) -> dict[str, Any]:
+    """The scorer's estimated shares per period and per source, with their intervals (``shares_by``), for the
+    charts: each group's ``[name, rows, too few rows, {label: [share, low, high]}]``."""
+    out: dict[str, Any] = {}
+    for task, by in ((summary or {}).get("shares_by") or {}).items():
+        first = next((g for groups in (by.get("period") or {}, by.get("source") or {}) for g in groups.values()), None)
+        if first is None:
+            continue
+        out[task] = {
+            "method": first.get("method"),
+            "level": first.get("level"),
+            "unit": by.get("unit"),
+            **{
+                name: [
+                    [group, g.get("rows"), bool(g.get("too_few_rows")), _interval_triples(g)]
+                    for group, g in (by.get(name) or {}).items()
+                ]
+                for name in ("period", "source")
+            },
+        }
+    return out
+
+
+def _interval_triples(shares: dict[str, Any]) -> dict[str, list[float | None]]:
+    return {
+        label: [finite(v.get("share")), finite(v.get("low")), finite(v.get("high"))]
+        for label, v in (shares.get("labels") or {}).items()
+    }
 
 
 def _shares_text(shares: dict[str, Any]) -> str:
@@ -373,7 +405,7 @@ const COLORS = ["#2f6fdf", "#e4572e", "#29a37a", "#f2a541", "#8e5bd8", "#d6457f"
 const color = (i) => COLORS[i % COLORS.length];
 const $ = (sel) => document.querySelector(sel);
 const el = (tag, attrs = {}, text) => { const e = document.createElementNS(
-  ["svg","rect","text","line","g","title"].includes(tag) ? "http://www.w3.org/2000/svg" : "http://www.w3.org/1999/xhtml", tag);
+  ["svg","rect","text","line","g","title","circle"].includes(tag) ? "http://www.w3.org/2000/svg" : "http://www.w3.org/1999/xhtml", tag);
   for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v); if (text !== undefined) e.textContent = text; return e; };
 
 function state() {
@@ -445,6 +477,38 @@ function stacked(groups, labels, title) {  // groups: [[name, {label: n}]] drawn
   const wrap = el("div"); wrap.appendChild(el("h3", {}, title)); wrap.appendChild(legend(labels)); wrap.appendChild(svg);
   return wrap;
 }
+function whiskers(groups, labels, title) {  // groups: [name, rows, too few, {label: [share, low, high]}]
+  const gw = Math.max(44, labels.length * 12 + 20), w = Math.max(520, groups.length * gw + 90), h = 200;
+  const svg = el("svg", { width: w, height: h + 110, class: "chart estimate", viewBox: `0 0 ${w} ${h + 110}`,
+                          "data-groups": groups.length, style: "direction: ltr" });
+  const y = (v) => 10 + (h - 10) * (1 - v);
+  [0, 0.25, 0.5, 0.75, 1].forEach(v => { svg.appendChild(el("line", { x1: 0, x2: w - 44, y1: y(v), y2: y(v), stroke: "#e3e6ec" }));
+    svg.appendChild(el("text", { x: w - 40, y: y(v) + 4 }, `${Math.round(100 * v)}%`)); });
+  groups.forEach(([name, rows, few, shares], gi) => {
+    const x0 = w - 50 - (gi + 1) * gw, mid = x0 + gw / 2;  // right to left, as the page reads
+    if (few) {
+      svg.appendChild(el("text", { x: mid, y: h / 2, "text-anchor": "middle", class: "few", "data-group": name,
+                                   transform: `rotate(-90 ${mid} ${h / 2})` }, `too few rows (${rows})`));
+    } else labels.forEach((l, i) => {
+      const v = shares[l]; if (!v || v[0] === null || v[1] === null || v[2] === null) return;
+      const x = x0 + 10 + i * 12, g = el("g", { class: "interval", "data-group": name, "data-label": l,
+                                                "data-share": v[0], "data-low": v[1], "data-high": v[2] });
+      g.appendChild(el("line", { x1: x, x2: x, y1: y(v[1]), y2: y(v[2]), stroke: color(i), "stroke-width": 2 }));
+      g.appendChild(el("circle", { cx: x, cy: y(v[0]), r: 3.5, fill: color(i) }));
+      g.appendChild(el("title", {}, `${name} — ${l}: ${(100 * v[0]).toFixed(1)}% [${(100 * v[1]).toFixed(1)}–${(100 * v[2]).toFixed(1)}%], ${rows} rows`));
+      svg.appendChild(g); });
+    svg.appendChild(el("text", { x: mid, y: h + 14, transform: `rotate(-50 ${mid} ${h + 14})`, "text-anchor": "end",
+                                 class: "ltr" }, `${name} (${rows})`));
+  });
+  const wrap = el("div"); wrap.appendChild(el("h3", {}, title)); wrap.appendChild(legend(labels)); wrap.appendChild(svg);
+  return wrap;
+}
+function estimated(section, key, what) {  // the scorer's estimates: the whole archive, whatever the filter
+  const box = $(section + " .charts");
+  for (const [t, e] of Object.entries(D.estimates)) { if (!e[key] || !e[key].length) continue;
+    box.appendChild(whiskers(e[key], D.tasks[t], `${t} — ${what}: estimated shares (${e.method}, ` +
+      `${Math.round(100 * e.level)}% interval; the whole archive, the filter does not apply)`)); }
+}
 function table(rows, columns) {
   const t = el("table"), head = el("tr"); columns.forEach(c => head.appendChild(el("th", {}, c[0]))); t.appendChild(head);
   rows.forEach(r => { const tr = el("tr"); columns.forEach(c => tr.appendChild(el("td", c[2] ? { class: c[2] } : {},
@@ -479,6 +543,7 @@ function draw() {
   tasks.forEach(t => { const by = dict();
     for (const c of cells) { by[c.s] = by[c.s] || dict(); for (const [l, v] of Object.entries(c.c[t] || dict())) by[c.s][l] = (by[c.s][l] || 0) + v; }
     bys.appendChild(stacked(D.sources.filter(s => by[s]).map(s => [s, by[s]]), D.tasks[t], t)); });
+  estimated("#time", "period", "per period"); estimated("#bysource", "source", "per source");
   const ex = $("#examples div"); ex.replaceChildren();
   tasks.forEach(t => D.tasks[t].forEach(l => { const items = ((D.examples[t] || dict())[l] || []).filter(i => keep(i, f));
     if (!items.length) return; ex.appendChild(el("h3", {}, `${t}: ${l}`));

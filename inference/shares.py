@@ -11,9 +11,11 @@ when the archive's mix moves. The estimators here, as QuaPy 0.2 defines them (Fo
 * ``pacc``: the same with ``pcc`` and ``M[i, j]`` = the mean probability of ``i`` over dev rows of true ``j``;
 * ``emq``: the EM re-estimation of the prior (SLD), starting from dev's label shares.
 
-Intervals (:func:`estimate_shares`) come from a bootstrap over both the archive's rows and the dev rows the
-error rates were measured on, so a small dev set widens them. A group with fewer than :data:`MIN_ROWS` rows
-gets no interval ("too few rows"). Memory: the archive's probability matrix (rows x labels).
+Intervals (:func:`estimate_shares`) are for the shares of the rows scored: the spread of the method's error on
+simulated archives of the same size and estimated mix, drawn from dev's rows of each label and estimated
+with the error rates of a resampled dev, so both the classifier's mistakes and a small dev set widen them.
+A group with fewer than :data:`MIN_ROWS` rows gets no interval ("too few rows"). Memory: the archive's
+probability matrix (rows x labels); the interval's work grows with dev's size, not the archive's.
 """
 
 from __future__ import annotations
@@ -74,38 +76,93 @@ def _adjust(rates: np.ndarray, unadjusted: np.ndarray) -> np.ndarray:
         return _clip(unadjusted)
 
 
-def _em(prior: np.ndarray, probs: np.ndarray) -> np.ndarray:
+def _em(prior: np.ndarray, probs: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
     if np.prod(prior) == 0:
         prior = (prior + EM_EPSILON) / (prior + EM_EPSILON).sum()
+    w = None if weights is None else weights / weights.sum()
     q, previous = prior.copy(), None
     for step in range(EM_MAX_ITER):
         adjusted = (q / prior) * probs
         adjusted /= adjusted.sum(axis=1, keepdims=True)
-        q = adjusted.mean(axis=0)
+        q = adjusted.mean(axis=0) if w is None else w @ adjusted
         if previous is not None and np.abs(q - previous).mean() < EM_EPSILON and step > 10:
             break
         previous = q
     return q
 
 
-def estimate(method: str, probs: np.ndarray, dev: DevRates | None = None) -> np.ndarray:
-    """The label shares of rows with these probabilities, by ``method`` (``acc``, ``pacc`` and ``emq`` need dev)."""
+def estimate(
+    method: str, probs: np.ndarray, dev: DevRates | None = None, weights: np.ndarray | None = None
+) -> np.ndarray:
+    """The label shares of rows with these probabilities, by ``method`` (``acc``, ``pacc`` and ``emq`` need dev).
+
+    ``weights`` (optional, one per row) count each row that many times, as if repeated.
+    """
     probs = np.asarray(probs, dtype=np.float64)
     if method not in METHODS:
         raise ValueError(f"shares method {method!r}; expected one of {METHODS}")
     k = probs.shape[1]
-    hard = np.bincount(probs.argmax(1), minlength=k) / max(1, len(probs))
+    w = np.ones(len(probs)) if weights is None else np.asarray(weights, dtype=np.float64)
+    total = max(w.sum(), 1e-300)
+    hard = np.bincount(probs.argmax(1), weights=w, minlength=k) / total
     if method == "cc":
         return hard
+    soft = w @ probs / total
     if method == "pcc":
-        return probs.mean(axis=0)
+        return soft
     if dev is None:
         raise ValueError(f"shares method {method!r} needs the dev error rates stored with the model")
     if method == "acc":
         return _adjust(dev.hard_rates(), hard)
     if method == "pacc":
-        return _adjust(dev.soft_rates(), probs.mean(axis=0))
-    return _em(dev.prior(), probs)
+        return _adjust(dev.soft_rates(), soft)
+    return _em(dev.prior(), probs, None if weights is None else w)
+
+
+def _composition(shares: np.ndarray, n: int) -> np.ndarray:
+    """Whole row counts summing to ``n`` in the proportions ``shares`` (largest remainders)."""
+    raw = np.asarray(shares, dtype=np.float64) * n
+    counts = np.floor(raw).astype(int)
+    counts[np.argsort(counts - raw)[: n - counts.sum()]] += 1
+    return counts
+
+
+def _simulated_errors(
+    method: str, point: np.ndarray, n: int, dev: DevRates, replicates: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Errors of ``method`` on simulated archives like this one, ``(replicates, k)``.
+
+    Each replicate is an archive of ``n`` rows in the estimated mix ``point``, estimated with the error rates
+    of dev resampled within each label, and the error is measured against that archive's own mix. The
+    archive's rows of each label are drawn from dev's rows of that label (the label-shift assumption the
+    adjusted estimators rest on; a label dev lacks is drawn as rows that are exactly it), reweighted by a
+    Bayesian bootstrap independent of the resample the error rates come from: each label's score
+    distribution is known only through dev's few rows of it, and a plain resample under-covers when a label
+    has a few dozen dev rows (measured: 0.87 for 90% intervals on synthetic label-shifted archives with a
+    16-row label, 0.94 with the reweighting; ``tests/test_shares.py``). The work is the dev set's size per
+    replicate (rows drawn are counted, not copied), whatever the archive's size.
+    """
+    k = dev.k
+    counts = _composition(point, n)
+    pools = [np.flatnonzero(dev.truth == j) for j in range(k)]
+    absent = [j for j in range(k) if counts[j] and not len(pools[j])]
+    rows = np.vstack([dev.probs, np.eye(k)[absent]]) if absent else dev.probs
+    errors = np.empty((replicates, k))
+    for b in range(replicates):
+        weights = np.zeros(len(rows))
+        weights[len(dev.truth) :] = counts[absent]
+        for j, pool in enumerate(pools):
+            if counts[j] and len(pool):
+                weights[pool] = rng.multinomial(counts[j], rng.dirichlet(np.ones(len(pool))))
+        pick = np.concatenate([rng.choice(pool, size=len(pool)) for pool in pools if len(pool)])
+        kept = weights > 0
+        estimated = estimate(method, rows[kept], DevRates(dev.truth[pick], dev.probs[pick]), weights[kept])
+        errors[b] = estimated - counts / n
+    return errors
+
+
+def _row_bootstrap(method: str, probs: np.ndarray, replicates: int, rng: np.random.Generator) -> np.ndarray:
+    return np.stack([estimate(method, probs[rng.integers(len(probs), size=len(probs))]) for _ in range(replicates)])
 
 
 def estimate_shares(
@@ -118,9 +175,16 @@ def estimate_shares(
     replicates: int = 200,
     seed: int = 0,
 ) -> dict[str, Any]:
-    """Shares per label with a ``level`` interval (percentile bootstrap over the rows and over dev).
+    """Shares per label of these rows with a ``level`` interval for the shares *of these rows*.
 
-    Returns ``{"method", "level", "rows", "labels": {label: {"share", "low", "high"}}}``, or with
+    With dev's error rates (models trained since calibration), the interval is the spread of the method's
+    error on simulated archives like this one (:func:`_simulated_errors`): it covers both the classifier's
+    mistakes on this many rows and the finite dev set the error rates came from. For ``cc`` and ``pcc``,
+    which do not correct the classifier's bias, the interval is centred on the estimate and shows its noise
+    only; the adjusted methods' intervals also carry what is left of the bias. Without dev (older models),
+    the interval is a bootstrap over the rows: the sampling noise of the count, not its bias.
+
+    Returns ``{"method", "level", "rows", "interval", "labels": {label: {"share", "low", "high"}}}``, or with
     ``"too_few_rows": true`` and no interval when there are fewer than :data:`MIN_ROWS` rows.
     """
     if not 0.0 < level < 1.0:
@@ -133,15 +197,14 @@ def estimate_shares(
         out["labels"] = {lbl: {"share": None if np.isnan(v) else round(float(v), 4)} for lbl, v in zip(labels, point)}
         return out
     rng = np.random.default_rng(seed)
-    draws = np.empty((replicates, len(labels)))
-    for b in range(replicates):
-        rows = probs[rng.integers(len(probs), size=len(probs))]
-        resampled = None
-        if dev is not None:
-            pick = rng.integers(len(dev.truth), size=len(dev.truth))
-            resampled = DevRates(dev.truth[pick], dev.probs[pick])
-        draws[b] = estimate(method, rows, resampled)
-    low, high = np.percentile(draws, [100 * (1 - level) / 2, 100 * (1 + level) / 2], axis=0)
+    if dev is None:
+        out["interval"] = "row bootstrap: sampling noise only"
+        draws = _row_bootstrap(method, probs, replicates, rng)
+    else:
+        out["interval"] = "simulated archives: classifier error and dev size"
+        errors = _simulated_errors(method, point, len(probs), dev, replicates, rng)
+        draws = point + (errors - errors.mean(axis=0) if method in ("cc", "pcc") else errors)
+    low, high = np.clip(np.percentile(draws, [100 * (1 - level) / 2, 100 * (1 + level) / 2], axis=0), 0.0, 1.0)
     out["labels"] = {
         lbl: {"share": round(float(p), 4), "low": round(float(lo), 4), "high": round(float(hi), 4)}
         for lbl, p, lo, hi in zip(labels, point, low, high)

@@ -127,3 +127,39 @@ def test_the_export_carries_the_temperature(trained_model, sample_rows, tmp_path
     exported = {d["label"]: d["score"] for d in pipe([clf.windower.preprocess(text)], top_k=None)[0]}
     mine = dict(zip(clf.tasks[0].labels, clf.predict_proba(text)["topic"], strict=True))
     assert exported == pytest.approx(mine, abs=1e-4)
+
+
+def test_the_evaluation_report_shows_the_raw_and_the_honestly_measured_calibration(trained_model, tmp_path):
+    import struct
+
+    from aranews.resources import sample_path
+    from aranews.training.config import DataConfig, TaskConfig
+    from aranews.training.data import encode_split, load_and_validate
+    from aranews.training.evaluation import build_report
+
+    clf = load_classifier(trained_model / "model", device="cpu", precision="fp32")
+    clf.tasks[0].temperature, clf.tasks[0].bias = 2.0, None  # a calibration the report must measure, not trust
+    clf.tasks[1].temperature = clf.tasks[1].bias = None  # and one task without
+    data = DataConfig(train=str(sample_path("train.jsonl")), dev=str(sample_path("dev.jsonl")))
+    _train, evals, _ = load_and_validate(data, [TaskConfig("topic"), TaskConfig("stance")])
+    dev = encode_split(clf.windower, evals["dev"], clf.tasks)
+    for split_name, measured in (("dev", "cross-fitted on dev"), ("test", "measured once on test")):
+        report = build_report(clf, dev, tmp_path / split_name, split_name=split_name)
+        topic, stance = report["tasks"]["topic"], report["tasks"]["stance"]
+        assert measured in topic["calibration"]["measured"]
+        assert topic["ece"] == topic["calibration"]["ece"]
+        assert topic["ece_before_calibration"] == topic["calibration_before"]["ece"]
+        assert "calibration_before" not in stance and "measured" not in stance["calibration"]
+        with open(tmp_path / split_name / "reliability_topic.png", "rb") as handle:
+            two_panels = struct.unpack(">I", handle.read(24)[16:20])[0]
+        with open(tmp_path / split_name / "reliability_stance.png", "rb") as handle:
+            one_panel = struct.unpack(">I", handle.read(24)[16:20])[0]
+        assert two_panels > 1.8 * one_panel  # before | after, side by side
+    from aranews.training.evaluation import split_logits
+
+    raw = clf.probabilities("topic", split_logits(clf, dev)["topic"], False)
+    from aranews.training.evaluation import calibration
+
+    truth = dev.labels["topic"].numpy()
+    raw, truth = raw[truth >= 0], truth[truth >= 0]
+    assert topic["calibration_before"]["ece"] == pytest.approx(calibration(raw.max(1), raw.argmax(1) == truth)["ece"])

@@ -48,7 +48,13 @@ N_BINS = 10
 THRESHOLD_GRID = np.round(np.arange(0.05, 0.951, 0.05), 2)
 
 
-_DETAIL_KEYS = ("confusion_matrix", "calibration", "thresholds", "risk_coverage")  # in report.json, not in metrics.json
+_DETAIL_KEYS = (
+    "confusion_matrix",
+    "calibration",
+    "calibration_before",
+    "thresholds",
+    "risk_coverage",
+)  # in report.json, not in metrics.json
 
 
 def compact(figures: dict[str, Any]) -> dict[str, Any]:
@@ -97,14 +103,49 @@ def predict_split_sharded(
     return {t.name: np.stack([by_row[i][t.name] for i in range(n)]) for t in classifier.tasks}
 
 
-def predict_split(classifier: NewsClassifier, data: EncodedSplit) -> dict[str, np.ndarray]:
-    """Per task, the probability matrix of every row of a windowed split (one encoder pass per input)."""
+def split_logits(classifier: NewsClassifier, data: EncodedSplit) -> dict[str, np.ndarray]:
+    """Per task, the raw (uncalibrated) logits of every row of a windowed split (one encoder pass per input)."""
     classifier.model.eval()
-    probs: dict[str, np.ndarray] = {}
+    logits: dict[str, np.ndarray] = {}
     for column, names in classifier.config.input_groups().items():
-        logits = classifier.logits_from_encoded(data.groups[column], names)
-        probs.update({n: classifier.probabilities(n, logits[n]) for n in names})
-    return probs
+        logits.update(classifier.logits_from_encoded(data.groups[column], names))
+    return logits
+
+
+def predict_split(classifier: NewsClassifier, data: EncodedSplit) -> dict[str, np.ndarray]:
+    """Per task, the (calibrated) probability matrix of every row of a windowed split."""
+    return {name: classifier.probabilities(name, z) for name, z in split_logits(classifier, data).items()}
+
+
+def calibration_before_after(
+    classifier: NewsClassifier, task: TaskSpec, figures: dict[str, Any], logits: np.ndarray, labels: np.ndarray,
+    split_name: str,
+) -> None:  # fmt: skip
+    """For a task with a saved calibration, the raw model's reliability table (``calibration_before``) and the
+    calibrated one measured honestly (``calibration``): on dev cross-fitted, since the saved calibration was
+    fitted on dev (each fold calibrated by a fit on the others); on any other split with the saved calibration."""
+    if (task.temperature is None and task.bias is None) or "calibration" not in figures:
+        return
+    from aranews.training.calibration import FOLDS, cross_fitted
+
+    keep = _labelled(task, labels)
+    z, truth = logits[keep], labels[keep]
+    figures["calibration_before"] = calibration(
+        *task.kind.reliability(classifier.probabilities(task.name, z, False), truth)
+    )
+    if split_name == "dev":
+        method = "bias_corrected" if task.bias is not None else "temperature"
+        after = cross_fitted(method, z, truth, not task.kind.one_label_per_row)
+        figures["calibration"] = calibration(*task.kind.reliability(after, truth))
+        figures["calibration"]["measured"] = (
+            f"cross-fitted on dev ({FOLDS} folds): not fitted on the rows it is measured on"
+        )
+    else:
+        figures["calibration"]["measured"] = f"with the calibration fitted on dev, measured once on {split_name}"
+    figures["ece"], figures["ece_before_calibration"] = (
+        figures["calibration"]["ece"],
+        figures["calibration_before"]["ece"],
+    )
 
 
 def _labelled(task: TaskSpec, labels: np.ndarray) -> np.ndarray:
@@ -277,11 +318,22 @@ def _plot_confusion(path: Path, title: str, labels: list[str], matrix: list[list
     fig.savefig(path, dpi=110)
 
 
-def _plot_reliability(path: Path, title: str, cal: dict[str, Any]) -> None:
+def _plot_reliability(path: Path, title: str, cal: dict[str, Any], before: dict[str, Any] | None = None) -> None:
     """Accuracy per confidence bin above, the number of articles per bin below (a bin of one article
-    is not evidence of calibration)."""
-    fig = _figure(4.8, 5.6)
-    top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    is not evidence of calibration); with ``before``, the raw model on the left and the calibrated one (as
+    ``cal["measured"]`` says) on the right."""
+    panels = (
+        [("before calibration", before), (cal.get("measured", "").split(":")[0] or "", cal)] if before else [("", cal)]
+    )
+    fig = _figure(4.8 * len(panels), 5.8)
+    grid = fig.subplots(2, len(panels), sharex=True, squeeze=False, gridspec_kw={"height_ratios": [3, 1]})
+    for column, (name, table) in enumerate(panels):
+        _reliability_panel(grid[0, column], grid[1, column], f"{title} {name}".strip(), table)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def _reliability_panel(top: Any, bottom: Any, title: str, cal: dict[str, Any]) -> None:
     width = 1.0 / cal["n_bins"]
     centers = [(b["low"] + b["high"]) / 2 for b in cal["bins"]]
     counts = [b["count"] for b in cal["bins"]]
@@ -294,13 +346,11 @@ def _plot_reliability(path: Path, title: str, cal: dict[str, Any]) -> None:
     top.set_xlim(0, 1)
     top.set_ylim(0, 1)
     top.set_ylabel("accuracy")
-    top.set_title(f"{title}\nECE = {cal['ece']:.3f} over {sum(counts)} articles")
+    top.set_title(f"{title}\nECE = {cal['ece']:.3f} over {sum(counts)} articles", fontsize=9)
     top.legend(loc="upper left", fontsize=8)
     bottom.bar(centers, counts, width=width, edgecolor="black", color="tab:gray")
     bottom.set_xlabel("confidence")
     bottom.set_ylabel("articles")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
 
 
 def build_report(
@@ -328,7 +378,8 @@ def build_report(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     split: LabelledSplit = data.split
-    probs = predict_split(classifier, data)
+    logits = split_logits(classifier, data)
+    probs = {name: classifier.probabilities(name, z) for name, z in logits.items()}
     report: dict[str, Any] = {
         "model": classifier.source,
         "split": split_name,
@@ -341,6 +392,7 @@ def build_report(
     for task in classifier.tasks:
         labels = data.labels[task.name].numpy()
         figures = task_figures(task, probs[task.name], labels, targets)
+        calibration_before_after(classifier, task, figures, logits[task.name], labels, split_name)
         report["tasks"][task.name] = figures
         if not figures.get("n"):
             continue
@@ -364,7 +416,10 @@ def build_report(
         )
         files["mistakes"] = f"mistakes_{task.name}.jsonl"
         _plot_reliability(
-            out_dir / f"reliability_{task.name}.png", f"{task.name} ({split_name})", figures["calibration"]
+            out_dir / f"reliability_{task.name}.png",
+            f"{task.name} ({split_name})",
+            figures["calibration"],
+            figures.get("calibration_before"),
         )
         files["reliability_diagram"] = f"reliability_{task.name}.png"
         report["files"][task.name] = files
