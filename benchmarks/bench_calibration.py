@@ -136,6 +136,8 @@ def _quantification(logits: np.ndarray, truth: np.ndarray, args: argparse.Namesp
 def main() -> None:
     args = build_parser().parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from sklearn.metrics import f1_score
+
     from aranews.inference.runtime import cpu_flags, cpu_name
 
     started = time.perf_counter()
@@ -154,6 +156,7 @@ def main() -> None:
         "labels": labels,
         "dev_rows": len(truth),
         "dev_shares": (np.bincount(truth, minlength=len(labels)) / len(truth)).round(4).tolist(),
+        "dev_macro_f1": round(float(f1_score(truth, logits.argmax(1), average="macro")), 4),
         "calibration": _calibration(logits, truth),
         "shares": _quantification(logits, truth, args),
         "splits": args.splits,

@@ -324,7 +324,7 @@ def main() -> None:
         "per_epoch": [
             {
                 "epoch": e["epoch"],
-                "dev_macro_f1": e["dev"][args.task]["macro_f1"],
+                "dev_macro_f1": e["dev"].get(args.task, {}).get("macro_f1"),  # few-shot: the last epoch only
                 "seconds": e["seconds"],
                 "train_loss": e["train_loss"],
             }

@@ -96,6 +96,7 @@ class TaskSpec:
             (``uncertain: true``); ``None``: every row gets one.
         dev_rates: for label shares (:mod:`aranews.inference.shares`), the dev rows' true label ids and
             calibrated probabilities (``{"truth": [...], "probs": [[...], ...]}``), written by training.
+        descriptions: for a zero-shot model, the label descriptions its head was built from.
     """
 
     name: str
@@ -107,6 +108,7 @@ class TaskSpec:
     bias: list[float] | None = None
     dev_rates: dict[str, Any] | None = None
     abstain_below: float | None = None
+    descriptions: dict[str, str] | None = None
 
     def __post_init__(self) -> None:
         kind = KINDS.get(self.problem_type)  # an unknown kind is reported by check()
@@ -217,6 +219,9 @@ class ModelConfig:
         pooling: the window representation the heads read: ``cls`` (the first token; exportable to a
             standard transformers model) or ``mean`` of the token states.
         dropout: dropout in the heads during training.
+        input_prefix: text put before every window's tokens, after the special tokens that start it: the
+            encoder's own input convention, e.g. ``"query: "`` for the E5 family (trained with it); empty by
+            default. Its tokens come out of each window's budget.
     """
 
     encoder: str = DEFAULT_ENCODER
@@ -228,6 +233,7 @@ class ModelConfig:
     long_document: LongDocumentConfig = field(default_factory=LongDocumentConfig)
     pooling: Literal["cls", "mean"] = "cls"
     dropout: float = 0.1
+    input_prefix: str = ""
 
     def check(self) -> Problems:
         out: Problems = []
@@ -241,6 +247,8 @@ class ModelConfig:
             out.append(("pair_max_length", self.pair_max_length, "an integer >= 0"))
         if not 0.0 <= self.dropout < 1.0:
             out.append(("dropout", self.dropout, "a value in [0, 1)"))
+        if len(self.input_prefix) > 64:
+            out.append(("input_prefix", self.input_prefix, "at most 64 characters"))
         return out
 
 
@@ -367,6 +375,7 @@ class ClassifierConfig:
     # transformers 5 takes the folder for an old Mistral checkpoint and warns about its tokenizer)
     transformers_version: str | None = None
     label_schema: LabelSchema = field(default_factory=LabelSchema)
+    zero_shot: dict[str, Any] | None = None  # how a zero-shot model's heads were built (aranews zero-shot)
 
     def check(self) -> Problems:
         out: Problems = []

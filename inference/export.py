@@ -127,6 +127,11 @@ def export_task(model: NewsClassifier | str | Path, task: str, out_dir: str | Pa
             f"model.pooling={clf.config.model.pooling!r}: standard sequence-classification models read the first "
             "token; only models trained with pooling: cls can be exported"
         )
+    if clf.config.model.input_prefix:
+        raise ExportError(
+            f"model.input_prefix={clf.config.model.input_prefix!r}: a transformers pipeline would not put it before "
+            "each text, so its scores would not be this model's; only models without an input prefix can be exported"
+        )
     hf_model = _sequence_classifier(clf.config, spec)
     prefix = hf_model.base_model_prefix
     state = {f"{prefix}.{k}": v for k, v in clf.model.encoder.state_dict().items()}

@@ -20,6 +20,7 @@ Every article reports how many tokens it had and how many were dropped, so trunc
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -160,6 +161,7 @@ class ArticleWindower:
         stride: for ``chunks``, tokens shared by neighbouring windows.
         max_chunks: for ``chunks``, the most windows per article.
         pair_max_length: the most tokens kept of a pair text (target or claim).
+        input_prefix: text whose tokens start every window, after its leading special tokens (``query: ``).
     """
 
     def __init__(
@@ -172,6 +174,7 @@ class ArticleWindower:
         stride: int = 64,
         max_chunks: int = 8,
         pair_max_length: int = 64,
+        input_prefix: str = "",
     ) -> None:
         if strategy not in LONG_DOCUMENT_STRATEGIES:
             raise ValueError(f"long_document.strategy={strategy!r}; expected one of {LONG_DOCUMENT_STRATEGIES}")
@@ -195,8 +198,17 @@ class ArticleWindower:
                 f"the window checks allow at most {MAX_SPECIAL_TOKENS['single']} and {MAX_SPECIAL_TOKENS['pair']} "
                 "(BERT- and XLM-R-style tokenizers)"
             )
-        self._single_budget = max_length - single
-        self._pair_budget = max_length - pair
+        self.input_prefix = input_prefix
+        prefix = tuple(tokenizer(input_prefix, add_special_tokens=False)["input_ids"]) if input_prefix else ()
+        if prefix:  # the prefix belongs to the window's start, like the special tokens before it
+            t = self.template
+            self.template = dataclasses.replace(
+                t, single_prefix=t.single_prefix + prefix, pair_prefix=t.pair_prefix + prefix
+            )
+        self._single_budget = max_length - single - len(prefix)
+        self._pair_budget = max_length - pair - len(prefix)
+        if self._single_budget < 8:
+            raise ValueError(f"input_prefix {input_prefix!r} leaves {self._single_budget} tokens of {max_length}")
 
     @classmethod
     def from_config(cls, model: ModelConfig, tokenizer: Any) -> ArticleWindower:
@@ -211,6 +223,7 @@ class ArticleWindower:
             stride=ld.stride,
             max_chunks=ld.max_chunks,
             pair_max_length=model.pair_max_length,
+            input_prefix=model.input_prefix,
         )
 
     def preprocess(self, text: str) -> str:

@@ -9,7 +9,9 @@ when the archive's mix moves. The estimators here, as QuaPy 0.2 defines them (Fo
 * ``acc``: ``cc`` corrected by the classifier's own error rates on dev, ``q = M p`` solved for ``p`` with
   ``M[i, j] = P(predicted i | true j)``, then clipped to [0, 1] and renormalised;
 * ``pacc``: the same with ``pcc`` and ``M[i, j]`` = the mean probability of ``i`` over dev rows of true ``j``;
-* ``emq``: the EM re-estimation of the prior (SLD), starting from dev's label shares.
+* ``emq``: the EM re-estimation of the prior (SLD), starting from dev's label shares, on posteriors first
+  bias-corrected so that their mean over dev equals dev's label shares (Alexandari et al., 2020: EM is only
+  consistent on such posteriors; with temperature scaling alone it is far off when a label is rare).
 
 Intervals (:func:`estimate_shares`) are for the shares of the rows scored: the spread of the method's error on
 simulated archives of the same size and estimated mix, drawn from dev's rows of each label and estimated
@@ -91,6 +93,28 @@ def _em(prior: np.ndarray, probs: np.ndarray, weights: np.ndarray | None = None)
     return q
 
 
+def _prior_matched(dev: DevRates, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Dev's and the rows' posteriors with one bias per label on their log, fitted on dev by maximum likelihood
+    (whose optimum is where the mean posterior over dev equals dev's label shares); a label dev lacks keeps
+    its posteriors."""
+    prior = dev.prior()
+    present = prior > 0
+    z_dev, z = np.log(np.clip(dev.probs, 1e-12, 1.0)), np.log(np.clip(probs, 1e-12, 1.0))
+    bias = np.zeros(dev.k)
+
+    def softmax(logits: np.ndarray) -> np.ndarray:
+        e = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+
+    for _ in range(EM_MAX_ITER):
+        mean = softmax(z_dev + bias).mean(axis=0)
+        step = np.where(present, np.log(np.where(present, prior, 1.0)) - np.log(np.clip(mean, 1e-300, None)), 0.0)
+        bias += step
+        if np.abs(step).max() < 1e-6:
+            break
+    return softmax(z_dev + bias), softmax(z + bias)
+
+
 def estimate(
     method: str, probs: np.ndarray, dev: DevRates | None = None, weights: np.ndarray | None = None
 ) -> np.ndarray:
@@ -116,7 +140,8 @@ def estimate(
         return _adjust(dev.hard_rates(), hard)
     if method == "pacc":
         return _adjust(dev.soft_rates(), soft)
-    return _em(dev.prior(), probs, None if weights is None else w)
+    _dev_probs, matched = _prior_matched(dev, probs)
+    return _em(dev.prior(), matched, None if weights is None else w)
 
 
 def _composition(shares: np.ndarray, n: int) -> np.ndarray:

@@ -32,6 +32,7 @@ def experiment(tmp_path: Path, backbone: Path, **sections) -> dict:
             "progress": False,
             "resume": False,
             "early_stopping_patience": 0,
+            "recipe": "standard",  # what most tests exercise; the few-shot recipe has its own tests
         },
     }
     for key, value in sections.items():

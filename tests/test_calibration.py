@@ -149,6 +149,7 @@ def test_the_evaluation_report_shows_the_raw_and_the_honestly_measured_calibrati
         assert measured in topic["calibration"]["measured"]
         assert topic["ece"] == topic["calibration"]["ece"]
         assert topic["ece_before_calibration"] == topic["calibration_before"]["ece"]
+        assert topic["nll"] > 0 and topic["nll_before_calibration"] > 0 and "nll" not in stance
         assert "calibration_before" not in stance and "measured" not in stance["calibration"]
         with open(tmp_path / split_name / "reliability_topic.png", "rb") as handle:
             two_panels = struct.unpack(">I", handle.read(24)[16:20])[0]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from aranews.inference.shares import MIN_ROWS, DevRates, estimate, estimate_shares
+from aranews.inference.shares import MIN_ROWS, DevRates, _prior_matched, estimate, estimate_shares
 
 
 def _posteriors(truth: np.ndarray, k: int, rng, skew: np.ndarray) -> np.ndarray:
@@ -43,10 +43,23 @@ def test_estimates_equal_quapy(world):
         "pacc": qp.functional.normalize_prevalence(
             ACC.solve_adjustment(soft, probs.mean(0), "inversion", "exact-cc"), "clip"
         ),
-        "emq": EMQ.EM(dev.prior(), probs)[0],
+        "emq": EMQ.EM(dev.prior(), _prior_matched(dev, probs)[1])[0],  # EM on the bias-corrected posteriors
     }
     for method, expected in want.items():
         assert estimate(method, probs, dev) == pytest.approx(expected, abs=1e-6), method  # tolerance 1e-6
+
+
+def test_emq_posteriors_are_bias_corrected_to_devs_prior(world):
+    dev, probs, _ = world
+    skewed = DevRates(dev.truth, dev.probs**1.5 / (dev.probs**1.5).sum(1, keepdims=True))  # miscalibrated
+    matched_dev, matched = _prior_matched(skewed, probs)
+    assert matched_dev.mean(0) == pytest.approx(skewed.prior(), abs=1e-5)  # the condition EM is consistent under
+    assert matched.sum(1) == pytest.approx(np.ones(len(probs)))
+    # consistency: on dev's own rows, EMQ gives back dev's shares (without the correction it does not)
+    assert estimate("emq", skewed.probs, skewed) == pytest.approx(skewed.prior(), abs=0.01)
+    from aranews.inference.shares import _em
+
+    assert np.abs(_em(skewed.prior(), skewed.probs) - skewed.prior()).max() > 0.03
 
 
 def test_adjusted_estimates_undo_the_classifiers_bias(world):

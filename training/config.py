@@ -49,6 +49,8 @@ class TaskConfig:
         threshold: for multi-label tasks, the initial decision threshold of every label.
         abstain_below: single-label: a row whose calibrated top probability is below this gets no label
             (``uncertain``) when scored or predicted; saved with the model. ``null``: always a label.
+        descriptions: a short description of each label (Arabic or English), ``{label: "..."}``: what
+            ``aranews zero-shot`` scores articles against before any label exists (:mod:`aranews.training.zero_shot`).
     """
 
     name: str
@@ -59,6 +61,7 @@ class TaskConfig:
     class_weights: Literal["none", "balanced"] = "none"
     threshold: float = 0.5
     abstain_below: float | None = None
+    descriptions: dict[str, str] | None = None
 
     def __post_init__(self) -> None:
         if self.column is None:
@@ -169,6 +172,11 @@ class TrainingConfig:
             calibration) and save it with the model.
         report: after training, write the evaluation report (plots, calibration, mistakes) on dev.
         baseline: train the TF-IDF baseline on the training split and report it beside the model.
+        recipe: ``standard`` (the loop above: ``epochs``, selection of the best epoch on dev, early stopping),
+            ``few_shot`` (:mod:`aranews.training.few_shot`: heads started as nearest-centroid classifiers,
+            ``few_shot_steps`` optimiser steps whatever the data's size, the last model kept, dev evaluated once)
+            or ``auto`` (the default): ``few_shot`` when the median label has at most 64 training rows.
+        few_shot_steps: optimiser steps of the few-shot recipe (``epochs`` is then derived from it).
     """
 
     output_dir: str = "runs/default"
@@ -201,10 +209,13 @@ class TrainingConfig:
     tune_thresholds: bool = True
     report: bool = True
     baseline: bool = True
+    recipe: Literal["auto", "standard", "few_shot"] = "auto"
+    few_shot_steps: int = 100
 
     def check(self) -> Problems:
         ranges = [
             ("epochs", self.epochs, 1 <= self.epochs <= 1000, "an integer in [1, 1000]"),
+            ("few_shot_steps", self.few_shot_steps, 1 <= self.few_shot_steps <= 100_000, "an integer in [1, 100000]"),
             ("batch_size", self.batch_size, self.batch_size >= 1, "an integer >= 1"),
             ("eval_batch_size", self.eval_batch_size, self.eval_batch_size >= 1, "an integer >= 1"),
             ("learning_rate", self.learning_rate, 0.0 < self.learning_rate < 1.0, "a value in (0, 1)"),
@@ -276,13 +287,17 @@ def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
     node[leaf] = value
 
 
-def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> ExperimentConfig:
+def load_config(
+    path: str | Path, overrides: dict[str, Any] | None = None, *, needs_data: bool = True
+) -> ExperimentConfig:
     """Read a YAML config: relative paths in the file are read from the file's folder, relative paths in
     ``overrides`` (the command line) from the working directory (see :data:`PATH_KEYS`).
 
     Args:
         path: the YAML file.
         overrides: dotted keys to replace, e.g. ``{"training.epochs": 1}``.
+        needs_data: ``False`` for commands that read no data (``aranews zero-shot``): a config without a
+            ``data`` section (or without its train and dev files) is then accepted.
 
     Raises:
         ConfigError: listing every problem of the file, each naming the key path, the bad value and
@@ -298,6 +313,9 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Ex
         raise ConfigError([f"not valid YAML: {exc}"], str(path)) from None
     if not isinstance(data, dict):
         raise ConfigError([f"expected a mapping of sections (data, tasks, model, training), got {data!r}"], str(path))
+    if not needs_data:
+        section = data.setdefault("data", {}) or {}
+        data["data"] = {**section, "train": section.get("train") or "-", "dev": section.get("dev") or "-"}
     _resolve_paths(data, path.resolve().parent)  # the file's own paths: from the file's folder
     for dotted, value in (overrides or {}).items():
         _set_dotted(data, dotted, _absolute(dotted, value, Path.cwd()))  # the command line's: from where it runs

@@ -126,25 +126,26 @@ def calibration_before_after(
     fitted on dev (each fold calibrated by a fit on the others); on any other split with the saved calibration."""
     if (task.temperature is None and task.bias is None) or "calibration" not in figures:
         return
-    from aranews.training.calibration import FOLDS, cross_fitted
+    from aranews.training.calibration import FOLDS, cross_fitted, nll
 
     keep = _labelled(task, labels)
-    z, truth = logits[keep], labels[keep]
-    figures["calibration_before"] = calibration(
-        *task.kind.reliability(classifier.probabilities(task.name, z, False), truth)
-    )
+    z, truth, multi = logits[keep], labels[keep], not task.kind.one_label_per_row
+    raw = classifier.probabilities(task.name, z, False)
     if split_name == "dev":
-        method = "bias_corrected" if task.bias is not None else "temperature"
-        after = cross_fitted(method, z, truth, not task.kind.one_label_per_row)
-        figures["calibration"] = calibration(*task.kind.reliability(after, truth))
-        figures["calibration"]["measured"] = (
-            f"cross-fitted on dev ({FOLDS} folds): not fitted on the rows it is measured on"
-        )
+        after = cross_fitted("bias_corrected" if task.bias is not None else "temperature", z, truth, multi)
+        measured = f"cross-fitted on dev ({FOLDS} folds): not fitted on the rows it is measured on"
     else:
-        figures["calibration"]["measured"] = f"with the calibration fitted on dev, measured once on {split_name}"
+        after = classifier.probabilities(task.name, z)
+        measured = f"with the calibration fitted on dev, measured once on {split_name}"
+    figures["calibration_before"] = calibration(*task.kind.reliability(raw, truth))
+    figures["calibration"] = {**calibration(*task.kind.reliability(after, truth)), "measured": measured}
     figures["ece"], figures["ece_before_calibration"] = (
         figures["calibration"]["ece"],
         figures["calibration_before"]["ece"],
+    )
+    figures["nll"], figures["nll_before_calibration"] = (
+        round(nll(after, truth, multi), 4),
+        round(nll(raw, truth, multi), 4),
     )
 
 

@@ -336,7 +336,7 @@ def _results(run: _Run) -> list[str]:
     metrics = run.metrics
     lines += [
         "",
-        f"Best epoch {metrics['best_epoch']} of {len(metrics['epochs'])} by dev {metrics['selection_metric']}.",
+        _selection_line(metrics),
         "",
         *_per_class(metrics),
     ]
@@ -349,6 +349,16 @@ def _results(run: _Run) -> list[str]:
             "",
         ]
     return lines + _benchmarks(run.benchmarks)
+
+
+def _selection_line(metrics: dict[str, Any]) -> str:
+    recipe = metrics.get("recipe") or {}
+    if recipe.get("name") == "few_shot":
+        return (
+            f"Few-shot recipe ({recipe.get('why')}): heads started as nearest-centroid classifiers, the model after "
+            f"the last of {len(metrics['epochs'])} epochs kept (no selection on dev; dev read once, at the end)."
+        )
+    return f"Best epoch {metrics['best_epoch']} of {len(metrics['epochs'])} by dev {metrics['selection_metric']}."
 
 
 def _limitations(run: _Run) -> list[str]:

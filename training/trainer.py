@@ -51,6 +51,7 @@ from aranews.training.checkpoint import (
 from aranews.training.config import ExperimentConfig
 from aranews.training.data import EncodedSplit, LabelledSplit, encode_split, load_and_validate
 from aranews.training.extras import require_train_extra
+from aranews.training.few_shot import choose_recipe, few_shot_epochs, init_heads_from_prototypes
 
 __all__ = ["EncoderUnavailableError", "TrainResult", "Trainer", "check_encoder_source", "label_diff"]
 
@@ -259,6 +260,12 @@ class _Run:
     start_epoch: int = 0
     stopped_early: bool = False
     average: WeightAverage | None = None
+    epochs: int = 1  # training.epochs, or what the few-shot recipe's steps make
+    recipe: dict[str, Any] = field(default_factory=dict)  # {"name", "why", the few-shot heads' figures}
+
+    @property
+    def few_shot(self) -> bool:
+        return self.recipe.get("name") == "few_shot"
 
     def averaged(self) -> AbstractContextManager[None]:
         """The weights to evaluate and save: the moving average when the run keeps one."""
@@ -462,12 +469,11 @@ class Trainer:
         )
         return accelerator, precision
 
-    def _optimizer(self, model: MultiTaskClassifier, steps_per_epoch: int) -> tuple[Any, Any]:
+    def _optimizer(self, model: MultiTaskClassifier, total: int) -> tuple[Any, Any]:
         from transformers import get_linear_schedule_with_warmup
 
         tcfg = self.config.training
         optimizer = torch.optim.AdamW(self._parameter_groups(model), lr=tcfg.learning_rate)
-        total = steps_per_epoch * tcfg.epochs
         return optimizer, get_linear_schedule_with_warmup(optimizer, int(tcfg.warmup_ratio * total), total)
 
     def _parameter_groups(self, model: MultiTaskClassifier) -> list[dict[str, Any]]:
@@ -520,6 +526,7 @@ class Trainer:
             if task.class_weights == "balanced":
                 spec = model.config.task(task.name)
                 model.class_weights[task.name] = _class_weights(spec, train_data.labels[task.name])
+        recipe = self._recipe(model, specs, train_data, windower.pad_token_id)
         loader = DataLoader(
             list(range(len(train_split))),
             batch_size=tcfg.batch_size,
@@ -531,7 +538,9 @@ class Trainer:
             ),
             collate_fn=_Collator(train_data, windower.pad_token_id),
         )
-        optimizer, scheduler = self._optimizer(model, math.ceil(len(loader) / tcfg.gradient_accumulation_steps))
+        steps_per_epoch = math.ceil(len(loader) / tcfg.gradient_accumulation_steps)
+        epochs = few_shot_epochs(tcfg.few_shot_steps, steps_per_epoch) if recipe["name"] == "few_shot" else tcfg.epochs
+        optimizer, scheduler = self._optimizer(model, steps_per_epoch * epochs)
         prepared, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
         unwrapped = accelerator.unwrap_model(prepared)
         return _Run(
@@ -550,7 +559,21 @@ class Trainer:
             fingerprint,
             changes,
             average=WeightAverage(unwrapped, tcfg.ema_decay) if tcfg.ema_decay is not None else None,
+            epochs=epochs,
+            recipe=recipe,
         )
+
+    def _recipe(self, model: MultiTaskClassifier, specs: list[TaskSpec], train: EncodedSplit, pad_id: int) -> dict:
+        """Which recipe trains this run (``training.recipe``; ``auto`` by the rows per label) and, for the
+        few-shot one, the heads set to their nearest-centroid start (:mod:`aranews.training.few_shot`)."""
+        name, why = choose_recipe(self.config.training.recipe, specs, train.labels)
+        logger.info("recipe %s (%s)", name, why)
+        recipe: dict[str, Any] = {"name": name, "why": why}
+        if name == "few_shot":
+            recipe["heads"] = init_heads_from_prototypes(
+                model, train, specs, pad_id, self.config.training.eval_batch_size
+            )
+        return recipe
 
     def _restore(self, run: _Run, progress: dict[str, Any] | None) -> None:
         self.output_dir.mkdir(parents=True, exist_ok=True)
@@ -569,7 +592,7 @@ class Trainer:
         evaluator = NewsClassifier(  # dev figures in fp32 on every machine: epochs are selected on them
             run.unwrapped, run.tokenizer, run.accelerator.device, batch_size=tcfg.eval_batch_size, precision="fp32"
         )
-        for epoch in range(run.start_epoch, tcfg.epochs):
+        for epoch in range(run.start_epoch, run.epochs):
             if run.best["bad_epochs"] > 0 and run.best["bad_epochs"] >= tcfg.early_stopping_patience > 0:
                 run.stopped_early = True
                 break
@@ -577,6 +600,18 @@ class Trainer:
                 break
             epoch_start = time.perf_counter()
             losses = self._train_epoch(run, epoch)
+            if run.few_shot and epoch + 1 < run.epochs:  # the last model is kept: dev is read once, at the end
+                run.history.append(
+                    {
+                        "epoch": epoch + 1,
+                        "train_loss": float(np.mean(losses)) if losses else None,
+                        "dev_score": None,
+                        "dev": {},
+                        "seconds": round(time.perf_counter() - epoch_start, 2),
+                    }
+                )
+                self._end_epoch(run, evaluator, epoch, None)
+                continue
             with run.averaged():
                 reports = evaluate_split(evaluator, run.eval_data["dev"], run.accelerator)
             score = _selection_score(reports, tcfg.selection_metric)
@@ -598,6 +633,10 @@ class Trainer:
                 ", ".join(f"{k} {v.get(tcfg.selection_metric, 0):.3f}" for k, v in reports.items()),
             )
             self._end_epoch(run, evaluator, epoch, score)
+        if run.few_shot and run.best["epoch"] == 0 and run.accelerator.is_main_process:
+            # stopped before the last step (``stop_after_epochs``): the model so far, so that the run has one
+            with run.averaged():
+                self._save_model(evaluator)
 
     def _train_epoch(self, run: _Run, epoch: int) -> list[float]:
         tcfg, accelerator = self.config.training, run.accelerator
@@ -632,16 +671,18 @@ class Trainer:
             total = out.loss if total is None else total + out.loss
         return total
 
-    def _end_epoch(self, run: _Run, evaluator: NewsClassifier, epoch: int, score: float) -> None:
+    def _end_epoch(self, run: _Run, evaluator: NewsClassifier, epoch: int, score: float | None) -> None:
         """Every process tracks the best epoch (the gathered dev figures are the same everywhere, so early
-        stopping stops them together); only the main process writes the model and the resume state."""
+        stopping stops them together); only the main process writes the model and the resume state. The
+        few-shot recipe keeps its last model (``score`` is None before it)."""
         main = run.accelerator.is_main_process
-        if score > run.best["score"]:
+        last = run.few_shot and epoch + 1 == run.epochs
+        if score is not None and (score > run.best["score"] or last):
             run.best = {"epoch": epoch + 1, "score": score, "bad_epochs": 0}
             if main:
                 with run.averaged():
                     self._save_model(evaluator)
-        else:
+        elif score is not None:
             run.best["bad_epochs"] += 1
         if main:
             progress = {"epoch": epoch + 1, "history": run.history, "best": run.best, "fingerprint": run.fingerprint}
@@ -688,6 +729,7 @@ class Trainer:
             "selection_metric": tcfg.selection_metric,
             "best_dev_score": run.best["score"],
             "stopped_early": run.stopped_early,
+            "recipe": run.recipe,
             "epochs": run.history,
             **reports,
             "labels": {s.name: s.labels for s in final.tasks},

@@ -44,6 +44,7 @@ _PARSERS = (
     predict.export_parser,
     train.model_card_parser,
     train.build_backbone_parser,
+    train.zero_shot_parser,
 )
 
 

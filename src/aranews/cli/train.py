@@ -339,7 +339,47 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_zero_shot(args: argparse.Namespace) -> int:
+    from aranews.inference.files import atomic_directory, refuse_clashes
+    from aranews.training.config import load_config
+    from aranews.training.zero_shot import build_zero_shot_model, check_descriptions, encoder_convention
+
+    config = load_config(args.config, _parse_set(args.set), needs_data=False)
+    check_descriptions(config.tasks)  # before the encoder is read
+    convention = encoder_convention(args.encoder, args.pooling, args.prefix)
+    out = Path(args.out)
+    if out.exists() and not args.overwrite:
+        raise FileExistsError(f"--out {out} exists; give another folder or --overwrite")
+    refuse_clashes({"the encoder": args.encoder, "the config": args.config}, {"--out": out})
+    if Path(args.encoder).resolve().is_relative_to(out.resolve()):
+        raise FileExistsError(f"--out {out} holds the encoder {args.encoder}, which writing the model would replace")
+    with atomic_directory(out) as tmp:
+        build_zero_shot_model(config, args.encoder, tmp, convention)
+    print(f"zero-shot model written to {out} ({convention.source}; pooling {convention.pooling}, "
+          f"prefix {convention.text_prefix!r})")  # fmt: skip
+    for task in config.tasks:
+        print(f"  {task.name}: {len(task.labels)} labels scored by similarity to their descriptions")
+    return 0
+
+
 # -- the parsers ------------------------------------------------------------------------------------------
+def zero_shot_parser(sub: Any) -> None:
+    p = _command(
+        sub,
+        "zero-shot",
+        "a model from label descriptions alone (tasks[].descriptions), before any label exists",
+        cmd_zero_shot,
+        needs_train=True,
+    )
+    p.add_argument("--config", required=True, help="a config whose every label has a description")
+    p.add_argument("--encoder", required=True, help="the sentence-embedding encoder (a local folder or hub id)")
+    p.add_argument("--out", required=True, help="the model folder to write")
+    p.add_argument("--pooling", choices=["mean", "cls"], help="the encoder's pooling, when the command cannot tell")
+    p.add_argument("--prefix", help="the encoder's input prefix (e.g. 'query: '; '' for none), when it cannot tell")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder (whole, atomically)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
+
+
 def demo_parser(sub: Any) -> None:
     p = _command(sub, "demo", "the main job on the embedded sample corpus, offline", cmd_demo, needs_train=True)
     p.add_argument(

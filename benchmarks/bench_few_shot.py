@@ -1,0 +1,232 @@
+"""Learning curves with few labels: the library's recipes, TF-IDF and SetFit on the same rows.
+
+    .venv/bin/python benchmarks/bench_few_shot.py --dataset ../shared/data/ant_multisource --task topic \
+        --encoder runs/demo/e5-small --shots 8 16 32 --seeds 13 14 15
+
+For each ``n`` in ``--shots`` and each seed, ``n`` training rows per label are drawn from the train split
+(stratified; a label with fewer rows gives all it has), and each contender is trained on exactly those rows
+and scored (macro-F1) on the whole dev split (rows that repeat a training row's text are dropped from dev,
+as in ``bench_quality.py``):
+
+* ``tfidf``: the library's TF-IDF + logistic-regression baseline;
+* ``standard``: the library's standard recipe (``training.recipe: standard``: ``--epochs`` epochs, the best
+  epoch on dev kept, early stopping) -- it selects on the very dev split it is scored on, so its figure is
+  optimistic;
+* ``few_shot``: the library's few-shot recipe (``training.recipe: few_shot``: heads started from label
+  centroids, a fixed number of steps, the last model kept: dev is not used for any choice);
+* ``setfit``: SetFit 1.2 with the same encoder as its body (mean pooling), ``TrainingArguments(batch_size=16,
+  num_epochs=1, max_length=--max-length)`` -- its defaults otherwise, logistic-regression head -- with
+  ``max_steps`` capped at ``--setfit-max-steps`` (its default pair sampling makes ~7,700 steps at 16 rows per
+  label of 6 labels; the cap is reported). Pair-conditioned rows are given to it as ``"<pair> | <text>"``.
+
+Writes ``benchmarks/results/few_shot-<data>-<task>.json`` (every run, then mean and spread per contender and
+``n``) with the machine's processor and the wall time of each run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_quality import _key, _rows, _write
+from results_io import write_result
+
+ROOT = Path(__file__).resolve().parent.parent
+CONTENDERS = ("tfidf", "standard", "few_shot", "setfit")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--dataset", required=True, help="a folder with train.jsonl and dev.jsonl")
+    parser.add_argument("--task", required=True)
+    parser.add_argument("--pair-column")
+    parser.add_argument("--encoder", required=True)
+    parser.add_argument("--shots", type=int, nargs="+", default=[8, 16, 32, 64])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[13, 14, 15])
+    parser.add_argument("--contenders", nargs="+", default=list(CONTENDERS), choices=CONTENDERS)
+    parser.add_argument("--max-length", type=int, default=128)
+    parser.add_argument("--pooling", choices=["cls", "mean"], default="mean")
+    parser.add_argument("--preprocessing", nargs="*", default=["strip_boilerplate", "arabert_v02"])
+    parser.add_argument("--learning-rate", type=float, default=5e-5)
+    parser.add_argument("--epochs", type=int, default=10, help="standard recipe")
+    parser.add_argument("--early-stopping", type=int, default=3, help="standard recipe")
+    parser.add_argument("--few-shot-steps", type=int, default=100)
+    parser.add_argument("--setfit-max-steps", type=int, default=500)
+    parser.add_argument("--out")
+    return parser
+
+
+def _sample(rows: list[dict], task: str, n: int, seed: int) -> list[dict]:
+    by_label: dict[str, list[dict]] = {}
+    for row in rows:
+        by_label.setdefault(str(row[task]), []).append(row)
+    rng = random.Random(seed)
+    picked = [r for label in sorted(by_label) for r in rng.sample(by_label[label], min(n, len(by_label[label])))]
+    rng.shuffle(picked)
+    return picked
+
+
+def _library(recipe: str, tmp: Path, args: argparse.Namespace, seed: int) -> tuple[float, float, dict]:
+    """Train with the library's ``recipe``; dev macro-F1 of the model it keeps, and the baseline's."""
+    from aranews.training.config import config_from_dict
+    from aranews.training.trainer import Trainer
+
+    task: dict[str, Any] = {"name": args.task}
+    if args.pair_column:
+        task["pair_column"] = args.pair_column
+    config = {
+        "data": {"train": f"{tmp}/train.jsonl", "dev": f"{tmp}/dev.jsonl", "title_column": None},
+        "tasks": [task],
+        "model": {
+            "encoder": args.encoder,
+            "preprocessing": args.preprocessing,
+            "max_length": args.max_length,
+            "pair_max_length": min(64, args.max_length // 4),
+            "long_document": {"strategy": "head_tail", "head_tokens": args.max_length // 4},
+            "pooling": args.pooling,
+        },
+        "training": {
+            "output_dir": f"{tmp}/run-{recipe}",
+            "recipe": recipe,
+            "epochs": args.epochs,
+            "early_stopping_patience": args.early_stopping,
+            "few_shot_steps": args.few_shot_steps,
+            "batch_size": 16,
+            "eval_batch_size": 64,
+            "learning_rate": args.learning_rate,
+            "freeze_embeddings": True,
+            "mixed_precision": "auto",
+            "seed": seed,
+            "resume": False,
+            "progress": False,
+            "device": "cpu",
+            "report": recipe == "standard",  # the baseline comes with the report: once per draw
+            "baseline": recipe == "standard",
+        },
+    }
+    metrics = Trainer(config_from_dict(config)).train().metrics
+    baseline = None
+    if recipe == "standard":
+        report = json.loads((tmp / f"run-{recipe}" / "report" / "report.json").read_text(encoding="utf-8"))
+        baseline = report["baseline"]["tasks"][args.task]["macro_f1"]
+    return (
+        metrics["dev"][args.task]["macro_f1"],
+        baseline,
+        {"epochs": len(metrics["epochs"]), "recipe": metrics["recipe"]},
+    )
+
+
+def _setfit(train: list[dict], dev: list[dict], args: argparse.Namespace, seed: int) -> tuple[float, dict]:
+    from datasets import Dataset
+    from setfit import SetFitModel, Trainer, TrainingArguments
+    from sklearn.metrics import f1_score
+
+    def text(row: dict) -> str:
+        return f"{row[args.pair_column]} | {row['text']}" if args.pair_column else row["text"]
+
+    labels = sorted({str(r[args.task]) for r in train} | {str(r[args.task]) for r in dev})
+    model = SetFitModel.from_pretrained(args.encoder, labels=labels)
+    model.model_body.max_seq_length = args.max_length
+    data = Dataset.from_dict({"text": [text(r) for r in train], "label": [str(r[args.task]) for r in train]})
+    training = TrainingArguments(
+        batch_size=16, num_epochs=1, max_length=args.max_length, max_steps=args.setfit_max_steps, seed=seed,
+        report_to="none", show_progress_bar=False, save_strategy="no", output_dir=str(Path(tempfile.gettempdir()) / "setfit"),
+    )  # fmt: skip
+    trainer = Trainer(model=model, args=training, train_dataset=data)
+    trainer.train()
+    predicted = model.predict([text(r) for r in dev], batch_size=64, as_numpy=True)
+    score = f1_score([str(r[args.task]) for r in dev], [str(p) for p in predicted], average="macro")
+    return float(score), {"steps": int(trainer.state.global_step) if hasattr(trainer, "state") else None}
+
+
+def _draw(train_rows, dev_rows, n: int, seed: int, args, tmp: Path) -> list[dict]:
+    train = _sample(train_rows, args.task, n, seed)
+    _write(tmp / "train.jsonl", train)
+    _write(tmp / "dev.jsonl", dev_rows)
+    runs = []
+    baseline = None
+    for contender in [c for c in args.contenders if c != "tfidf"]:
+        started = time.perf_counter()
+        extra: dict[str, Any] = {}
+        if contender == "setfit":
+            score, extra = _setfit(train, dev_rows, args, seed)
+        else:
+            score, got_baseline, extra = _library(contender, tmp, args, seed)
+            baseline = got_baseline if got_baseline is not None else baseline
+        runs.append({"contender": contender, "n": n, "seed": seed, "train_rows": len(train), "macro_f1": round(score, 4),
+                     "seconds": round(time.perf_counter() - started, 1), **extra})  # fmt: skip
+        print(f"n={n} seed={seed} {contender}: macro-F1 {score:.3f} ({runs[-1]['seconds']:.0f} s)", flush=True)
+    if "tfidf" in args.contenders and baseline is not None:
+        runs.append(
+            {"contender": "tfidf", "n": n, "seed": seed, "train_rows": len(train), "macro_f1": round(baseline, 4)}
+        )
+        print(f"n={n} seed={seed} tfidf: macro-F1 {baseline:.3f}", flush=True)
+    return runs
+
+
+def _summary(runs: list[dict]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key in sorted({(r["contender"], r["n"]) for r in runs}):
+        scores = [r["macro_f1"] for r in runs if (r["contender"], r["n"]) == key]
+        out[f"{key[0]}@{key[1]}"] = {
+            "mean": round(statistics.mean(scores), 4),
+            "sd": round(statistics.stdev(scores), 4) if len(scores) > 1 else None,
+            "min": min(scores),
+            "max": max(scores),
+            "seeds": len(scores),
+        }
+    return out
+
+
+def main() -> None:
+    args = build_parser().parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from aranews.inference.runtime import cpu_flags, cpu_name
+
+    dataset = Path(args.dataset)
+    train_rows = _rows(dataset / "train.jsonl")
+    seen = {_key(r, args.pair_column) for r in train_rows}
+    dev_rows = [r for r in _rows(dataset / "dev.jsonl") if _key(r, args.pair_column) not in seen]
+    runs: list[dict] = []
+    with tempfile.TemporaryDirectory() as tmp_name:
+        for n in args.shots:
+            for seed in args.seeds:
+                runs += _draw(train_rows, dev_rows, n, seed, args, Path(tmp_name))
+    import setfit  # noqa: F401  (its version is recorded)
+
+    record = {
+        "what": "dev macro-F1 with n training rows per label, per contender and seed",
+        "dataset": args.dataset,
+        "task": args.task,
+        "dev_rows": len(dev_rows),
+        "labels": sorted({str(r[args.task]) for r in train_rows}),
+        "encoder": args.encoder,
+        "max_length": args.max_length,
+        "runs": runs,
+        "summary": _summary(runs),
+        "versions": {"setfit": sys.modules["setfit"].__version__},
+        "cpu": cpu_name(),
+        "cpu_flags": sorted(f for f in cpu_flags() if f.startswith(("avx512_bf16", "amx"))),
+        "command": "python benchmarks/bench_few_shot.py " + " ".join(sys.argv[1:]),
+    }
+    out = Path(args.out or ROOT / "benchmarks" / "results" / f"few_shot-{dataset.name}-{args.task}.json")
+    write_result(out, record)
+    for key, s in record["summary"].items():
+        print(f"{key:16} {s['mean']:.3f} (sd {s['sd']}, {s['seeds']} seeds)")
+    print(f"written to {out}")
+
+
+if __name__ == "__main__":
+    main()
