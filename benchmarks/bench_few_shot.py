@@ -63,6 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--early-stopping", type=int, default=3, help="standard recipe")
     parser.add_argument("--few-shot-steps", type=int, default=100)
     parser.add_argument("--setfit-max-steps", type=int, default=500)
+    parser.add_argument("--standard-seeds", type=int, nargs="*", help="run the standard recipe on these seeds only")
+    parser.add_argument("--setfit-seeds", type=int, nargs="*", help="run SetFit on these seeds only")
+    parser.add_argument(
+        "--keep", help="an earlier result file of the same data set and task: its runs are kept, not run again"
+    )
     parser.add_argument("--out")
     return parser
 
@@ -77,8 +82,8 @@ def _sample(rows: list[dict], task: str, n: int, seed: int) -> list[dict]:
     return picked
 
 
-def _library(recipe: str, tmp: Path, args: argparse.Namespace, seed: int) -> tuple[float, float, dict]:
-    """Train with the library's ``recipe``; dev macro-F1 of the model it keeps, and the baseline's."""
+def _library(recipe: str, tmp: Path, args: argparse.Namespace, seed: int) -> tuple[float, dict]:
+    """Train with the library's ``recipe``; the dev macro-F1 of the model it keeps."""
     from aranews.training.config import config_from_dict
     from aranews.training.trainer import Trainer
 
@@ -111,20 +116,32 @@ def _library(recipe: str, tmp: Path, args: argparse.Namespace, seed: int) -> tup
             "resume": False,
             "progress": False,
             "device": "cpu",
-            "report": recipe == "standard",  # the baseline comes with the report: once per draw
-            "baseline": recipe == "standard",
+            "report": False,
+            "baseline": False,
         },
     }
     metrics = Trainer(config_from_dict(config)).train().metrics
-    baseline = None
-    if recipe == "standard":
-        report = json.loads((tmp / f"run-{recipe}" / "report" / "report.json").read_text(encoding="utf-8"))
-        baseline = report["baseline"]["tasks"][args.task]["macro_f1"]
-    return (
-        metrics["dev"][args.task]["macro_f1"],
-        baseline,
-        {"epochs": len(metrics["epochs"]), "recipe": metrics["recipe"]},
-    )
+    return metrics["dev"][args.task]["macro_f1"], {"epochs": len(metrics["epochs"]), "recipe": metrics["recipe"]}
+
+
+def _tfidf(train: list[dict], dev: list[dict], args: argparse.Namespace, seed: int) -> float:
+    """The library's TF-IDF baseline on the same rows (with the transformer's preprocessing)."""
+    from sklearn.metrics import f1_score
+
+    from aranews.inference.config import TaskSpec
+    from aranews.training.baseline import TfidfBaseline
+
+    labels = sorted({str(r[args.task]) for r in train} | {str(r[args.task]) for r in dev})
+    task = TaskSpec(args.task, labels)
+    baseline = TfidfBaseline(args.preprocessing, seed=seed)
+
+    def pairs(rows: list[dict]) -> list[str] | None:
+        return [r[args.pair_column] for r in rows] if args.pair_column else None
+
+    baseline.fit(task, [r["text"] for r in train], [str(r[args.task]) for r in train], pairs(train))
+    probs = baseline.predict_proba(args.task, [r["text"] for r in dev], pairs(dev))
+    predicted = [labels[i] for i in probs.argmax(1)]
+    return float(f1_score([str(r[args.task]) for r in dev], predicted, labels=labels, average="macro"))
 
 
 def _setfit(train: list[dict], dev: list[dict], args: argparse.Namespace, seed: int) -> tuple[float, dict]:
@@ -150,28 +167,26 @@ def _setfit(train: list[dict], dev: list[dict], args: argparse.Namespace, seed: 
     return float(score), {"steps": int(trainer.state.global_step) if hasattr(trainer, "state") else None}
 
 
-def _draw(train_rows, dev_rows, n: int, seed: int, args, tmp: Path) -> list[dict]:
+def _draw(train_rows, dev_rows, n: int, seed: int, args, tmp: Path, done: set) -> list[dict]:
     train = _sample(train_rows, args.task, n, seed)
     _write(tmp / "train.jsonl", train)
     _write(tmp / "dev.jsonl", dev_rows)
     runs = []
-    baseline = None
-    for contender in [c for c in args.contenders if c != "tfidf"]:
+    only = {"standard": args.standard_seeds, "setfit": args.setfit_seeds}
+    for contender in args.contenders:
+        if (only.get(contender) and seed not in only[contender]) or (contender, n, seed) in done:
+            continue
         started = time.perf_counter()
         extra: dict[str, Any] = {}
         if contender == "setfit":
             score, extra = _setfit(train, dev_rows, args, seed)
+        elif contender == "tfidf":
+            score = _tfidf(train, dev_rows, args, seed)
         else:
-            score, got_baseline, extra = _library(contender, tmp, args, seed)
-            baseline = got_baseline if got_baseline is not None else baseline
+            score, extra = _library(contender, tmp, args, seed)
         runs.append({"contender": contender, "n": n, "seed": seed, "train_rows": len(train), "macro_f1": round(score, 4),
                      "seconds": round(time.perf_counter() - started, 1), **extra})  # fmt: skip
         print(f"n={n} seed={seed} {contender}: macro-F1 {score:.3f} ({runs[-1]['seconds']:.0f} s)", flush=True)
-    if "tfidf" in args.contenders and baseline is not None:
-        runs.append(
-            {"contender": "tfidf", "n": n, "seed": seed, "train_rows": len(train), "macro_f1": round(baseline, 4)}
-        )
-        print(f"n={n} seed={seed} tfidf: macro-F1 {baseline:.3f}", flush=True)
     return runs
 
 
@@ -189,22 +204,10 @@ def _summary(runs: list[dict]) -> dict[str, Any]:
     return out
 
 
-def main() -> None:
-    args = build_parser().parse_args()
-    logging.basicConfig(level=logging.WARNING)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from aranews.inference.runtime import cpu_flags, cpu_name
+def _save(out: Path, runs: list[dict], dev_rows: list[dict], train_rows: list[dict], args) -> None:
+    import importlib.metadata
 
-    dataset = Path(args.dataset)
-    train_rows = _rows(dataset / "train.jsonl")
-    seen = {_key(r, args.pair_column) for r in train_rows}
-    dev_rows = [r for r in _rows(dataset / "dev.jsonl") if _key(r, args.pair_column) not in seen]
-    runs: list[dict] = []
-    with tempfile.TemporaryDirectory() as tmp_name:
-        for n in args.shots:
-            for seed in args.seeds:
-                runs += _draw(train_rows, dev_rows, n, seed, args, Path(tmp_name))
-    import setfit  # noqa: F401  (its version is recorded)
+    from aranews.inference.runtime import cpu_flags, cpu_name
 
     record = {
         "what": "dev macro-F1 with n training rows per label, per contender and seed",
@@ -216,13 +219,33 @@ def main() -> None:
         "max_length": args.max_length,
         "runs": runs,
         "summary": _summary(runs),
-        "versions": {"setfit": sys.modules["setfit"].__version__},
+        "versions": {
+            p: importlib.metadata.version(p) for p in ("setfit", "sentence-transformers", "transformers", "torch")
+        },
         "cpu": cpu_name(),
         "cpu_flags": sorted(f for f in cpu_flags() if f.startswith(("avx512_bf16", "amx"))),
         "command": "python benchmarks/bench_few_shot.py " + " ".join(sys.argv[1:]),
     }
-    out = Path(args.out or ROOT / "benchmarks" / "results" / f"few_shot-{dataset.name}-{args.task}.json")
     write_result(out, record)
+
+
+def main() -> None:
+    args = build_parser().parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    dataset = Path(args.dataset)
+    train_rows = _rows(dataset / "train.jsonl")
+    seen = {_key(r, args.pair_column) for r in train_rows}
+    dev_rows = [r for r in _rows(dataset / "dev.jsonl") if _key(r, args.pair_column) not in seen]
+    runs: list[dict] = json.loads(Path(args.keep).read_text(encoding="utf-8"))["runs"] if args.keep else []
+    done = {(r["contender"], r["n"], r["seed"]) for r in runs}
+    out = Path(args.out or ROOT / "benchmarks" / "results" / f"few_shot-{dataset.name}-{args.task}.json")
+    with tempfile.TemporaryDirectory() as tmp_name:
+        for n in args.shots:
+            for seed in args.seeds:
+                runs += _draw(train_rows, dev_rows, n, seed, args, Path(tmp_name), done)
+                _save(out, runs, dev_rows, train_rows, args)  # after every draw: a kill loses one draw at most
+    record = json.loads(out.read_text(encoding="utf-8"))
     for key, s in record["summary"].items():
         print(f"{key:16} {s['mean']:.3f} (sd {s['sd']}, {s['seeds']} seeds)")
     print(f"written to {out}")

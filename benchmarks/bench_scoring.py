@@ -87,9 +87,10 @@ clf = load_classifier(model, device=device, precision=precision)
 s = score_archive(clf, source, out, progress=False)
 seconds = time.perf_counter() - started
 tokens = [json.loads(line)["n_tokens"] for line in open(out, encoding="utf-8")]
+window = clf.config.model.max_length
 print(json.dumps({"seconds": seconds, "scoring_seconds": s.seconds, "articles": s.scored, "rows": s.rows,
                   "errors": s.errors, "precision": clf.precision, "mean_tokens": sum(tokens) / len(tokens),
-                  "peak_rss_mb": peak_mb()}))
+                  "window_tokens": [min(t + 2, window) for t in tokens], "peak_rss_mb": peak_mb()}))
 """
 )
 
@@ -149,6 +150,33 @@ def build_archive(path: Path, tokenizer, n: int, seed: int = 0) -> list[int]:
     return made
 
 
+BOUND = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from hardware_bound import measure
+print(json.dumps(measure(sys.argv[2], int(sys.argv[3]))))
+"""
+
+PROFILE = """
+import json, sys, torch
+from torch.profiler import ProfilerActivity, profile
+from aranews.inference.classifier import load_classifier
+from aranews.inference.scoring import score_archive
+model, source, out, precision, threads, device, table = sys.argv[1:8]
+torch.set_num_threads(int(threads))
+clf = load_classifier(model, device=device, precision=precision)
+activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.startswith("cuda") else [])
+with profile(activities=activities) as prof:
+    s = score_archive(clf, source, out, progress=False)
+averages = prof.key_averages()
+rows = sorted(averages, key=lambda e: -e.self_cpu_time_total)[:40]
+total = sum(e.self_cpu_time_total for e in averages) or 1
+open(table, "w", encoding="utf-8").write(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=40))
+print(json.dumps({"articles": s.scored, "operators": [
+    {"name": e.key, "self_cpu_share": round(e.self_cpu_time_total / total, 4), "calls": e.count} for e in rows]}))
+"""
+
+
 def _run(code: str, *args: str) -> dict:
     done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
     if done.returncode:
@@ -174,6 +202,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="cpu or cuda[:N]: both contenders run there (default modes on CUDA: fp32, bf16, fp16)",
     )
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "scoring.json"))
+    parser.add_argument("--no-bound", action="store_true", help="skip measuring the machine's matrix-product bound")
+    parser.add_argument("--profile", type=int, default=0, metavar="N", help="profile the best mode on N articles")
     return parser
 
 
@@ -199,6 +229,38 @@ def _round(r: int, modes: list[str], tmp: Path, model: Path, topic: Path, stance
         flush=True,
     )
     return result
+
+
+def _bound(rounds: list[dict], modes: list[str], args) -> dict:
+    """The machine's bound per dtype on the articles the scorer read (their windows' tokens), and each mode's
+    share of the bound of its dtype (int8 has none measured)."""
+    from hardware_bound import bound as articles_bound
+
+    rates = _run(BOUND, str(Path(__file__).resolve().parent), args.device, str(args.threads))
+    tokens = next(r[m]["window_tokens"] for r in rounds for m in modes if "window_tokens" in r[m])
+    by_dtype = {dtype: {"rates_gflops": r, **articles_bound(tokens, r)} for dtype, r in rates.items()}
+    share = {}
+    for mode in modes:
+        if mode in by_dtype and by_dtype[mode]["articles_per_second"]:
+            median = statistics.median(r[mode]["articles_per_second"] for r in rounds)
+            share[mode] = round(median / by_dtype[mode]["articles_per_second"], 3)
+    for r in rounds:
+        for m in modes:
+            r[m].pop("window_tokens", None)
+    return {"by_dtype": by_dtype, "share_of_bound": share, "mean_window_tokens": round(statistics.mean(tokens), 1)}
+
+
+def _profile(rounds: list[dict], modes: list[str], tmp: Path, model: Path, source: Path, args) -> dict:
+    """Operator totals of the fastest mode on the first ``--profile`` articles (``torch.profiler``)."""
+    best = max(modes, key=lambda m: statistics.median(r[m]["articles_per_second"] for r in rounds))
+    lines = source.read_text(encoding="utf-8").splitlines()[: args.profile]
+    part = tmp / "profile.jsonl"
+    part.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    table = Path(args.out).with_suffix(".profile.txt")
+    found = _run(
+        PROFILE, str(model), str(part), str(tmp / "profile-out.jsonl"), best, str(args.threads), args.device, str(table)
+    )
+    return {"mode": best, "table": str(table), **found}
 
 
 def main() -> None:
@@ -231,7 +293,9 @@ def main() -> None:
             warm.write_text(source.read_text(encoding="utf-8").splitlines()[0] + "\n", encoding="utf-8")
             _run(SCORE, str(model), str(warm), str(tmp / "warm-out.jsonl"), "int8", str(args.threads), args.device)
         rounds = [_round(r, modes, tmp, model, topic, stance, source, args) for r in range(args.rounds)]
-    names = list(rounds[0])
+        names = list(rounds[0])
+        bound = None if args.no_bound else _bound(rounds, modes, args)
+        profile = _profile(rounds, modes, tmp, model, source, args) if args.profile else None
     summary = {
         name: {
             "articles_per_second_median": statistics.median(r[name]["articles_per_second"] for r in rounds),
@@ -251,6 +315,8 @@ def main() -> None:
         },
         "rounds": rounds,
         "summary": summary,
+        "bound": bound,
+        "profile": profile,
         "threads": args.threads,
         "device": args.device,
         "gpu": _gpu_name(args.device),
@@ -265,9 +331,16 @@ def main() -> None:
     write_result(Path(args.out), record)
     for name in names:
         s = summary[name]
+        share = (bound or {}).get("share_of_bound", {}).get(name)
         print(
             f"{name:10} {s['articles_per_second_median']:7.2f} articles/s  ratio per round "
             f"{s['ratio_to_pipelines_per_round']}  peak RSS {s['peak_rss_mb_max']:.0f} MB"
+            + (f"  {share:.0%} of its bound" if share is not None else "")
+        )
+    if bound:
+        print(
+            "bound (articles/s, matrix products only): "
+            + ", ".join(f"{k} {v['articles_per_second']}" for k, v in bound["by_dtype"].items())
         )
     print(f"written to {args.out}")
 

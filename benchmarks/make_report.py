@@ -562,6 +562,56 @@ def _calibration() -> list[str]:
     return lines
 
 
+def _few_shot() -> list[str]:
+    files = sorted((ROOT / "benchmarks" / "results").glob("few_shot-*.json"))
+    zero = sorted((ROOT / "benchmarks" / "results").glob("zero_shot-*.json"))
+    if not files and not zero:
+        return []
+    lines = [
+        "## Few labels: learning curves and a zero-shot start",
+        "",
+        "`benchmarks/bench_few_shot.py`: n training rows per label drawn from train (stratified, per seed), every "
+        "contender trained on exactly those rows, macro-F1 on the whole dev split. `few_shot` is the library's "
+        "few-shot recipe (`training.recipe: few_shot`: heads started as nearest-centroid classifiers, 100 steps, "
+        "the last model kept: dev is used for nothing); `standard` is the library's standard recipe, which keeps "
+        "its best epoch *on this dev split* (optimistic); `setfit` is SetFit with the same e5-small body "
+        "(defaults, `batch_size=16, num_epochs=1`, body steps capped at 500); `tfidf` the library's baseline.",
+        "",
+    ]
+    for path in files:
+        r = json.loads(path.read_text(encoding="utf-8"))
+        contenders = sorted({k.split("@")[0] for k in r["summary"]})
+        shots = sorted({int(k.split("@")[1]) for k in r["summary"]})
+        lines += [
+            f"**{Path(r['dataset']).name}** ({r['task']}, {len(r['labels'])} labels, {r['dev_rows']} dev rows, "
+            f"max_length {r['max_length']}; {r['cpu']}; versions {r['versions']}):",
+            "",
+            "| n per label | " + " | ".join(contenders) + " |",
+            "| --- | " + " | ".join("---" for _ in contenders) + " |",
+        ]
+        for n in shots:
+            cells = []
+            for c in contenders:
+                f = r["summary"].get(f"{c}@{n}")
+                cells.append("–" if f is None else f"{f['mean']:.3f} ± {f['sd'] or 0:.3f} ({f['seeds']})")
+            lines.append(f"| {n} | " + " | ".join(cells) + " |")
+        seconds = {}
+        for run in r["runs"]:
+            seconds.setdefault(run["contender"], []).append(run.get("seconds", 0))
+        lines += ["", "Mean ± sd over seeds (number of seeds). Seconds per run: " + ", ".join(
+            f"{c} {sum(v) / len(v):.0f}" for c, v in sorted(seconds.items())) + f". `{r['command']}`", ""]  # fmt: skip
+    if zero:
+        lines += ["Zero-shot (`aranews zero-shot`, `benchmarks/bench_zero_shot.py`; descriptions in "
+                  "`configs/zero-shot/`, written from the label names before any dev prediction was seen):", "",
+                  "| data set | macro-F1 | accuracy | per-label F1 |", "| --- | --- | --- | --- |"]  # fmt: skip
+        for path in zero:
+            z = json.loads(path.read_text(encoding="utf-8"))
+            per = ", ".join(f"{k} {v:.2f}" for k, v in z["per_label_f1"].items())
+            lines.append(f"| {Path(z['data']).parent.name} | {z['macro_f1']:.3f} | {z['accuracy']:.3f} | {per} |")
+        lines.append("")
+    return lines
+
+
 def main() -> None:
     recipes, best = _rows()
     lines = [INTRO, "## Results (dev)", ""]
@@ -613,6 +663,7 @@ def main() -> None:
         + _report()
         + _select()
         + _calibration()
+        + _few_shot()
         + _training()
         + TRAINING_NOTES
     )

@@ -218,6 +218,20 @@ class NewsClassifier:
         self._require_torch_encoder("use its torch model")
         return self._model
 
+    @property
+    def holds_reduced_weights(self) -> bool:
+        """Whether its linear layers are held in bf16 / fp16 (a bf16 or fp16 classifier that owns its model,
+        once it has scored): scores are those of its precision, but saving or exporting it would lose fp32."""
+        return bool(getattr(self._runner, "weights_held", False))
+
+    def _require_full_weights(self, what: str) -> None:
+        self._require_torch_encoder(what)
+        if self.holds_reduced_weights:
+            raise RuntimeError(
+                f"this classifier holds its weights in {self.precision} for speed; to {what}, load {self.source} "
+                "again with precision fp32"
+            )
+
     def _require_torch_encoder(self, what: str) -> None:
         if self._runner.released_encoder:
             raise RuntimeError(
@@ -318,7 +332,7 @@ class NewsClassifier:
         """
         from aranews.inference.cards import basic_model_card
 
-        self._require_torch_encoder("save it")
+        self._require_full_weights("save it")
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         written = self._tokenizer.save_pretrained(str(directory))

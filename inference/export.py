@@ -120,7 +120,9 @@ def export_task(model: NewsClassifier | str | Path, task: str, out_dir: str | Pa
     refuse_clashes({"the model": source}, {"--out": out})
     if source is not None and Path(source).resolve().is_relative_to(out.resolve()):
         raise ExportError(f"--out {out} holds the model {source}, which writing the export would replace")
-    clf = model if isinstance(model, NewsClassifier) else load_classifier(model, device="cpu")
+    clf = model if isinstance(model, NewsClassifier) else load_classifier(model, device="cpu", precision="fp32")
+    if clf.holds_reduced_weights:
+        raise ExportError(f"the classifier holds its weights in {clf.precision}; load {clf.source} with precision fp32")
     spec = clf.config.task(task)
     if clf.config.model.pooling != "cls":
         raise ExportError(

@@ -38,17 +38,32 @@ class Runner:
 
 
 class TorchRunner(Runner):
-    """The torch model on its device, in float32 or under autocast (layer norms and softmax stay float32)."""
+    """The torch model on its device, in float32 or under autocast (layer norms and softmax stay float32).
+
+    In bf16 and fp16, a runner that owns its model (``release_encoder``, set by ``from_pretrained``) holds the
+    linear layers' weights in that dtype once, at the first batch, instead of letting autocast cast them on
+    every call: the same rounding of the same weights, so the same logits, without the per-call copies (about
+    6% of bf16 scoring time on CPU, ``bench_scoring.py --profile``) and with half the weights' memory.
+    """
 
     _DTYPES: ClassVar[dict[str, torch.dtype | None]] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
     def __init__(self, model: MultiTaskClassifier, device: torch.device, mode: str) -> None:
         self.model, self.device, self.mode = model, device, mode
         self.dtype = self._DTYPES[mode]
+        self.weights_held = False
+
+    def _hold_weights(self) -> None:
+        for module in self.model.modules():
+            if isinstance(module, torch.nn.Linear):
+                module.to(self.dtype)
+        self.weights_held = True
 
     def windows(
         self, batch: dict[str, torch.Tensor], tasks: list[str], features: bool
     ) -> tuple[Windows, torch.Tensor | None]:
+        if self.release_encoder and self.dtype is not None and not self.weights_held:
+            self._hold_weights()
         batch = {k: v.to(self.device) for k, v in batch.items()}
         with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype is not None):
             pooled = self.model.window_features(**batch)

@@ -54,7 +54,9 @@ def test_save_load_identical_logits_and_self_description(tmp_path, tiny_backbone
         "bias": None,
         "dev_rates": None,
         "abstain_below": None,
+        "descriptions": None,  # a zero-shot model's label descriptions
     }
+    assert saved["model"]["input_prefix"] == "" and saved["zero_shot"] is None
     assert saved["model"]["preprocessing"] == ["strip_boilerplate", "arabert_v02"]
     assert saved["model"]["max_length"] == 64 and saved["model"]["long_document"]["strategy"] == "head_tail"
     assert saved["model"]["encoder"] == str(tiny_backbone) and saved["encoder_config"]["model_type"] == "bert"

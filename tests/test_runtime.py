@@ -95,6 +95,28 @@ def test_bf16_stays_close_to_fp32(trained_model, texts):
         np.testing.assert_allclose(got[task].sum(axis=1), 1.0, atol=1e-5)
 
 
+def test_bf16_weights_held_once_give_the_logits_autocast_gives(trained_model, texts, tmp_path):
+    import torch
+
+    from aranews.inference.classifier import NewsClassifier
+    from aranews.inference.export import ExportError, export_task
+
+    owned = load_classifier(trained_model / "model", precision="bf16")
+    reference = load_classifier(trained_model / "model", precision="fp32")
+    shared = NewsClassifier(reference.model, reference.tokenizer, reference.device, precision="bf16")  # not its own
+    got, want = owned.predict_proba(texts), shared.predict_proba(texts)
+    for task in want:
+        np.testing.assert_array_equal(got[task], want[task])  # the same rounding of the same weights
+    assert owned.holds_reduced_weights and not shared.holds_reduced_weights
+    linear = next(m for m in owned.model.modules() if isinstance(m, torch.nn.Linear))
+    assert linear.weight.dtype == torch.bfloat16
+    assert all(p.dtype == torch.float32 for p in reference.model.parameters())  # the shared model is untouched
+    with pytest.raises(RuntimeError, match="holds its weights in bf16"):
+        owned.save_pretrained(tmp_path / "saved")
+    with pytest.raises(ExportError, match="holds its weights in bf16"):
+        export_task(owned, "topic", tmp_path / "exported")
+
+
 @needs_onnxruntime
 def test_int8_runs_from_a_cached_export(trained_model, texts, tmp_path, monkeypatch):
     monkeypatch.setenv("ARANEWS_CACHE", str(tmp_path / "cache"))
