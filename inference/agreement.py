@@ -24,7 +24,7 @@ import numpy as np
 from aranews.inference.classifier import BatchResult, NewsClassifier, load_classifier
 from aranews.inference.runtime import PrecisionError, resolve_precision
 
-__all__ = ["DEFAULT_MIN_AGREEMENT", "ModeAgreement", "PrecisionReport", "check_precision"]
+__all__ = ["DEFAULT_MIN_AGREEMENT", "ModeAgreement", "PrecisionReport", "check_precision", "record_agreement"]
 
 DEFAULT_MIN_AGREEMENT = 0.99
 
@@ -149,3 +149,17 @@ def check_precision(
 
 def _head(pairs: dict[str, Sequence[str]] | None, n: int) -> dict[str, list[str]] | None:
     return None if pairs is None else {k: list(v)[:n] for k, v in pairs.items()}
+
+
+def record_agreement(report: PrecisionReport) -> Path:
+    """Keep the check's result for this model on this machine (the cache, by the weights' hash): what lets
+    ``precision="int8"`` load it (:func:`aranews.inference.runtime.int8_refusal`). Written atomically."""
+    import json
+
+    from aranews.inference.files import atomic_write_text
+    from aranews.inference.runtime import cpu_name, precision_record_path
+
+    path = precision_record_path(report.model)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps({**report.to_dict(), "cpu": cpu_name()}, indent=2) + "\n")
+    return path

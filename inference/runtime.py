@@ -192,6 +192,46 @@ def _cache_dir() -> Path:
     return Path(os.environ.get("ARANEWS_CACHE") or Path.home() / ".cache" / "aranews")
 
 
+# -- int8 only where it agrees --------------------------------------------------------------------------
+INT8_MIN_AGREEMENT = 0.99
+
+
+def weights_fingerprint(path: str | Path) -> str:
+    """SHA-256 of a model directory's weights and config (what decides its labels), not of its other files."""
+    digest = hashlib.sha256()
+    for name in ("model.safetensors", "config.json"):
+        with (Path(path) / name).open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def precision_record_path(path: str | Path) -> Path:
+    """Where ``aranews check-precision`` records a model's agreement on this machine (the cache, by weights)."""
+    return _cache_dir() / "precision" / f"{weights_fingerprint(path)[:32]}.json"
+
+
+def int8_refusal(path: str | Path) -> str | None:
+    """Why int8 is refused for this model here (``None``: a check on this machine found every task's int8
+    labels equal to fp32's on at least 99% of the texts checked)."""
+    import json
+
+    record = precision_record_path(path)
+    if not record.is_file():
+        return "no agreement check of int8 for this model on this machine"
+    found = json.loads(record.read_text(encoding="utf-8"))
+    rows = [r for r in found.get("rows", []) if r.get("mode") == "int8"]
+    if not rows:
+        return "its agreement check did not include int8"
+    worst = min(rows, key=lambda r: r["agreement"])
+    if worst["agreement"] < INT8_MIN_AGREEMENT:
+        return (
+            f"int8 gave other labels than fp32 on {1 - worst['agreement']:.1%} of {worst['articles']} texts "
+            f"(task {worst['task']!r}; at most {1 - INT8_MIN_AGREEMENT:.0%} allowed)"
+        )
+    return None
+
+
 def _quantize(source: Path, target: Path, keep: Callable[[str], bool] | None = None) -> None:
     """int8 weights (per output channel) for the encoder's matrix products with constant weights.
 

@@ -41,3 +41,16 @@ def trained_model(tmp_path_factory, tiny_backbone) -> Path:
     tmp = tmp_path_factory.mktemp("trained")
     result = Trainer(config_from_dict(experiment(tmp, tiny_backbone))).train()
     return result.output_dir
+
+
+@pytest.fixture
+def int8_checked(trained_model, tmp_path, monkeypatch) -> Path:
+    """The trained model with a passing int8 agreement record on this machine (in a cache of the test's own),
+    so that ``precision="int8"`` loads it: what ``aranews check-precision`` records on a model that passes."""
+    from aranews.inference.agreement import ModeAgreement, PrecisionReport, record_agreement
+
+    monkeypatch.setenv("ARANEWS_CACHE", str(tmp_path / "cache"))
+    model = trained_model / "model"
+    rows = [ModeAgreement("int8", task, 36, 1.0, 0, 0.01, 9.0, True) for task in ("topic", "stance")]
+    record_agreement(PrecisionReport(str(model), 0.99, 5.0, rows))
+    return model

@@ -85,7 +85,7 @@ def test_parsing_the_command_line_imports_no_torch():
     assert done.returncode == 0, done.stderr
 
 
-def test_a_runner_is_chosen_once_at_load(trained_model):
+def test_a_runner_is_chosen_once_at_load(trained_model, int8_checked):
     from aranews.inference import load_classifier
     from aranews.inference.runners import OnnxInt8, TorchRunner
 

@@ -118,8 +118,36 @@ def test_bf16_weights_held_once_give_the_logits_autocast_gives(trained_model, te
 
 
 @needs_onnxruntime
-def test_int8_runs_from_a_cached_export(trained_model, texts, tmp_path, monkeypatch):
+def test_int8_is_refused_unless_it_agrees_on_this_model_here(trained_model, texts, tmp_path, monkeypatch, capsys):
+    from aranews.inference.agreement import record_agreement
+
     monkeypatch.setenv("ARANEWS_CACHE", str(tmp_path / "cache"))
+    model = trained_model / "model"
+    with pytest.raises(PrecisionError, match="no agreement check of int8 for this model on this machine"):
+        load_classifier(model, precision="int8")
+    failing = [ModeAgreement("int8", "topic", 200, 0.954, 9, 0.3, 9.0, False)]
+    record_agreement(PrecisionReport(str(model), 0.99, 5.0, failing))
+    with pytest.raises(PrecisionError, match=r"other labels than fp32 on 4\.6% of 200 texts \(task 'topic'"):
+        load_classifier(model, precision="int8")
+    code = main(["predict", "--model", str(model), "--precision", "int8", "نص"])
+    err = capsys.readouterr().err
+    assert code == 2 and "check-precision --model" in err and err.count("\n") == 1
+    # the check command records what it measured; on this tiny model int8 may or may not pass: it decides
+    data = write_jsonl(tmp_path / "dev.jsonl", [{"id": i, "text": t} for i, t in enumerate(texts)])
+    main(["check-precision", "--model", str(model), "--data", str(data), "--modes", "int8"])
+    assert "recorded in" in capsys.readouterr().out
+    report = check_precision(model, texts, modes=["int8"])
+    if report.passed:
+        assert load_classifier(model, precision="int8").precision == "int8"
+    else:
+        with pytest.raises(PrecisionError):
+            load_classifier(model, precision="int8")
+    monkeypatch.setenv("ARANEWS_INT8_UNCHECKED", "1")  # timing benchmarks on random weights only
+    assert load_classifier(model, precision="int8").precision == "int8"
+
+
+@needs_onnxruntime
+def test_int8_runs_from_a_cached_export(trained_model, int8_checked, texts, tmp_path, monkeypatch):
     ref = load_classifier(trained_model / "model", precision="fp32").predict_proba(texts)
     clf = load_classifier(trained_model / "model", precision="int8")
     assert clf.precision == "int8"
@@ -140,8 +168,7 @@ def test_int8_runs_from_a_cached_export(trained_model, texts, tmp_path, monkeypa
 
 
 @needs_onnxruntime
-def test_int8_releases_the_torch_encoder_it_owns_and_says_so(trained_model, texts, tmp_path, monkeypatch):
-    monkeypatch.setenv("ARANEWS_CACHE", str(tmp_path / "cache"))
+def test_int8_releases_the_torch_encoder_it_owns_and_says_so(trained_model, int8_checked, texts, tmp_path):
     clf = load_classifier(trained_model / "model", precision="int8")
     first = clf.predict_proba(texts)
     encoder = clf._model.encoder
@@ -186,6 +213,7 @@ def test_a_failing_mode_is_flagged():
 
 
 def test_check_precision_command(trained_model, sample_rows, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("ARANEWS_CACHE", str(tmp_path / "cache"))  # where it records what it measured
     data = write_jsonl(tmp_path / "dev.jsonl", [{"id": i, "text": r["text"]} for i, r in enumerate(sample_rows["dev"])])
     out = tmp_path / "report.json"
     args = ["check-precision", "--model", str(trained_model / "model"), "--data", str(data), "--modes", "bf16"]

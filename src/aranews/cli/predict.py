@@ -104,7 +104,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def cmd_check_precision(args: argparse.Namespace) -> int:
-    from aranews.inference.agreement import check_precision
+    from aranews.inference.agreement import check_precision, record_agreement
 
     if args.json:
         _guard_outputs({"the input archive": args.input}, {"--json": args.json})
@@ -125,6 +125,7 @@ def cmd_check_precision(args: argparse.Namespace) -> int:
         batch_tokens=args.batch_tokens,
     )
     print(report.format())
+    print(f"recorded in {record_agreement(report)} (int8 loads this model here only if every task passed)")
     if args.json:
         atomic_write_text(args.json, json.dumps(report.to_dict(), indent=2) + "\n")
     if not report.passed:
