@@ -15,9 +15,10 @@ as in ``bench_quality.py``):
 * ``few_shot``: the library's few-shot recipe (``training.recipe: few_shot``: heads started from label
   centroids, a fixed number of steps, the last model kept: dev is not used for any choice);
 * ``setfit``: SetFit 1.2 with the same encoder as its body (mean pooling), ``TrainingArguments(batch_size=16,
-  num_epochs=1, max_length=--max-length)`` -- its defaults otherwise, logistic-regression head -- with
-  ``max_steps`` capped at ``--setfit-max-steps`` (its default pair sampling makes ~7,700 steps at 16 rows per
-  label of 6 labels; the cap is reported). Pair-conditioned rows are given to it as ``"<pair> | <text>"``.
+  num_epochs=1, max_length=--max-length)`` -- its defaults otherwise, logistic-regression head; one epoch of
+  its pairs is ~120 steps at 8 rows per label of 6 labels and ~480 at 16 (``--setfit-max-steps`` caps it, and
+  a cap also sets the exact number: SetFit then runs that many). Pair-conditioned rows are given to it as
+  ``"<pair> | <text>"``.
 
 Writes ``benchmarks/results/few_shot-<data>-<task>.json`` (every run, then mean and spread per contender and
 ``n``) with the machine's processor and the wall time of each run.
@@ -62,7 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--epochs", type=int, default=10, help="standard recipe")
     parser.add_argument("--early-stopping", type=int, default=3, help="standard recipe")
     parser.add_argument("--few-shot-steps", type=int, default=100)
-    parser.add_argument("--setfit-max-steps", type=int, default=500)
+    parser.add_argument(
+        "--setfit-max-steps", type=int, default=-1, help="cap SetFit's body steps (default -1: its one epoch of pairs)"
+    )
     parser.add_argument("--standard-seeds", type=int, nargs="*", help="run the standard recipe on these seeds only")
     parser.add_argument("--setfit-seeds", type=int, nargs="*", help="run SetFit on these seeds only")
     parser.add_argument(
@@ -224,7 +227,7 @@ def _save(out: Path, runs: list[dict], dev_rows: list[dict], train_rows: list[di
         },
         "cpu": cpu_name(),
         "cpu_flags": sorted(f for f in cpu_flags() if f.startswith(("avx512_bf16", "amx"))),
-        "command": "python benchmarks/bench_few_shot.py " + " ".join(sys.argv[1:]),
+        "commands": [*args.earlier_commands, "python benchmarks/bench_few_shot.py " + " ".join(sys.argv[1:])],
     }
     write_result(out, record)
 
@@ -237,7 +240,9 @@ def main() -> None:
     train_rows = _rows(dataset / "train.jsonl")
     seen = {_key(r, args.pair_column) for r in train_rows}
     dev_rows = [r for r in _rows(dataset / "dev.jsonl") if _key(r, args.pair_column) not in seen]
-    runs: list[dict] = json.loads(Path(args.keep).read_text(encoding="utf-8"))["runs"] if args.keep else []
+    kept = json.loads(Path(args.keep).read_text(encoding="utf-8")) if args.keep else {}
+    runs: list[dict] = kept.get("runs", [])
+    args.earlier_commands = kept.get("commands") or ([kept["command"]] if "command" in kept else [])
     done = {(r["contender"], r["n"], r["seed"]) for r in runs}
     out = Path(args.out or ROOT / "benchmarks" / "results" / f"few_shot-{dataset.name}-{args.task}.json")
     with tempfile.TemporaryDirectory() as tmp_name:

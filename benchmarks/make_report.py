@@ -517,7 +517,7 @@ def _calibration() -> list[str]:
         "## Calibration and label shares",
         "",
         "`benchmarks/bench_calibration.py` on each fine-tuned model's dev split (the models and their recipes: "
-        "`benchmarks/results/recipes/*-for-calibration.json`). Calibration figures are cross-fitted (fitted on 4 "
+        "`benchmarks/results/recipes/*-for-calibration.json`, and for ANS `ans_stance-ans-cpu-bf16-frozen-3ep-calibrated.json`). Calibration figures are cross-fitted (fitted on 4 "
         "folds of dev, measured on the 5th). Shares: the quantification protocol, dev split at random in two halves "
         "10 times (calibration and error rates fitted on one half, samples drawn from the other at Dirichlet(1) "
         "label mixes, then the halves swap: 100 samples per size); mean absolute error of the estimated shares "
@@ -599,7 +599,8 @@ def _few_shot() -> list[str]:
         for run in r["runs"]:
             seconds.setdefault(run["contender"], []).append(run.get("seconds", 0))
         lines += ["", "Mean ± sd over seeds (number of seeds). Seconds per run: " + ", ".join(
-            f"{c} {sum(v) / len(v):.0f}" for c, v in sorted(seconds.items())) + f". `{r['command']}`", ""]  # fmt: skip
+            f"{c} {sum(v) / len(v):.0f}" for c, v in sorted(seconds.items())) + ". Commands: "
+            + "; ".join(f"`{c}`" for c in r.get("commands", [r.get("command", "")])), ""]  # fmt: skip
     if zero:
         lines += ["Zero-shot (`aranews zero-shot`, `benchmarks/bench_zero_shot.py`; descriptions in "
                   "`configs/zero-shot/`, written from the label names before any dev prediction was seen):", "",

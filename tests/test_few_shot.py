@@ -109,3 +109,17 @@ def test_an_input_prefix_starts_every_window_and_is_refused_by_export(tmp_path, 
     clf.config.model.input_prefix = "query: "
     with pytest.raises(ExportError, match="input_prefix='query: '"):
         export_task(clf, "topic", tmp_path / "exported")
+
+
+def test_retraining_few_shot_keeps_the_old_models_head_rows(tmp_path, trained_model):
+    """With training.init_from the few-shot recipe changes the schedule only: the heads start as the old ones."""
+    from aranews.inference import load_classifier
+
+    config = _few_shot_config(tmp_path, trained_model / "model", "re", init_from=str(trained_model / "model"),
+                              few_shot_steps=1, learning_rate=1e-12)  # fmt: skip
+    metrics = Trainer(config).train().metrics
+    assert metrics["recipe"]["heads"] == "kept from training.init_from"
+    old, new = load_classifier(trained_model / "model"), load_classifier(tmp_path / "re" / "run" / "model")
+    for task in ("topic", "stance"):
+        a, b = old.model.heads[task].out_proj.weight, new.model.heads[task].out_proj.weight
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6)

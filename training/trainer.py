@@ -569,7 +569,11 @@ class Trainer:
         name, why = choose_recipe(self.config.training.recipe, specs, train.labels)
         logger.info("recipe %s (%s)", name, why)
         recipe: dict[str, Any] = {"name": name, "why": why}
-        if name == "few_shot":
+        if name == "few_shot" and self.config.training.init_from:
+            # retraining: the kept labels' head rows stay those of the old model (bit for bit, as documented);
+            # only the schedule is the few-shot one
+            recipe["heads"] = "kept from training.init_from"
+        elif name == "few_shot":
             recipe["heads"] = init_heads_from_prototypes(
                 model, train, specs, pad_id, self.config.training.eval_batch_size
             )
