@@ -575,7 +575,9 @@ def _few_shot() -> list[str]:
         "few-shot recipe (`training.recipe: few_shot`: heads started as nearest-centroid classifiers, 100 steps, "
         "the last model kept: dev is used for nothing); `standard` is the library's standard recipe, which keeps "
         "its best epoch *on this dev split* (optimistic); `setfit` is SetFit with the same e5-small body "
-        "(defaults, `batch_size=16, num_epochs=1`, body steps capped at 500); `tfidf` the library's baseline.",
+        "(its defaults, `batch_size=16, num_epochs=1`: one epoch of its sampled pairs, a logistic-regression head); "
+        "`tfidf` the library's baseline. The seconds are wall time on 2 cores shared with other benchmark jobs: "
+        "compare them within a table only.",
         "",
     ]
     for path in files:
