@@ -226,7 +226,7 @@ def test_kill_and_resume_equals_an_uninterrupted_run(tmp_path, trained_model, cl
 
     out = tmp_path / "scores.jsonl"
     process = subprocess.Popen(
-        _score_cmd(model, source, out, "--throttle", "0.3"), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        _score_cmd(model, source, out, "--throttle", "1.0"), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
     _wait_for_parts(tmp_path / "scores.jsonl.parts", after_parts, process)
     process.send_signal(how)
