@@ -595,7 +595,12 @@ def _few_shot() -> list[str]:
             cells = []
             for c in contenders:
                 f = r["summary"].get(f"{c}@{n}")
-                cells.append("–" if f is None else f"{f['mean']:.3f} ± {f['sd'] or 0:.3f} ({f['seeds']})")
+                if f is None:
+                    cells.append("–")
+                elif f["sd"] is None:
+                    cells.append(f"{f['mean']:.3f} (1 seed)")
+                else:
+                    cells.append(f"{f['mean']:.3f} ± {f['sd']:.3f} ({f['seeds']})")
             lines.append(f"| {n} | " + " | ".join(cells) + " |")
         seconds = {}
         for run in r["runs"]:
