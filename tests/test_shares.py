@@ -85,7 +85,7 @@ def test_intervals_cover_and_small_groups_say_so(world):
 
 def test_intervals_cover_about_as_often_as_they_say_on_label_shifted_archives():
     """60 archives of 500 rows at mixes over the simplex, each with a fresh dev of 380 rows in which one label
-    has about 16 rows: the 90% intervals of the archive's own shares cover it in 85-97% of (archive, label)."""
+    has about 16 rows: the 90% intervals of the archive's own shares cover it in 88-97% of (archive, label)."""
     rng = np.random.default_rng(1)
     k, means = 3, np.array([[2.0, 0, 0], [0, 1.5, 0], [0.5, 0.5, 1.0]])
 
@@ -104,7 +104,7 @@ def test_intervals_cover_about_as_often_as_they_say_on_label_shifted_archives():
         low, high = (np.array([got[label][key] for label in "abc"]) for key in ("low", "high"))
         covered.append((low <= true) & (true <= high))
         widths.append(high - low)
-    assert 0.85 <= np.mean(covered) <= 0.97
+    assert 0.88 <= np.mean(covered) <= 0.97  # 0.94 here; the bootstrap over rows it replaced gave 0.85
     assert 0.05 < np.mean(widths) < 0.45  # wide with a 16-row label, but not the whole range
 
 
