@@ -226,12 +226,18 @@ def test_kill_and_resume_equals_an_uninterrupted_run(tmp_path, trained_model, cl
 
     out = tmp_path / "scores.jsonl"
     process = subprocess.Popen(
-        _score_cmd(model, source, out, "--throttle", "1.0"), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        _score_cmd(model, source, out, "--throttle", "1.0"),
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        # as from a terminal: a SIGINT disposition of "ignore" inherited from the test process (some library
+        # in an earlier test may set it) would make the child ignore Ctrl-C
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     _wait_for_parts(tmp_path / "scores.jsonl.parts", after_parts, process)
     process.send_signal(how)
     _, stderr = process.communicate(timeout=60)
-    assert process.returncode != 0
+    assert process.returncode != 0, stderr.decode(errors="replace")[-2000:]
     if how == signal.SIGINT:
         assert process.returncode == 130 and b"--resume" in stderr
     assert not out.exists()
