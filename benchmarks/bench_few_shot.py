@@ -14,6 +14,12 @@ as in ``bench_quality.py``):
   optimistic;
 * ``few_shot``: the library's few-shot recipe (``training.recipe: few_shot``: heads started from label
   centroids, a fixed number of steps, the last model kept: dev is not used for any choice);
+* ``few_shot_contrastive``: the few-shot recipe with its contrastive stage first
+  (``training.few_shot_contrastive_steps: --contrastive-steps``: SetFit's pair objective on the encoder, at
+  SetFit's body learning rate 2e-5), then the same head start and steps;
+* ``few_shot_soup``: the seed lottery (``training.seeds: [s, s+1000, s+2000]``, ``seed_selection: soup``) of
+  the few-shot recipe on the draw of seed ``s``: three runs from one start, their weights averaged; the run
+  records each of the three runs' own dev macro-F1 too (the spread *without* the lottery, on the same rows);
 * ``setfit``: SetFit 1.2 with the same encoder as its body (mean pooling), ``TrainingArguments(batch_size=16,
   num_epochs=1, max_length=--max-length)`` -- its defaults otherwise, logistic-regression head; one epoch of
   its pairs is ~120 steps at 8 rows per label of 6 labels and ~480 at 16 (``--setfit-max-steps`` caps it, and
@@ -44,7 +50,7 @@ from bench_quality import _key, _rows, _write
 from results_io import write_result
 
 ROOT = Path(__file__).resolve().parent.parent
-CONTENDERS = ("tfidf", "standard", "few_shot", "setfit")
+CONTENDERS = ("tfidf", "standard", "few_shot", "few_shot_contrastive", "few_shot_soup", "setfit")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--epochs", type=int, default=10, help="standard recipe")
     parser.add_argument("--early-stopping", type=int, default=3, help="standard recipe")
     parser.add_argument("--few-shot-steps", type=int, default=100)
+    parser.add_argument("--contrastive-steps", type=int, default=100, help="few_shot_contrastive's pair steps")
     parser.add_argument(
         "--setfit-max-steps", type=int, default=-1, help="cap SetFit's body steps (default -1: its one epoch of pairs)"
     )
@@ -106,7 +113,13 @@ def _library(recipe: str, tmp: Path, args: argparse.Namespace, seed: int) -> tup
         },
         "training": {
             "output_dir": f"{tmp}/run-{recipe}",
-            "recipe": recipe,
+            "recipe": "few_shot" if recipe.startswith("few_shot") else recipe,
+            **(
+                {"seeds": [seed, seed + 1000, seed + 2000], "seed_selection": "soup"}
+                if recipe == "few_shot_soup"
+                else {}
+            ),
+            "few_shot_contrastive_steps": args.contrastive_steps if recipe == "few_shot_contrastive" else 0,
             "epochs": args.epochs,
             "early_stopping_patience": args.early_stopping,
             "few_shot_steps": args.few_shot_steps,
@@ -124,7 +137,10 @@ def _library(recipe: str, tmp: Path, args: argparse.Namespace, seed: int) -> tup
         },
     }
     metrics = Trainer(config_from_dict(config)).train().metrics
-    return metrics["dev"][args.task]["macro_f1"], {"epochs": len(metrics["epochs"]), "recipe": metrics["recipe"]}
+    extra = {"epochs": len(metrics["epochs"]), "recipe": metrics["recipe"]}
+    if "seeds" in metrics["recipe"]:
+        extra["seed_runs"] = [r["dev_score"] for r in metrics["recipe"]["seeds"]["runs"]]
+    return metrics["dev"][args.task]["macro_f1"], extra
 
 
 def _tfidf(train: list[dict], dev: list[dict], args: argparse.Namespace, seed: int) -> float:

@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 
 from aranews.inference.config import TaskSpec
 from aranews.training.config import config_from_dict
-from aranews.training.few_shot import FEW_SHOT_MAX_PER_LABEL, _centroid_layer, choose_recipe
+from aranews.training.few_shot import FEW_SHOT_MAX_PER_LABEL, _centroid_layer, _pair_sampler, choose_recipe
 from aranews.training.trainer import Trainer
 from tests.helpers import experiment, write_jsonl
 
@@ -123,3 +123,142 @@ def test_retraining_few_shot_keeps_the_old_models_head_rows(tmp_path, trained_mo
     for task in ("topic", "stance"):
         a, b = old.model.heads[task].out_proj.weight, new.model.heads[task].out_proj.weight
         torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+
+
+def test_contrastive_pairs_are_balanced_never_self_pairs_and_skip_unlabelled_rows():
+    task = TaskSpec("topic", ["a", "b", "c"])
+    labels = np.array([0, 0, 0, 1, 1, -100, 2, -100, 1, 0])  # -100: no label for this task
+    pairs = _pair_sampler(task, labels, torch.Generator().manual_seed(0))
+    left, right, target = pairs(400)
+    assert target.mean() == 0.5 and len(left) == len(right) == 400
+    assert not np.isin(np.r_[left, right], [5, 7]).any()  # unlabelled rows are never drawn
+    assert (left != right).all()
+    assert ((labels[left] == labels[right]) == (target == 1)).all()
+    assert 6 in right[target == 0]  # a label with one row is still a negative partner
+    one_row_each = _pair_sampler(task, np.array([0, 1, 2]), torch.Generator())
+    assert one_row_each is None  # no positive pair can be made
+    multi = TaskSpec("tags", ["x", "y", "z"], problem_type="multi_label")
+    sets = np.array([[1, 0, 0], [1, 1, 0], [0, 0, 1], [1, 1, 0]])
+    left, right, target = _pair_sampler(multi, sets, torch.Generator().manual_seed(1))(50)
+    jaccard = [(sets[i] & sets[j]).sum() / (sets[i] | sets[j]).sum() for i, j in zip(left, right)]
+    np.testing.assert_allclose(target, jaccard)
+
+
+def test_the_contrastive_stage_pulls_same_label_rows_together(tmp_path, tiny_backbone, sample_rows):
+    """On the training rows, the stage makes same-label pairs more similar than different-label pairs."""
+    from transformers import AutoTokenizer
+
+    from aranews.inference.inputs import ArticleWindower
+    from aranews.training.data import encode_split, load_and_validate
+    from aranews.training.few_shot import _article_embeddings, contrastive_stage
+
+    config = _few_shot_config(tmp_path, tiny_backbone, "pairs")
+    config.model.pooling = "mean"  # the tiny random encoder's CLS state barely depends on its input
+    train, _, labels = load_and_validate(config.data, config.tasks, config.model.title)
+    trainer = Trainer(config)
+    specs, _ = trainer._task_specs(labels)
+    model = trainer._build_model(specs)
+    windower = ArticleWindower.from_config(model.config.model, AutoTokenizer.from_pretrained(str(tiny_backbone)))
+    data = encode_split(windower, train, specs)
+    truth = data.labels["topic"].numpy()
+
+    def gap() -> float:
+        model.eval()
+        with torch.no_grad():
+            e = torch.nn.functional.normalize(
+                _article_embeddings(model, data.groups[None], windower.pad_token_id, "cpu"), dim=1
+            )
+        similarity, same = (e @ e.T).numpy(), truth[:, None] == truth[None, :]
+        off = ~np.eye(len(truth), dtype=bool)
+        return float(similarity[same & off].mean() - similarity[~same].mean())
+
+    before = gap()
+    figures = contrastive_stage(model, data, specs, windower.pad_token_id, steps=60, batch_size=16,
+                                learning_rate=1e-3, seed=0)  # fmt: skip
+    after = gap()
+    assert figures["steps"] == 60 and figures["loss_last_tenth"] < figures["loss_first_tenth"]
+    assert after > before + 0.1  # 0.002 before, 0.19 after, on this machine
+
+
+def test_a_few_shot_run_with_a_contrastive_stage_records_it_and_resumes_to_the_same_model(tmp_path, tiny_backbone):
+    settings = {"few_shot_contrastive_steps": 6, "few_shot_contrastive_learning_rate": 1e-3}
+    metrics = Trainer(_few_shot_config(tmp_path, tiny_backbone, "c", **settings)).train().metrics
+    assert metrics["recipe"]["contrastive"]["steps"] == 6
+    Trainer(_few_shot_config(tmp_path, tiny_backbone, "d", **settings)).train(stop_after_epochs=1)
+    Trainer(_few_shot_config(tmp_path, tiny_backbone, "d", resume=True, **settings)).train()
+    a = load_file(str(tmp_path / "c" / "run" / "model" / "model.safetensors"))
+    b = load_file(str(tmp_path / "d" / "run" / "model" / "model.safetensors"))
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
+
+
+def _lottery(tmp_path, tiny_backbone, name, **training):
+    settings = {"recipe": "standard", "epochs": 2, "early_stopping_patience": 0, "seeds": [3, 4], **training}
+    return config_from_dict(experiment(tmp_path / name, tiny_backbone, training=settings))
+
+
+def _weights(run_dir):
+    return load_file(str(run_dir / "model" / "model.safetensors"))
+
+
+def test_a_seed_soup_keeps_the_average_of_the_runs_refitted_and_resumes_after_a_kill(tmp_path, tiny_backbone):
+    from aranews.inference import load_classifier
+
+    metrics = Trainer(_lottery(tmp_path, tiny_backbone, "soup")).train().metrics
+    run = tmp_path / "soup" / "run"
+    lottery = metrics["recipe"]["seeds"]
+    assert [r["seed"] for r in lottery["runs"]] == [3, 4] and "soup" in lottery["kept"]
+    a, b, kept = _weights(run / "seeds" / "seed-3"), _weights(run / "seeds" / "seed-4"), _weights(run)
+    assert not torch.equal(a["heads.topic.out_proj.weight"], b["heads.topic.out_proj.weight"])  # two runs
+    for key in kept:
+        torch.testing.assert_close(kept[key], (a[key].double() + b[key].double()).div(2).to(a[key].dtype))
+    assert not (run / "seeds" / "seed-3" / "last_checkpoint").exists()
+    assert metrics["best_dev_score"] == pytest.approx(
+        np.mean([metrics["dev"][t]["macro_f1"] for t in ("topic", "stance")])
+    )
+    assert "Seed lottery: 2 runs" in (run / "model" / "README.md").read_text(encoding="utf-8")
+    clf = load_classifier(run / "model")
+    assert clf.tasks[0].dev_rates is not None  # the kept model's own dev rates and calibration, fitted again
+    assert metrics["calibration"]["topic"]["method"] in {"temperature", "bias_corrected", "none"}
+
+    # killed after the first epoch of the first seed, then resumed: the same kept model
+    first = Trainer(_lottery(tmp_path, tiny_backbone, "killed")).train(stop_after_epochs=1).metrics
+    assert first["completed"] is False and "seeds" not in (first["recipe"] or {})
+    Trainer(_lottery(tmp_path, tiny_backbone, "killed")).train()
+    resumed = _weights(tmp_path / "killed" / "run")
+    for key in kept:
+        torch.testing.assert_close(resumed[key], kept[key], rtol=0, atol=0)
+
+
+def test_the_best_seed_is_kept_and_every_seed_starts_from_the_same_weights(tmp_path, tiny_backbone):
+    metrics = Trainer(_lottery(tmp_path, tiny_backbone, "best", seed_selection="best")).train().metrics
+    runs = {r["seed"]: r["dev_score"] for r in metrics["recipe"]["seeds"]["runs"]}
+    best = max(runs, key=runs.get)
+    run = tmp_path / "best" / "run"
+    for key, value in _weights(run).items():
+        torch.testing.assert_close(value, _weights(run / "seeds" / f"seed-{best}")[key], rtol=0, atol=0)
+    assert metrics["best_dev_score"] == pytest.approx(runs[best], abs=1e-4)
+    # the initial weights come from init_seed, whatever the seed: with no learning, two seeds' heads are equal
+    still = {"epochs": 1, "learning_rate": 1e-12, "head_learning_rate": 1e-12, "init_seed": 7, "seeds": None}
+    heads = []
+    for seed in (1, 2):
+        Trainer(_lottery(tmp_path, tiny_backbone, f"still-{seed}", seed=seed, **still)).train()
+        heads.append(_weights(tmp_path / f"still-{seed}" / "run")["heads.topic.out_proj.weight"])
+    torch.testing.assert_close(heads[0], heads[1], rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize(("every", "writes"), [(0.0, "every epoch"), (1e6, "once")])
+def test_the_resume_state_is_written_at_most_every_checkpoint_interval_and_at_the_end(
+    tmp_path, tiny_backbone, monkeypatch, every, writes
+):
+    import aranews.training.trainer as trainer_module
+
+    epochs = []
+    real = trainer_module.save_training_state
+    monkeypatch.setattr(
+        trainer_module, "save_training_state", lambda *a, **k: epochs.append(a[4]["epoch"]) or real(*a, **k)
+    )
+    config = _few_shot_config(tmp_path, tiny_backbone, f"ckpt-{every}", checkpoint_every_seconds=every)
+    metrics = Trainer(config).train().metrics
+    n = len(metrics["epochs"])
+    assert n > 1 and epochs == (list(range(1, n + 1)) if writes == "every epoch" else [n])

@@ -45,6 +45,7 @@ CHECKPOINT_DIR = "last_checkpoint"
 _VOLATILE = {
     ("training", "output_dir"),
     ("training", "resume"),
+    ("training", "checkpoint_every_seconds"),
     ("training", "progress"),
     ("training", "report"),
     ("training", "baseline"),

@@ -151,7 +151,20 @@ class TrainingConfig:
         early_stopping_patience: epochs without dev improvement before stopping (0: never stop early).
         selection_metric: ``macro_f1`` (mean over tasks) or ``accuracy``.
         seed: random seed for weights, shuffling and dropout.
+        seeds: train once per seed (``[13, 14, 15]``) instead of once, every run from the same initial weights
+            (those of the first seed; the others change the batch order and dropout), each in
+            ``output_dir/seeds/seed-<n>/``, and keep one model (:mod:`aranews.training.seeds`, the "seed lottery"):
+            see ``seed_selection``. ``null`` (the default): one run with ``seed``.
+        seed_selection: with ``seeds``: ``soup`` (the uniform average of the runs' weights, one model at no extra
+            inference cost; Wortsman et al., 2022) or ``best`` (the run with the best dev score).
+        init_seed: the seed of the initial weights (the heads) when it should differ from ``seed``; ``seeds``
+            sets it to its first seed. ``null``: ``seed``.
         resume: continue from the last epoch checkpoint in ``output_dir`` when there is one.
+        checkpoint_every_seconds: write the resume state (``last_checkpoint/``) after an epoch when at least this
+            long has passed since it was last written, and always after the last epoch (0: after every epoch). A
+            kill loses at most this much training; the state is about three times the model's size, and the
+            few-shot recipe's epochs of a few batches each took less time than writing it (ANT multisource, 8
+            rows per label, e5-small: 34 writes of the state in a 13-minute run).
         init_from: a model directory of this library to continue training from (retraining with new
             labels: kept labels keep their ids and head rows, a new label's row starts as the mean of
             the kept rows).
@@ -177,6 +190,10 @@ class TrainingConfig:
             ``few_shot_steps`` optimiser steps whatever the data's size, the last model kept, dev evaluated once)
             or ``auto`` (the default): ``few_shot`` when the median label has at most 64 training rows.
         few_shot_steps: optimiser steps of the few-shot recipe (``epochs`` is then derived from it).
+        few_shot_contrastive_steps: steps of the few-shot recipe's contrastive stage, before the heads are set
+            (:func:`aranews.training.few_shot.contrastive_stage`: pairs of training rows, the encoder's
+            pooled features pulled together for a shared label and apart otherwise, as SetFit does); 0: none.
+        few_shot_contrastive_learning_rate: the encoder's learning rate in that stage.
     """
 
     output_dir: str = "runs/default"
@@ -197,7 +214,11 @@ class TrainingConfig:
     early_stopping_patience: int = 2
     selection_metric: Literal["macro_f1", "accuracy"] = "macro_f1"
     seed: int = 42
+    seeds: list[int] | None = None
+    seed_selection: Literal["soup", "best"] = "soup"
+    init_seed: int | None = None
     resume: bool = True
+    checkpoint_every_seconds: float = 120.0
     init_from: str | None = None
     allow_label_removal: bool = False
     previous_dev: str | list[str] | None = None
@@ -211,11 +232,43 @@ class TrainingConfig:
     baseline: bool = True
     recipe: Literal["auto", "standard", "few_shot"] = "auto"
     few_shot_steps: int = 100
+    few_shot_contrastive_steps: int = 0
+    few_shot_contrastive_learning_rate: float = 2.0e-5
 
     def check(self) -> Problems:
         ranges = [
             ("epochs", self.epochs, 1 <= self.epochs <= 1000, "an integer in [1, 1000]"),
             ("few_shot_steps", self.few_shot_steps, 1 <= self.few_shot_steps <= 100_000, "an integer in [1, 100000]"),
+            (
+                "few_shot_contrastive_steps",
+                self.few_shot_contrastive_steps,
+                0 <= self.few_shot_contrastive_steps <= 100_000,
+                "an integer in [0, 100000]",
+            ),
+            (
+                "few_shot_contrastive_learning_rate",
+                self.few_shot_contrastive_learning_rate,
+                0.0 < self.few_shot_contrastive_learning_rate < 1.0,
+                "a value in (0, 1)",
+            ),
+            (
+                "seeds",
+                self.seeds,
+                self.seeds is None
+                or (
+                    isinstance(self.seeds, list)
+                    and len(self.seeds) >= 2
+                    and len(set(self.seeds)) == len(self.seeds)
+                    and all(isinstance(v, int) and not isinstance(v, bool) for v in self.seeds)
+                ),
+                "null or a list of at least two different integers",
+            ),
+            (
+                "checkpoint_every_seconds",
+                self.checkpoint_every_seconds,
+                0 <= self.checkpoint_every_seconds <= 1e7,
+                "a number of seconds in [0, 1e7]",
+            ),
             ("batch_size", self.batch_size, self.batch_size >= 1, "an integer >= 1"),
             ("eval_batch_size", self.eval_batch_size, self.eval_batch_size >= 1, "an integer >= 1"),
             ("learning_rate", self.learning_rate, 0.0 < self.learning_rate < 1.0, "a value in (0, 1)"),

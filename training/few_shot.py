@@ -2,7 +2,10 @@
 
 ``training.recipe: few_shot`` (or ``auto`` when the training rows per label are few, :func:`choose_recipe`)
 changes three things of the standard recipe, and nothing else (the tasks, partial labels, class weights,
-calibration, resume and the saved model are the same):
+calibration, resume and the saved model are the same), and can add a fourth:
+
+* **a contrastive stage first** (``training.few_shot_contrastive_steps`` > 0, :func:`contrastive_stage`):
+  the encoder is tuned on pairs of training rows, same label against different label, as SetFit does;
 
 * **the heads start as nearest-centroid classifiers** (:func:`init_heads_from_prototypes`): each head's
   output layer is set from the mean feature of each label's training rows under the pretrained encoder
@@ -28,7 +31,14 @@ import torch
 from aranews.inference.config import TaskSpec
 from aranews.inference.inputs import collate_articles
 
-__all__ = ["FEW_SHOT_MAX_PER_LABEL", "RECIPES", "choose_recipe", "few_shot_epochs", "init_heads_from_prototypes"]
+__all__ = [
+    "FEW_SHOT_MAX_PER_LABEL",
+    "RECIPES",
+    "choose_recipe",
+    "contrastive_stage",
+    "few_shot_epochs",
+    "init_heads_from_prototypes",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -71,11 +81,12 @@ def few_shot_epochs(steps: int, steps_per_epoch: int) -> int:
 def _window_states(model: Any, data: Any, column: str, pad_id: int, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Every window's pooled encoder state ``(windows, hidden)`` and the article it belongs to, in eval mode."""
     articles = data.groups[column]
+    device = next(model.parameters()).device
     states, owners = [], []
     for start in range(0, len(articles), batch):
         inputs = collate_articles(articles[start : start + batch], pad_id)
         owners.append(inputs.pop("article_index") + start)
-        states.append(model.window_features(**inputs).double())
+        states.append(model.window_features(**{k: v.to(device) for k, v in inputs.items()}).double().cpu())
     return torch.cat(states), torch.cat(owners)
 
 
@@ -91,7 +102,8 @@ def _standardising_dense(head: Any, states: torch.Tensor) -> None:
 @torch.no_grad()
 def _article_features(head: Any, states: torch.Tensor, owners: torch.Tensor) -> np.ndarray:
     """Each article's feature as the head's output layer reads it: the mean over its windows of tanh(dense)."""
-    feature = torch.tanh(head.dense(states.to(head.dense.weight.dtype))).double()
+    weight, bias = head.dense.weight.detach().double().cpu(), head.dense.bias.detach().double().cpu()
+    feature = torch.tanh(torch.nn.functional.linear(states, weight, bias))
     n = int(owners.max()) + 1
     sums = feature.new_zeros((n, feature.shape[1])).index_add_(0, owners, feature)
     return (sums / torch.bincount(owners, minlength=n).clamp(min=1).unsqueeze(-1)).numpy()
@@ -170,4 +182,130 @@ def init_heads_from_prototypes(model: Any, data: Any, tasks: Sequence[TaskSpec],
     finally:
         model.train(was_training)
     logger.info("few-shot: heads initialised from label centroids: %s", figures)
+    return figures
+
+
+def _pair_sampler(task: TaskSpec, labels: np.ndarray, generator: torch.Generator) -> Any:
+    """A function ``pairs(k) -> (left, right, target)``: ``k`` pairs of labelled rows of one task, half of them
+    sharing their label (target 1) and half not (target 0), as SetFit balances them; for a multi-label task
+    random pairs with the Jaccard overlap of their label sets as target. ``None`` when no pair can be made."""
+    keep = np.flatnonzero(task.kind.labelled(labels))
+    if len(keep) < 2:
+        return None
+
+    def pick(values: np.ndarray, k: int) -> np.ndarray:
+        return values[torch.randint(len(values), (k,), generator=generator).numpy()]
+
+    if not task.kind.one_label_per_row:
+        sets = labels[keep].astype(bool)
+
+        def random_pairs(k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            i, j = pick(np.arange(len(keep)), k), pick(np.arange(len(keep)), k)
+            union = (sets[i] | sets[j]).sum(1)
+            target = np.where(union > 0, (sets[i] & sets[j]).sum(1) / np.maximum(union, 1), 1.0)
+            return keep[i], keep[j], target
+
+        return random_pairs
+    truth = labels[keep].astype(int)
+    by_label = {c: keep[truth == c] for c in np.unique(truth)}
+    pairable = [c for c, rows in by_label.items() if len(rows) >= 2]
+    if not pairable or len(by_label) < 2:
+        return None
+    pairable_rows = np.concatenate([by_label[c] for c in pairable])
+    label_of = dict(zip(keep.tolist(), truth.tolist()))
+
+    def balanced_pairs(k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        positives, negatives = (k + 1) // 2, k // 2
+        left = np.concatenate([pick(pairable_rows, positives), pick(keep, negatives)])
+        right = np.empty_like(left)
+        for n, row in enumerate(left):
+            same = n < positives
+            pool = by_label[label_of[row]] if same else keep[truth != label_of[row]]
+            pool = pool[pool != row] if same else pool
+            right[n] = pick(pool, 1)[0]
+        return left, right, np.r_[np.ones(positives), np.zeros(negatives)]
+
+    return balanced_pairs
+
+
+def _article_embeddings(model: Any, articles: Sequence[Any], pad_id: int, device: Any) -> torch.Tensor:
+    """Each article's pooled feature (the mean over its windows), with gradients."""
+    inputs = collate_articles(articles, pad_id)
+    owners = inputs.pop("article_index").to(device)
+    states = model.window_features(**{k: v.to(device) for k, v in inputs.items()})
+    sums = states.new_zeros((len(articles), states.shape[1])).index_add_(0, owners, states)
+    return sums / torch.bincount(owners, minlength=len(articles)).clamp(min=1).unsqueeze(-1).to(states.dtype)
+
+
+def contrastive_stage(
+    model: Any,
+    data: Any,
+    tasks: Sequence[TaskSpec],
+    pad_id: int,
+    *,
+    steps: int,
+    batch_size: int,
+    learning_rate: float,
+    seed: int,
+    device: Any = "cpu",
+    skip_parameters: Any = lambda name: False,
+    autocast: Any = None,
+) -> dict[str, Any]:
+    """Fine-tune the encoder on pairs of training rows before the heads are set (in place), as SetFit does
+    (Tunstall et al., 2022): each step takes ``batch_size`` pairs of one task (the tasks in turn), half sharing a
+    label and half not, and moves the cosine similarity of their pooled features towards 1 or 0 (mean squared
+    error; AdamW, linear warm-up over the first tenth, then linear decay). Pairs are drawn with replacement
+    from a generator seeded by ``seed``, so a rerun (and a resumed run) gets the same encoder.
+
+    Returns the number of steps made and the loss of the first and the last tenth of them.
+    """
+    from contextlib import nullcontext
+
+    generator = torch.Generator().manual_seed(seed)
+    samplers = []
+    for column, names in model.config.input_groups().items():
+        for name in names:
+            task = next(t for t in tasks if t.name == name)
+            sampler = _pair_sampler(task, data.labels[name].numpy(), generator)
+            if sampler is not None:
+                samplers.append((column, sampler))
+    if not samplers or steps <= 0:
+        return {"steps": 0}
+    parameters = [p for n, p in model.encoder.named_parameters() if p.requires_grad and not skip_parameters(n)]
+    optimizer = torch.optim.AdamW(parameters, lr=learning_rate, weight_decay=0.01)
+    warmup = max(1, steps // 10)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min((s + 1) / warmup, max(0.0, (steps - s) / max(1, steps - warmup)))
+    )
+    was_training = model.training
+    model.to(device)
+    model.train()
+    losses: list[float] = []
+    try:
+        for step in range(steps):
+            column, sampler = samplers[step % len(samplers)]
+            left, right, target = sampler(batch_size)
+            articles = data.groups[column]
+            with autocast() if autocast is not None else nullcontext():
+                embeddings = _article_embeddings(model, [articles[i] for i in np.r_[left, right]], pad_id, device)
+            u, v = embeddings.float().split(len(left))
+            similarity = torch.nn.functional.cosine_similarity(u, v)
+            loss = torch.nn.functional.mse_loss(
+                similarity, torch.as_tensor(target, dtype=similarity.dtype, device=device)
+            )
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(parameters, 1.0)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            losses.append(loss.item())
+    finally:
+        model.train(was_training)
+    tenth = max(1, len(losses) // 10)
+    figures = {
+        "steps": len(losses),
+        "loss_first_tenth": round(float(np.mean(losses[:tenth])), 4),
+        "loss_last_tenth": round(float(np.mean(losses[-tenth:])), 4),
+    }
+    logger.info("few-shot: contrastive stage %s", figures)
     return figures

@@ -353,6 +353,14 @@ def _results(run: _Run) -> list[str]:
 
 def _selection_line(metrics: dict[str, Any]) -> str:
     recipe = metrics.get("recipe") or {}
+    lottery = recipe.get("seeds")
+    if lottery:
+        scores = ", ".join(f"seed {r['seed']}: {r['dev_score']:.3f}" for r in lottery["runs"])
+        recipe_name = "few-shot" if recipe.get("name") == "few_shot" else "standard"
+        return (
+            f"Seed lottery: {len(lottery['runs'])} runs of the {recipe_name} recipe from the same initial weights "
+            f"(dev {metrics['selection_metric']}: {scores}); kept: {lottery['kept']}."
+        )
     if recipe.get("name") == "few_shot":
         return (
             f"Few-shot recipe ({recipe.get('why')}): heads started as nearest-centroid classifiers, the model after "

@@ -51,7 +51,7 @@ from aranews.training.checkpoint import (
 from aranews.training.config import ExperimentConfig
 from aranews.training.data import EncodedSplit, LabelledSplit, encode_split, load_and_validate
 from aranews.training.extras import require_train_extra
-from aranews.training.few_shot import choose_recipe, few_shot_epochs, init_heads_from_prototypes
+from aranews.training.few_shot import choose_recipe, contrastive_stage, few_shot_epochs, init_heads_from_prototypes
 
 __all__ = ["EncoderUnavailableError", "TrainResult", "Trainer", "check_encoder_source", "label_diff"]
 
@@ -262,6 +262,8 @@ class _Run:
     average: WeightAverage | None = None
     epochs: int = 1  # training.epochs, or what the few-shot recipe's steps make
     recipe: dict[str, Any] = field(default_factory=dict)  # {"name", "why", the few-shot heads' figures}
+    stop_after: int | None = None  # Trainer.train(stop_after_epochs)
+    saved_at: float = field(default_factory=time.monotonic)  # when the resume state was last written
 
     @property
     def few_shot(self) -> bool:
@@ -301,6 +303,10 @@ class Trainer:
             EncoderUnavailableError: the encoder cannot be found offline and the hub is unreachable.
             ResumeMismatchError: ``last_checkpoint/`` holds another run's state.
         """
+        if self.config.training.seeds:
+            from aranews.training.seeds import train_seeds
+
+            return train_seeds(self, stop_after_epochs)
         started = time.perf_counter()
         train_split, eval_splits, labels = load_and_validate(
             self.config.data, self.config.tasks, self.config.model.title
@@ -508,16 +514,19 @@ class Trainer:
         eval_splits: dict[str, LabelledSplit],
         fingerprint: dict[str, Any],
         changes: dict[str, Any],
+        train: bool = True,
     ) -> _Run:
         from accelerate.utils import set_seed
         from transformers import AutoTokenizer
 
         cfg, tcfg = self.config, self.config.training
-        set_seed(tcfg.seed)
+        set_seed(tcfg.seed if tcfg.init_seed is None else tcfg.init_seed)
         accelerator, precision = self._accelerator()
         tokenizer_source = cfg.model.tokenizer or tcfg.init_from or cfg.model.encoder
         tokenizer = AutoTokenizer.from_pretrained(tokenizer_source, trust_remote_code=False)
         model = self._build_model(specs)
+        if tcfg.init_seed is not None:  # the initial weights came from init_seed; dropout and order from seed
+            set_seed(tcfg.seed)
         windower = ArticleWindower.from_config(model.config.model, tokenizer)
         with accelerator.main_process_first():
             train_data = encode_split(windower, train_split, specs)
@@ -526,7 +535,7 @@ class Trainer:
             if task.class_weights == "balanced":
                 spec = model.config.task(task.name)
                 model.class_weights[task.name] = _class_weights(spec, train_data.labels[task.name])
-        recipe = self._recipe(model, specs, train_data, windower.pad_token_id)
+        recipe = self._recipe(model, specs, train_data, windower.pad_token_id, accelerator) if train else {}
         loader = DataLoader(
             list(range(len(train_split))),
             batch_size=tcfg.batch_size,
@@ -539,7 +548,9 @@ class Trainer:
             collate_fn=_Collator(train_data, windower.pad_token_id),
         )
         steps_per_epoch = math.ceil(len(loader) / tcfg.gradient_accumulation_steps)
-        epochs = few_shot_epochs(tcfg.few_shot_steps, steps_per_epoch) if recipe["name"] == "few_shot" else tcfg.epochs
+        epochs = (
+            few_shot_epochs(tcfg.few_shot_steps, steps_per_epoch) if recipe.get("name") == "few_shot" else tcfg.epochs
+        )
         optimizer, scheduler = self._optimizer(model, steps_per_epoch * epochs)
         prepared, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
         unwrapped = accelerator.unwrap_model(prepared)
@@ -563,20 +574,36 @@ class Trainer:
             recipe=recipe,
         )
 
-    def _recipe(self, model: MultiTaskClassifier, specs: list[TaskSpec], train: EncodedSplit, pad_id: int) -> dict:
+    def _recipe(
+        self, model: MultiTaskClassifier, specs: list[TaskSpec], train: EncodedSplit, pad_id: int, accelerator: Any
+    ) -> dict:
         """Which recipe trains this run (``training.recipe``; ``auto`` by the rows per label) and, for the
-        few-shot one, the heads set to their nearest-centroid start (:mod:`aranews.training.few_shot`)."""
-        name, why = choose_recipe(self.config.training.recipe, specs, train.labels)
+        few-shot one, its contrastive stage (when ``few_shot_contrastive_steps`` > 0) and the heads set to
+        their nearest-centroid start (:mod:`aranews.training.few_shot`)."""
+        tcfg = self.config.training
+        name, why = choose_recipe(tcfg.recipe, specs, train.labels)
         logger.info("recipe %s (%s)", name, why)
         recipe: dict[str, Any] = {"name": name, "why": why}
-        if name == "few_shot" and self.config.training.init_from:
+        if name == "few_shot" and tcfg.few_shot_contrastive_steps:
+            recipe["contrastive"] = contrastive_stage(
+                model,
+                train,
+                specs,
+                pad_id,
+                steps=tcfg.few_shot_contrastive_steps,
+                batch_size=tcfg.batch_size,
+                learning_rate=tcfg.few_shot_contrastive_learning_rate,
+                seed=tcfg.seed,
+                device=accelerator.device,
+                skip_parameters=lambda n: tcfg.freeze_embeddings and n.startswith("embeddings."),
+                autocast=accelerator.autocast,
+            )
+        if name == "few_shot" and tcfg.init_from:
             # retraining: the kept labels' head rows stay those of the old model (bit for bit, as documented);
             # only the schedule is the few-shot one
             recipe["heads"] = "kept from training.init_from"
         elif name == "few_shot":
-            recipe["heads"] = init_heads_from_prototypes(
-                model, train, specs, pad_id, self.config.training.eval_batch_size
-            )
+            recipe["heads"] = init_heads_from_prototypes(model, train, specs, pad_id, tcfg.eval_batch_size)
         return recipe
 
     def _restore(self, run: _Run, progress: dict[str, Any] | None) -> None:
@@ -593,6 +620,7 @@ class Trainer:
         from aranews.training.evaluation import evaluate_split
 
         tcfg = self.config.training
+        run.stop_after = stop_after_epochs
         evaluator = NewsClassifier(  # dev figures in fp32 on every machine: epochs are selected on them
             run.unwrapped, run.tokenizer, run.accelerator.device, batch_size=tcfg.eval_batch_size, precision="fp32"
         )
@@ -688,9 +716,20 @@ class Trainer:
                     self._save_model(evaluator)
         elif score is not None:
             run.best["bad_epochs"] += 1
-        if main:
+        patience = self.config.training.early_stopping_patience
+        ends = (
+            epoch + 1 == run.epochs
+            or (run.stop_after is not None and epoch + 1 >= run.stop_after)
+            or (run.best["bad_epochs"] > 0 and run.best["bad_epochs"] >= patience > 0)
+        )
+        # the resume state (weights and optimiser: about three times the model) at the end, and in between at
+        # most every checkpoint_every_seconds: the few-shot recipe's epochs of three batches would spend more
+        # time writing it than training
+        due = time.monotonic() - run.saved_at >= self.config.training.checkpoint_every_seconds
+        if main and (ends or due):
             progress = {"epoch": epoch + 1, "history": run.history, "best": run.best, "fingerprint": run.fingerprint}
             save_training_state(self.output_dir, run.unwrapped, run.optimizer, run.scheduler, progress, run.average)
+            run.saved_at = time.monotonic()
         run.accelerator.wait_for_everyone()
 
     def _save_model(self, classifier: NewsClassifier) -> None:
@@ -700,6 +739,28 @@ class Trainer:
         replace_dir(tmp, self.model_dir)
 
     # -- after the loop -----------------------------------------------------------------------------
+    def finish_combined(self, weights_dir: Path, recipe: dict[str, Any], history: list[dict[str, Any]]) -> TrainResult:
+        """Make the model in ``weights_dir`` (one of several seeds' runs, or their average) this run's model: it is
+        copied to ``model/``, then calibrated, evaluated and described exactly as a trained model is
+        (:meth:`_finish`); ``recipe`` says how it was made."""
+        started = time.perf_counter()
+        train_split, eval_splits, labels = load_and_validate(
+            self.config.data, self.config.tasks, self.config.model.title
+        )
+        specs, changes = self._task_specs(labels)
+        fingerprint = run_fingerprint(self.config.to_dict())
+        run = self._setup(specs, train_split, eval_splits, fingerprint, changes, train=False)
+        run.recipe, run.history, run.epochs = recipe, history, len(history)
+        run.best = {"epoch": None, "score": None, "bad_epochs": 0}
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        if run.accelerator.is_main_process:
+            tmp = self.output_dir / ".model.tmp"
+            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.copytree(weights_dir, tmp)
+            replace_dir(tmp, self.model_dir)
+        run.accelerator.wait_for_everyone()
+        return TrainResult(self.output_dir, self.model_dir, self._finish(run, started))
+
     def _finish(self, run: _Run, started: float) -> dict[str, Any]:
         """Final figures from the saved best model, exactly as a user will load it; metrics and card."""
         from aranews.training.evaluation import build_report, compact, evaluate_split
@@ -728,11 +789,14 @@ class Trainer:
             }
         )
         forgetting = self._forgetting(final) if tcfg.init_from and run.accelerator.is_main_process else None
+        if run.best["score"] is None and "dev" in reports:  # a combined model (training.seeds): scored here
+            run.best["score"] = _selection_score(reports["dev"], tcfg.selection_metric)
         metrics = {
             "best_epoch": run.best["epoch"],
             "selection_metric": tcfg.selection_metric,
             "best_dev_score": run.best["score"],
             "stopped_early": run.stopped_early,
+            "completed": run.stopped_early or len(run.history) >= run.epochs,
             "recipe": run.recipe,
             "epochs": run.history,
             **reports,
