@@ -66,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--pooling", choices=["cls", "mean"], default="mean")
     parser.add_argument("--preprocessing", nargs="*", default=["strip_boilerplate", "arabert_v02"])
     parser.add_argument("--learning-rate", type=float, default=5e-5)
+    parser.add_argument("--head-learning-rate", type=float, help="default: --learning-rate")
     parser.add_argument("--epochs", type=int, default=10, help="standard recipe")
     parser.add_argument("--early-stopping", type=int, default=3, help="standard recipe")
     parser.add_argument("--few-shot-steps", type=int, default=100)
@@ -126,6 +127,7 @@ def _library(recipe: str, tmp: Path, args: argparse.Namespace, seed: int) -> tup
             "batch_size": 16,
             "eval_batch_size": 64,
             "learning_rate": args.learning_rate,
+            "head_learning_rate": args.head_learning_rate,
             "freeze_embeddings": True,
             "mixed_precision": "auto",
             "seed": seed,

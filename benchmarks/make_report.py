@@ -576,7 +576,10 @@ def _few_shot() -> list[str]:
         "the last model kept: dev is used for nothing); `standard` is the library's standard recipe, which keeps "
         "its best epoch *on this dev split* (optimistic); `setfit` is SetFit with the same e5-small body "
         "(its defaults, `batch_size=16, num_epochs=1`: one epoch of its sampled pairs, a logistic-regression head); "
-        "`tfidf` the library's baseline. The seconds are wall time on 2 cores shared with other benchmark jobs: "
+        "`tfidf` the library's baseline; `few_shot_contrastive` the few-shot recipe after a contrastive stage "
+        "(`training.few_shot_contrastive_steps: 100`: SetFit's pair objective on the encoder, learning rate 2e-5); "
+        "`few_shot_soup` the seed lottery of the few-shot recipe (`training.seeds`: three runs on the same rows, "
+        "their weights averaged). The seconds are wall time on 2 cores, sometimes shared with other benchmark jobs: "
         "compare them within a table only.",
         "",
     ]
@@ -602,6 +605,16 @@ def _few_shot() -> list[str]:
                 else:
                     cells.append(f"{f['mean']:.3f} ± {f['sd']:.3f} ({f['seeds']})")
             lines.append(f"| {n} | " + " | ".join(cells) + " |")
+        for n in shots:
+            soups = [run for run in r["runs"] if run["n"] == n and run.get("seed_runs")]
+            if soups:
+                alone = [v for run in soups for v in run["seed_runs"]]
+                spread = [max(run["seed_runs"]) - min(run["seed_runs"]) for run in soups]
+                lines += ["", f"Seed lottery at n={n}: the {len(alone)} runs alone averaged {sum(alone) / len(alone):.3f} "
+                          f"(range {min(alone):.3f}–{max(alone):.3f}; on one draw's rows they differed by up to "
+                          f"{max(spread):.3f}); their soups {sum(x['macro_f1'] for x in soups) / len(soups):.3f}, the best run "
+                          f"of each draw on dev {sum(max(x['seed_runs']) for x in soups) / len(soups):.3f} (chosen on the "
+                          "split it is scored on: optimistic)."]  # fmt: skip
         seconds = {}
         for run in r["runs"]:
             seconds.setdefault(run["contender"], []).append(run.get("seconds", 0))

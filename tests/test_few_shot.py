@@ -180,13 +180,29 @@ def test_the_contrastive_stage_pulls_same_label_rows_together(tmp_path, tiny_bac
     assert after > before + 0.1  # 0.002 before, 0.19 after, on this machine
 
 
-def test_a_few_shot_run_with_a_contrastive_stage_records_it_and_resumes_to_the_same_model(tmp_path, tiny_backbone):
+def test_after_a_contrastive_stage_the_steps_train_the_heads_only_and_a_resume_does_not_repeat_it(
+    tmp_path, tiny_backbone, monkeypatch
+):
+    import aranews.training.trainer as trainer_module
+
     settings = {"few_shot_contrastive_steps": 6, "few_shot_contrastive_learning_rate": 1e-3}
     metrics = Trainer(_few_shot_config(tmp_path, tiny_backbone, "c", **settings)).train().metrics
-    assert metrics["recipe"]["contrastive"]["steps"] == 6
-    Trainer(_few_shot_config(tmp_path, tiny_backbone, "d", **settings)).train(stop_after_epochs=1)
-    Trainer(_few_shot_config(tmp_path, tiny_backbone, "d", resume=True, **settings)).train()
+    assert metrics["recipe"]["contrastive"]["steps"] == 6 and metrics["recipe"]["train_encoder"] is False
+    one_step = Trainer(_few_shot_config(tmp_path, tiny_backbone, "c1", few_shot_steps=1, **settings)).train()
     a = load_file(str(tmp_path / "c" / "run" / "model" / "model.safetensors"))
+    first = load_file(str(one_step.model_dir / "model.safetensors"))
+    encoder = [k for k in a if not k.startswith("heads.")]
+    assert encoder and all(torch.equal(a[k], first[k]) for k in encoder)  # 27 steps or 1: the same encoder
+    assert not torch.equal(a["heads.topic.out_proj.weight"], first["heads.topic.out_proj.weight"])
+
+    Trainer(_few_shot_config(tmp_path, tiny_backbone, "d", **settings)).train(stop_after_epochs=1)
+
+    def again(*args, **kwargs):
+        raise AssertionError("the contrastive stage ran again on resume")
+
+    monkeypatch.setattr(trainer_module, "contrastive_stage", again)
+    resumed = Trainer(_few_shot_config(tmp_path, tiny_backbone, "d", resume=True, **settings)).train().metrics
+    assert resumed["recipe"]["contrastive"] == metrics["recipe"]["contrastive"]
     b = load_file(str(tmp_path / "d" / "run" / "model" / "model.safetensors"))
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)

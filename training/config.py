@@ -194,6 +194,9 @@ class TrainingConfig:
             (:func:`aranews.training.few_shot.contrastive_stage`: pairs of training rows, the encoder's
             pooled features pulled together for a shared label and apart otherwise, as SetFit does); 0: none.
         few_shot_contrastive_learning_rate: the encoder's learning rate in that stage.
+        few_shot_train_encoder: whether the few-shot steps train the encoder too; ``null`` (the default): not after
+            a contrastive stage (the pairs tuned it; the steps then train the heads, at ``head_learning_rate`` or
+            1e-3), yes without one.
     """
 
     output_dir: str = "runs/default"
@@ -234,6 +237,7 @@ class TrainingConfig:
     few_shot_steps: int = 100
     few_shot_contrastive_steps: int = 0
     few_shot_contrastive_learning_rate: float = 2.0e-5
+    few_shot_train_encoder: bool | None = None
 
     def check(self) -> Problems:
         ranges = [

@@ -5,7 +5,10 @@ changes three things of the standard recipe, and nothing else (the tasks, partia
 calibration, resume and the saved model are the same), and can add a fourth:
 
 * **a contrastive stage first** (``training.few_shot_contrastive_steps`` > 0, :func:`contrastive_stage`):
-  the encoder is tuned on pairs of training rows, same label against different label, as SetFit does;
+  the encoder is tuned on pairs of training rows, same label against different label, as SetFit does; the
+  few-shot steps then train the heads only (``training.few_shot_train_encoder``, by default false after the
+  stage), at :data:`HEAD_ONLY_LEARNING_RATE` unless ``training.head_learning_rate`` is set: SetFit's split,
+  pairs for the encoder and labels for the head;
 
 * **the heads start as nearest-centroid classifiers** (:func:`init_heads_from_prototypes`): each head's
   output layer is set from the mean feature of each label's training rows under the pretrained encoder
@@ -33,6 +36,7 @@ from aranews.inference.inputs import collate_articles
 
 __all__ = [
     "FEW_SHOT_MAX_PER_LABEL",
+    "HEAD_ONLY_LEARNING_RATE",
     "RECIPES",
     "choose_recipe",
     "contrastive_stage",
@@ -43,6 +47,9 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 RECIPES = ("auto", "standard", "few_shot")
+# the heads' learning rate in the few-shot steps when the encoder is not trained (after the contrastive stage):
+# with the encoder frozen the heads are a small linear model, which 5e-5 would barely move in 100 steps
+HEAD_ONLY_LEARNING_RATE = 1e-3
 FEW_SHOT_MAX_PER_LABEL = 64  # auto: few_shot when the median label has at most this many training rows
 
 

@@ -51,7 +51,13 @@ from aranews.training.checkpoint import (
 from aranews.training.config import ExperimentConfig
 from aranews.training.data import EncodedSplit, LabelledSplit, encode_split, load_and_validate
 from aranews.training.extras import require_train_extra
-from aranews.training.few_shot import choose_recipe, contrastive_stage, few_shot_epochs, init_heads_from_prototypes
+from aranews.training.few_shot import (
+    HEAD_ONLY_LEARNING_RATE,
+    choose_recipe,
+    contrastive_stage,
+    few_shot_epochs,
+    init_heads_from_prototypes,
+)
 
 __all__ = ["EncoderUnavailableError", "TrainResult", "Trainer", "check_encoder_source", "label_diff"]
 
@@ -316,7 +322,7 @@ class Trainer:
         progress = self._previous_progress(fingerprint)
         specs, changes = self._task_specs(labels)
         self._warn_small_labels(specs, train_split, changes)
-        run = self._setup(specs, train_split, eval_splits, fingerprint, changes)
+        run = self._setup(specs, train_split, eval_splits, fingerprint, changes, progress=progress)
         self._restore(run, progress)
         self._fit(run, stop_after_epochs)
         metrics = self._finish(run, started)
@@ -475,21 +481,23 @@ class Trainer:
         )
         return accelerator, precision
 
-    def _optimizer(self, model: MultiTaskClassifier, total: int) -> tuple[Any, Any]:
+    def _optimizer(self, model: MultiTaskClassifier, total: int, train_encoder: bool = True) -> tuple[Any, Any]:
         from transformers import get_linear_schedule_with_warmup
 
         tcfg = self.config.training
-        optimizer = torch.optim.AdamW(self._parameter_groups(model), lr=tcfg.learning_rate)
+        optimizer = torch.optim.AdamW(self._parameter_groups(model, train_encoder), lr=tcfg.learning_rate)
         return optimizer, get_linear_schedule_with_warmup(optimizer, int(tcfg.warmup_ratio * total), total)
 
-    def _parameter_groups(self, model: MultiTaskClassifier) -> list[dict[str, Any]]:
-        """Encoder parameters by depth (layer-wise decay) and decay kind, then the heads."""
+    def _parameter_groups(self, model: MultiTaskClassifier, train_encoder: bool = True) -> list[dict[str, Any]]:
+        """Encoder parameters by depth (layer-wise decay) and decay kind, then the heads. With ``train_encoder``
+        false (the few-shot recipe after its contrastive stage) the encoder is frozen and the heads train at
+        ``head_learning_rate`` or :data:`~aranews.training.few_shot.HEAD_ONLY_LEARNING_RATE`."""
         tcfg = self.config.training
         no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
         layers = getattr(model.encoder.config, "num_hidden_layers", 0)
         groups: dict[tuple[float, float], list[torch.nn.Parameter]] = {}
         for name, parameter in model.encoder.named_parameters():
-            if tcfg.freeze_embeddings and name.startswith("embeddings."):
+            if not train_encoder or (tcfg.freeze_embeddings and name.startswith("embeddings.")):
                 parameter.requires_grad_(False)
                 continue
             depth = _layer_index(name, layers)  # 0: embeddings, 1..L: layers, L + 1: above the layers
@@ -502,7 +510,7 @@ class Trainer:
             {
                 "params": list(model.heads.parameters()),
                 "weight_decay": 0.0,
-                "lr": tcfg.head_learning_rate or tcfg.learning_rate,
+                "lr": tcfg.head_learning_rate or (tcfg.learning_rate if train_encoder else HEAD_ONLY_LEARNING_RATE),
             }
         )
         return out
@@ -515,6 +523,7 @@ class Trainer:
         fingerprint: dict[str, Any],
         changes: dict[str, Any],
         train: bool = True,
+        progress: dict[str, Any] | None = None,
     ) -> _Run:
         from accelerate.utils import set_seed
         from transformers import AutoTokenizer
@@ -535,7 +544,12 @@ class Trainer:
             if task.class_weights == "balanced":
                 spec = model.config.task(task.name)
                 model.class_weights[task.name] = _class_weights(spec, train_data.labels[task.name])
-        recipe = self._recipe(model, specs, train_data, windower.pad_token_id, accelerator) if train else {}
+        if not train:
+            recipe: dict[str, Any] = {}
+        elif progress is not None and progress.get("recipe"):  # resuming: the saved state holds what it made
+            recipe = progress["recipe"]
+        else:
+            recipe = self._recipe(model, specs, train_data, windower.pad_token_id, accelerator)
         loader = DataLoader(
             list(range(len(train_split))),
             batch_size=tcfg.batch_size,
@@ -551,7 +565,7 @@ class Trainer:
         epochs = (
             few_shot_epochs(tcfg.few_shot_steps, steps_per_epoch) if recipe.get("name") == "few_shot" else tcfg.epochs
         )
-        optimizer, scheduler = self._optimizer(model, steps_per_epoch * epochs)
+        optimizer, scheduler = self._optimizer(model, steps_per_epoch * epochs, recipe.get("train_encoder", True))
         prepared, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
         unwrapped = accelerator.unwrap_model(prepared)
         return _Run(
@@ -598,6 +612,10 @@ class Trainer:
                 skip_parameters=lambda n: tcfg.freeze_embeddings and n.startswith("embeddings."),
                 autocast=accelerator.autocast,
             )
+        if name == "few_shot":  # after a contrastive stage the pairs have tuned the encoder: the labels tune the heads
+            contrastive = bool(recipe.get("contrastive", {}).get("steps"))
+            train_encoder = tcfg.few_shot_train_encoder
+            recipe["train_encoder"] = not contrastive if train_encoder is None else train_encoder
         if name == "few_shot" and tcfg.init_from:
             # retraining: the kept labels' head rows stay those of the old model (bit for bit, as documented);
             # only the schedule is the few-shot one
@@ -727,7 +745,8 @@ class Trainer:
         # time writing it than training
         due = time.monotonic() - run.saved_at >= self.config.training.checkpoint_every_seconds
         if main and (ends or due):
-            progress = {"epoch": epoch + 1, "history": run.history, "best": run.best, "fingerprint": run.fingerprint}
+            progress = {"epoch": epoch + 1, "history": run.history, "best": run.best, "fingerprint": run.fingerprint,
+                        "recipe": run.recipe}  # fmt: skip
             save_training_state(self.output_dir, run.unwrapped, run.optimizer, run.scheduler, progress, run.average)
             run.saved_at = time.monotonic()
         run.accelerator.wait_for_everyone()
