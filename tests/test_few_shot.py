@@ -188,6 +188,8 @@ def test_after_a_contrastive_stage_the_steps_train_the_heads_only_and_a_resume_d
     settings = {"few_shot_contrastive_steps": 6, "few_shot_contrastive_learning_rate": 1e-3}
     metrics = Trainer(_few_shot_config(tmp_path, tiny_backbone, "c", **settings)).train().metrics
     assert metrics["recipe"]["contrastive"]["steps"] == 6 and metrics["recipe"]["train_encoder"] is False
+    card = (tmp_path / "c" / "run" / "model" / "README.md").read_text(encoding="utf-8")
+    assert "for 6 contrastive steps" in card and "(the heads only)" in card
     one_step = Trainer(_few_shot_config(tmp_path, tiny_backbone, "c1", few_shot_steps=1, **settings)).train()
     a = load_file(str(tmp_path / "c" / "run" / "model" / "model.safetensors"))
     first = load_file(str(one_step.model_dir / "model.safetensors"))

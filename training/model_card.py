@@ -362,9 +362,13 @@ def _selection_line(metrics: dict[str, Any]) -> str:
             f"(dev {metrics['selection_metric']}: {scores}); kept: {lottery['kept']}."
         )
     if recipe.get("name") == "few_shot":
+        steps = (recipe.get("contrastive") or {}).get("steps")
+        stage = f"the encoder tuned on pairs of training rows for {steps} contrastive steps, then " if steps else ""
+        heads = "" if recipe.get("train_encoder", True) else " (the heads only)"
         return (
-            f"Few-shot recipe ({recipe.get('why')}): heads started as nearest-centroid classifiers, the model after "
-            f"the last of {len(metrics['epochs'])} epochs kept (no selection on dev; dev read once, at the end)."
+            f"Few-shot recipe ({recipe.get('why')}): {stage}heads started as nearest-centroid classifiers, the model "
+            f"after the last of {len(metrics['epochs'])} epochs{heads} kept (no selection on dev; dev read once, at "
+            "the end)."
         )
     return f"Best epoch {metrics['best_epoch']} of {len(metrics['epochs'])} by dev {metrics['selection_metric']}."
 
