@@ -621,6 +621,15 @@ def _few_shot() -> list[str]:
         lines += ["", "Mean ± sd over seeds (number of seeds). Seconds per run: " + ", ".join(
             f"{c} {sum(v) / len(v):.0f}" for c, v in sorted(seconds.items())) + ". Commands: "
             + "; ".join(f"`{c}`" for c in r.get("commands", [r.get("command", "")])), ""]  # fmt: skip
+    ablation = ROOT / "benchmarks" / "results" / "ablations" / "few_shot-ant_multisource.json"
+    if ablation.is_file():
+        a = json.loads(ablation.read_text(encoding="utf-8"))
+        runs = ", ".join(f"{r['contender']} {r['macro_f1']:.3f}" for r in a["runs"])
+        lines += [f"Which half of the contrastive recipe does the work (ANT multisource, n=8, seed 13, the encoder "
+                  f"all but frozen in the few-shot steps: learning rate 1e-9, heads 1e-3; `{a['commands'][-1]}`): "
+                  f"{runs}. The heads alone on the pretrained encoder lose to fine-tuning it (0.728 on that draw); "
+                  "after the contrastive stage they beat it. The recipe therefore trains the heads only after the "
+                  "stage (`training.few_shot_train_encoder`).", ""]  # fmt: skip
     if zero:
         lines += ["Zero-shot (`aranews zero-shot`, `benchmarks/bench_zero_shot.py`; descriptions in "
                   "`configs/zero-shot/`, written from the label names before any dev prediction was seen):", "",

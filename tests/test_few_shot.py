@@ -119,6 +119,7 @@ def test_retraining_few_shot_keeps_the_old_models_head_rows(tmp_path, trained_mo
                               few_shot_steps=1, learning_rate=1e-12)  # fmt: skip
     metrics = Trainer(config).train().metrics
     assert metrics["recipe"]["heads"] == "kept from training.init_from"
+    assert metrics["recipe"]["contrastive"]["steps"] == 0  # the old encoder stays under its heads
     old, new = load_classifier(trained_model / "model"), load_classifier(tmp_path / "re" / "run" / "model")
     for task in ("topic", "stance"):
         a, b = old.model.heads[task].out_proj.weight, new.model.heads[task].out_proj.weight

@@ -598,7 +598,10 @@ class Trainer:
         name, why = choose_recipe(tcfg.recipe, specs, train.labels)
         logger.info("recipe %s (%s)", name, why)
         recipe: dict[str, Any] = {"name": name, "why": why}
-        if name == "few_shot" and tcfg.few_shot_contrastive_steps:
+        if name == "few_shot" and tcfg.few_shot_contrastive_steps and tcfg.init_from:
+            # retraining: the old model's encoder already suits its heads; a stage would move it under them
+            recipe["contrastive"] = {"steps": 0, "why": "skipped: training.init_from (the old encoder is kept)"}
+        elif name == "few_shot" and tcfg.few_shot_contrastive_steps:
             recipe["contrastive"] = contrastive_stage(
                 model,
                 train,
