@@ -12,11 +12,12 @@ as in ``bench_quality.py``):
 * ``standard``: the library's standard recipe (``training.recipe: standard``: ``--epochs`` epochs, the best
   epoch on dev kept, early stopping) -- it selects on the very dev split it is scored on, so its figure is
   optimistic;
-* ``few_shot``: the library's few-shot recipe (``training.recipe: few_shot``: heads started from label
-  centroids, a fixed number of steps, the last model kept: dev is not used for any choice);
-* ``few_shot_contrastive``: the few-shot recipe with its contrastive stage first
+* ``few_shot``: the library's few-shot recipe without its contrastive stage (``training.recipe: few_shot``,
+  ``few_shot_contrastive_steps: 0``: heads started from label centroids, a fixed number of steps training the
+  whole model, the last model kept: dev is not used for any choice);
+* ``few_shot_contrastive``: the few-shot recipe as it is by default: its contrastive stage first
   (``training.few_shot_contrastive_steps: --contrastive-steps``: SetFit's pair objective on the encoder, at
-  SetFit's body learning rate 2e-5), then the same head start and steps;
+  SetFit's body learning rate 2e-5), then the same head start and steps, training the heads only;
 * ``few_shot_soup``: the seed lottery (``training.seeds: [s, s+1000, s+2000]``, ``seed_selection: soup``) of
   the few-shot recipe on the draw of seed ``s``: three runs from one start, their weights averaged; the run
   records each of the three runs' own dev macro-F1 too (the spread *without* the lottery, on the same rows);

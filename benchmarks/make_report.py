@@ -578,8 +578,9 @@ def _few_shot() -> list[str]:
         "(its defaults, `batch_size=16, num_epochs=1`: one epoch of its sampled pairs, a logistic-regression head); "
         "`tfidf` the library's baseline; `few_shot_contrastive` the few-shot recipe after a contrastive stage "
         "(`training.few_shot_contrastive_steps: 100`: SetFit's pair objective on the encoder, learning rate 2e-5); "
-        "`few_shot_soup` the seed lottery of the few-shot recipe (`training.seeds`: three runs on the same rows, "
-        "their weights averaged). The seconds are wall time on 2 cores, sometimes shared with other benchmark jobs: "
+        "`few_shot_soup` the seed lottery of the few-shot recipe without its pair stage (`training.seeds`: three "
+        "runs on the same rows, their weights averaged). `few_shot` here is the recipe without the pair stage "
+        "(`few_shot_contrastive_steps: 0`), as it was before the stage became its default. The seconds are wall time on 2 cores, sometimes shared with other benchmark jobs: "
         "compare them within a table only.",
         "",
     ]
