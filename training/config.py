@@ -156,7 +156,9 @@ class TrainingConfig:
             ``output_dir/seeds/seed-<n>/``, and keep one model (:mod:`aranews.training.seeds`, the "seed lottery"):
             see ``seed_selection``. ``null`` (the default): one run with ``seed``.
         seed_selection: with ``seeds``: ``soup`` (the uniform average of the runs' weights, one model at no extra
-            inference cost; Wortsman et al., 2022) or ``best`` (the run with the best dev score).
+            inference cost; Wortsman et al., 2022) or ``best`` (the run with the best dev score). Measured on
+            Mawqif at 8 rows per label (three draws, three seeds each): soups 0.436, the runs alone 0.433, the
+            best on dev 0.441 (optimistic): the seed moved dev macro-F1 by at most 0.031, the draw of rows by 0.2.
         init_seed: the seed of the initial weights (the heads) when it should differ from ``seed``; ``seeds``
             sets it to its first seed. ``null``: ``seed``.
         resume: continue from the last epoch checkpoint in ``output_dir`` when there is one.
