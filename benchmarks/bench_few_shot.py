@@ -94,16 +94,17 @@ def _sample(rows: list[dict], task: str, n: int, seed: int) -> list[dict]:
     return picked
 
 
-def _library(recipe: str, tmp: Path, args: argparse.Namespace, seed: int) -> tuple[float, dict]:
-    """Train with the library's ``recipe``; the dev macro-F1 of the model it keeps."""
-    from aranews.training.config import config_from_dict
-    from aranews.training.trainer import Trainer
-
-    task: dict[str, Any] = {"name": args.task}
+def library_config(
+    args: argparse.Namespace, tmp: Path, name: str, seed: int, *, train: str = "train.jsonl",
+    dev: str = "dev.jsonl", task: dict[str, Any] | None = None, **training: Any,
+) -> dict[str, Any]:  # fmt: skip
+    """The experiment every benchmark of the few-label regime trains: the rows in ``tmp``, the encoder and
+    windows of ``args``, CPU, no report; ``training`` adds to or replaces the training settings."""
+    task = {"name": args.task, **(task or {})}
     if args.pair_column:
         task["pair_column"] = args.pair_column
-    config = {
-        "data": {"train": f"{tmp}/train.jsonl", "dev": f"{tmp}/dev.jsonl", "title_column": None},
+    return {
+        "data": {"train": f"{tmp}/{train}", "dev": f"{tmp}/{dev}", "title_column": None},
         "tasks": [task],
         "model": {
             "encoder": args.encoder,
@@ -114,21 +115,11 @@ def _library(recipe: str, tmp: Path, args: argparse.Namespace, seed: int) -> tup
             "pooling": args.pooling,
         },
         "training": {
-            "output_dir": f"{tmp}/run-{recipe}",
-            "recipe": "few_shot" if recipe.startswith("few_shot") else recipe,
-            **(
-                {"seeds": [seed, seed + 1000, seed + 2000], "seed_selection": "soup"}
-                if recipe == "few_shot_soup"
-                else {}
-            ),
-            "few_shot_contrastive_steps": args.contrastive_steps if recipe == "few_shot_contrastive" else 0,
-            "epochs": args.epochs,
-            "early_stopping_patience": args.early_stopping,
-            "few_shot_steps": args.few_shot_steps,
+            "output_dir": f"{tmp}/{name}",
             "batch_size": 16,
             "eval_batch_size": 64,
             "learning_rate": args.learning_rate,
-            "head_learning_rate": args.head_learning_rate,
+            "head_learning_rate": getattr(args, "head_learning_rate", None),
             "freeze_embeddings": True,
             "mixed_precision": "auto",
             "seed": seed,
@@ -137,8 +128,29 @@ def _library(recipe: str, tmp: Path, args: argparse.Namespace, seed: int) -> tup
             "device": "cpu",
             "report": False,
             "baseline": False,
+            **training,
         },
     }
+
+
+def _library(recipe: str, tmp: Path, args: argparse.Namespace, seed: int) -> tuple[float, dict]:
+    """Train with the library's ``recipe``; the dev macro-F1 of the model it keeps."""
+    from aranews.training.config import config_from_dict
+    from aranews.training.trainer import Trainer
+
+    lottery = {"seeds": [seed, seed + 1000, seed + 2000], "seed_selection": "soup"} if recipe == "few_shot_soup" else {}
+    config = library_config(
+        args,
+        tmp,
+        f"run-{recipe}",
+        seed,
+        recipe="few_shot" if recipe.startswith("few_shot") else recipe,
+        few_shot_contrastive_steps=getattr(args, "contrastive_steps", 100) if recipe == "few_shot_contrastive" else 0,
+        epochs=getattr(args, "epochs", 10),
+        early_stopping_patience=getattr(args, "early_stopping", 3),
+        few_shot_steps=args.few_shot_steps,
+        **lottery,
+    )
     metrics = Trainer(config_from_dict(config)).train().metrics
     extra = {"epochs": len(metrics["epochs"]), "recipe": metrics["recipe"]}
     if "seeds" in metrics["recipe"]:

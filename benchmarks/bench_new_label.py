@@ -33,6 +33,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from bench_few_shot import library_config
 from bench_quality import _key, _rows, _write
 from results_io import write_result
 
@@ -61,39 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
 def _config(tmp: Path, name: str, dev: str, args, seed: int, **training: Any) -> Any:
     from aranews.training.config import config_from_dict
 
-    task: dict[str, Any] = {"name": args.task, "class_weights": "balanced"}
-    if args.pair_column:
-        task["pair_column"] = args.pair_column
+    settings = {"recipe": "auto", "epochs": args.epochs, "early_stopping_patience": 2, **training}
     return config_from_dict(
-        {
-            "data": {"train": str(tmp / f"{name}-train.jsonl"), "dev": str(tmp / dev), "title_column": None},
-            "tasks": [task],
-            "model": {
-                "encoder": args.encoder,
-                "preprocessing": args.preprocessing,
-                "max_length": args.max_length,
-                "pair_max_length": min(64, args.max_length // 4),
-                "long_document": {"strategy": "head_tail", "head_tokens": args.max_length // 4},
-                "pooling": args.pooling,
-            },
-            "training": {
-                "output_dir": str(tmp / name),
-                "recipe": "auto",
-                "epochs": args.epochs,
-                "early_stopping_patience": 2,
-                "batch_size": 16,
-                "eval_batch_size": 64,
-                "learning_rate": args.learning_rate,
-                "freeze_embeddings": True,
-                "seed": seed,
-                "resume": False,
-                "progress": False,
-                "device": "cpu",
-                "report": False,
-                "baseline": False,
-                **training,
-            },
-        }
+        library_config(
+            args, tmp, name, seed, train=f"{name}-train.jsonl", dev=dev, task={"class_weights": "balanced"}, **settings
+        )
     )
 
 

@@ -6,8 +6,8 @@
 Per seed: start from ``--start`` labelled rows per label drawn from train; then ``--rounds`` rounds, each
 adding ``--add`` rows chosen from the rest of train (whose labels are revealed only when picked) either by
 ``select_for_labelling`` (margin uncertainty, k-means diversity, the library's defaults) with the model of
-the round before, or at random; each round retrains from the encoder with the library's few-shot recipe and
-scores the whole dev split (macro-F1). Writes ``benchmarks/results/select_loop-<data>-<task>.json``: the
+the round before, or at random; each round retrains from the encoder with the library's few-shot recipe (as
+by default: its pair stage, then the heads) and scores the whole dev split (macro-F1). Writes ``benchmarks/results/select_loop-<data>-<task>.json``: the
 curve of dev macro-F1 against labels used for both, per seed and on average, and how many labels random
 picking needs to reach select's final figure (and the other way round).
 """
@@ -73,7 +73,7 @@ def _loop(strategy: str, train_rows: list[dict], dev_rows: list[dict], seed: int
         _write(tmp / "train.jsonl", labelled)
         _write(tmp / "dev.jsonl", dev_rows)
         started = time.perf_counter()
-        score, _ = _library("few_shot", tmp, args, seed)
+        score, _ = _library("few_shot_contrastive", tmp, args, seed)
         curve.append({"round": round_, "labels": len(labelled), "macro_f1": round(score, 4),
                       "seconds": round(time.perf_counter() - started, 1)})  # fmt: skip
         print(f"{strategy} seed={seed} round {round_}: {len(labelled)} labels, macro-F1 {score:.3f}", flush=True)
