@@ -82,7 +82,7 @@ def _loop(strategy: str, train_rows: list[dict], dev_rows: list[dict], seed: int
         taken = {str(r["id"]) for r in labelled}
         pool = [r for r in train_rows if str(r["id"]) not in taken]
         if strategy == "select":
-            added = _pick_by_select(tmp / "run-few_shot" / "model", pool, args.add, tmp, args, seed)
+            added = _pick_by_select(tmp / "run-few_shot_contrastive" / "model", pool, args.add, tmp, args, seed)
         else:
             added = rng.sample(pool, min(args.add, len(pool)))
         labelled = labelled + added
