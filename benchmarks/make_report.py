@@ -631,6 +631,16 @@ def _few_shot() -> list[str]:
                   f"{runs}. The heads alone on the pretrained encoder lose to fine-tuning it (0.728 on that draw); "
                   "after the contrastive stage they beat it. The recipe therefore trains the heads only after the "
                   "stage (`training.few_shot_train_encoder`).", ""]  # fmt: skip
+    for path in sorted((ROOT / "benchmarks" / "results").glob("new_label-*.json")):
+        nl = json.loads(path.read_text(encoding="utf-8"))
+        f = nl["summary"]
+        lines += [f"A new label retrained from `init_from` ({Path(nl['dataset']).name}, `benchmarks/bench_new_label.py`, "
+                  f"{f['seeds']} seed(s); {nl['cpu']}): {nl['what']}; on dev ({nl['new_label_dev_rows']} rows of it) "
+                  f"recall {f['new_label_recall']:.3f}, F1 {f['new_label_f1']:.3f}; the kept labels' mean F1 on the "
+                  f"old dev rows {f['kept_labels_before']:.3f} before and {f['kept_labels_after']:.3f} after, flagged by "
+                  f"the forgetting guard: {f['flagged'] or 'none'}. The recipe learns the new label hardly at all from "
+                  f"ten rows among {nl['runs'][0]['old_rows']}: it predicts it rarely (precision "
+                  f"{nl['runs'][0]['new_label']['precision']:.2f}). Command: `{nl['command']}`.", ""]  # fmt: skip
     if zero:
         lines += ["Zero-shot (`aranews zero-shot`, `benchmarks/bench_zero_shot.py`; descriptions in "
                   "`configs/zero-shot/`, written from the label names before any dev prediction was seen):", "",

@@ -117,6 +117,11 @@ def test_the_forgetting_guard_compares_kept_labels(retrained, trained_model):
     assert forgetting["checked"] and forgetting["file"] == str(SAMPLE / "dev.jsonl")
     topic = forgetting["tasks"]["topic"]
     assert "caucasus" not in topic["labels"]  # a new label has no previous figure
+    assert topic["macro_f1_over"] == sorted(topic["labels"])  # both means over the same kept labels
+    assert topic["new_macro_f1"] == pytest.approx(np.mean([r["new_f1"] for r in topic["labels"].values()]), abs=1e-5)
+    assert topic["previous_macro_f1"] == pytest.approx(
+        np.mean([r["previous_f1"] for r in topic["labels"].values()]), abs=1e-5
+    )
     assert set(topic["labels"]) <= set(load_classifier(trained_model / "model").labels["topic"])
     for label, row in topic["labels"].items():
         assert row["change"] == pytest.approx(row["new_f1"] - row["previous_f1"], abs=1e-5)

@@ -449,6 +449,10 @@ def _restrict(task: TaskSpec, values: list[Any]) -> list[Any]:
     return [task.kind.restrict(v, task.labels) for v in values]
 
 
+def _mean_f1(rows: dict[str, dict[str, Any]], key: str) -> float | None:
+    return round(float(np.mean([row[key] for row in rows.values()])), 6) if rows else None
+
+
 def compare_on_split(
     previous: NewsClassifier, new: NewsClassifier, split: LabelledSplit, tolerance: float = 0.05
 ) -> dict[str, Any]:
@@ -456,7 +460,8 @@ def compare_on_split(
 
     For every task both models have, each model is scored on the rows whose label it knows; per label
     kept by both, the F1 of each and the change are reported, and a kept label whose F1 dropped by more
-    than ``tolerance`` is listed in ``flagged``.
+    than ``tolerance`` is listed in ``flagged``. ``previous_macro_f1`` and ``new_macro_f1`` are the means over
+    those kept labels (``macro_f1_over``), so that a label new to the second model does not count against it.
     """
     import dataclasses
 
@@ -491,8 +496,10 @@ def compare_on_split(
             }
         out["tasks"][task.name] = {
             "n": figures["previous"].get("n"),
-            "previous_macro_f1": figures["previous"].get("macro_f1"),
-            "new_macro_f1": figures["new"].get("macro_f1"),
+            # over the same labels on both sides: a new label (no rows here) would count as F1 0 for the new model
+            "previous_macro_f1": _mean_f1(rows, "previous_f1"),
+            "new_macro_f1": _mean_f1(rows, "new_f1"),
+            "macro_f1_over": sorted(rows),
             "labels": rows,
             "flagged": [label for label, row in rows.items() if row["worse"]],
         }
