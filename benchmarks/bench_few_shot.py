@@ -47,7 +47,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_quality import _key, _rows, _write
+from bench_quality import _write, train_and_dev
 from results_io import write_result
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -268,9 +268,7 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     dataset = Path(args.dataset)
-    train_rows = _rows(dataset / "train.jsonl")
-    seen = {_key(r, args.pair_column) for r in train_rows}
-    dev_rows = [r for r in _rows(dataset / "dev.jsonl") if _key(r, args.pair_column) not in seen]
+    train_rows, dev_rows = train_and_dev(dataset, args.pair_column)
     kept = json.loads(Path(args.keep).read_text(encoding="utf-8")) if args.keep else {}
     runs: list[dict] = kept.get("runs", [])
     args.earlier_commands = kept.get("commands") or ([kept["command"]] if "command" in kept else [])

@@ -34,7 +34,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_few_shot import library_config
-from bench_quality import _key, _rows, _write
+from bench_quality import _write, train_and_dev
 from results_io import write_result
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -131,9 +131,7 @@ def main() -> None:
     from aranews.inference.runtime import cpu_flags, cpu_name
 
     dataset = Path(args.dataset)
-    train_rows = _rows(dataset / "train.jsonl")
-    seen = {_key(r, args.pair_column) for r in train_rows}
-    dev_rows = [r for r in _rows(dataset / "dev.jsonl") if _key(r, args.pair_column) not in seen]
+    train_rows, dev_rows = train_and_dev(dataset, args.pair_column)
     out = Path(args.out or ROOT / "benchmarks" / "results" / f"new_label-{dataset.name}-{args.task}.json")
     runs = []
     for seed in args.seeds:

@@ -47,6 +47,13 @@ def _key(row: dict[str, Any], pair_column: str | None) -> tuple:
     return (" ".join(row["text"].split()), row.get(pair_column) if pair_column else None)
 
 
+def train_and_dev(dataset: Path, pair_column: str | None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """A data set's train rows and its dev rows without those that repeat a training row (text and pair)."""
+    train = _rows(dataset / "train.jsonl")
+    seen = {_key(r, pair_column) for r in train}
+    return train, [r for r in _rows(dataset / "dev.jsonl") if _key(r, pair_column) not in seen]
+
+
 def _prepare(dataset: Path, tmp: Path, args: argparse.Namespace) -> dict[str, Any]:
     """Train (capped if asked), dev and test files without leakage; sizes and what was dropped."""
     train = _rows(dataset / "train.jsonl")

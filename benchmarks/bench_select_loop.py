@@ -27,7 +27,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_few_shot import _library, _sample
-from bench_quality import _key, _rows, _write
+from bench_quality import _write, train_and_dev
 from results_io import write_result
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -100,9 +100,7 @@ def main() -> None:
     from aranews.inference.runtime import cpu_name
 
     dataset = Path(args.dataset)
-    train_rows = _rows(dataset / "train.jsonl")
-    seen = {_key(r, args.pair_column) for r in train_rows}
-    dev_rows = [r for r in _rows(dataset / "dev.jsonl") if _key(r, args.pair_column) not in seen]
+    train_rows, dev_rows = train_and_dev(dataset, args.pair_column)
     curves: dict[str, dict[int, list[dict]]] = {"select": {}, "random": {}}
     with tempfile.TemporaryDirectory() as tmp_name:
         for seed in args.seeds:

@@ -30,7 +30,14 @@ import numpy as np
 import torch
 
 from aranews.inference.config import CONFIG_NAME, ClassifierConfig, TaskSpec, TokenizerInfo
-from aranews.inference.inputs import ArticleWindower, EncodedArticle, collate_articles, compose_text, input_problem
+from aranews.inference.inputs import (
+    ArticleWindower,
+    EncodedArticle,
+    collate_articles,
+    compose_text,
+    input_problem,
+    mean_per_article,
+)
 from aranews.inference.modeling import MultiTaskClassifier
 from aranews.inference.preprocessing import has_arabic
 from aranews.inference.runners import make_runner
@@ -506,10 +513,7 @@ class NewsClassifier:
         logits = self._model.pool_windows(windows, article_index)
         if pooled is None:
             return logits, None
-        n = int(article_index.max()) + 1
-        sums = pooled.new_zeros((n, pooled.shape[-1])).index_add_(0, article_index, pooled)
-        counts = torch.bincount(article_index, minlength=n).clamp(min=1).unsqueeze(-1)
-        return logits, sums / counts
+        return logits, mean_per_article(pooled, article_index, int(article_index.max()) + 1)
 
     def probabilities(self, name: str, logits: np.ndarray, calibrated: bool = True) -> np.ndarray:
         """Softmax (single-label) or sigmoid (multi-label) of one task's logits, through the task's saved

@@ -38,6 +38,7 @@ __all__ = [
     "collate_articles",
     "compose_text",
     "input_problem",
+    "mean_per_article",
 ]
 
 LONG_DOCUMENT_STRATEGIES = ("head", "head_tail", "chunks")
@@ -295,6 +296,13 @@ class ArticleWindower:
             n = len(ids) + len(p_ids)
             articles.append(EncodedArticle(input_ids, types, n, dropped + len(p_ids) - len(kept_pair), len(ids), chars))
         return articles
+
+
+def mean_per_article(values: torch.Tensor, article_index: torch.Tensor, n_articles: int) -> torch.Tensor:
+    """The mean of each article's window rows: ``values`` ``(windows, d)``, ``article_index`` as
+    :func:`collate_articles` gives it; ``(n_articles, d)``, in ``values``' dtype."""
+    sums = values.new_zeros((n_articles, values.shape[-1])).index_add_(0, article_index, values)
+    return sums / torch.bincount(article_index, minlength=n_articles).clamp(min=1).unsqueeze(-1).to(values.dtype)
 
 
 def collate_articles(articles: Sequence[EncodedArticle], pad_token_id: int) -> dict[str, torch.Tensor]:

@@ -25,14 +25,15 @@ from __future__ import annotations
 import logging
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import numpy as np
 import torch
 
 from aranews.inference.config import TaskSpec
-from aranews.inference.inputs import collate_articles
+from aranews.inference.inputs import collate_articles, mean_per_article
 
 __all__ = [
     "FEW_SHOT_MAX_PER_LABEL",
@@ -111,9 +112,7 @@ def _article_features(head: Any, states: torch.Tensor, owners: torch.Tensor) -> 
     """Each article's feature as the head's output layer reads it: the mean over its windows of tanh(dense)."""
     weight, bias = head.dense.weight.detach().double().cpu(), head.dense.bias.detach().double().cpu()
     feature = torch.tanh(torch.nn.functional.linear(states, weight, bias))
-    n = int(owners.max()) + 1
-    sums = feature.new_zeros((n, feature.shape[1])).index_add_(0, owners, feature)
-    return (sums / torch.bincount(owners, minlength=n).clamp(min=1).unsqueeze(-1)).numpy()
+    return mean_per_article(feature, owners, int(owners.max()) + 1).numpy()
 
 
 def _best_scale(logits_of: Any, truth: np.ndarray, multi: bool) -> float:
@@ -240,8 +239,7 @@ def _article_embeddings(model: Any, articles: Sequence[Any], pad_id: int, device
     inputs = collate_articles(articles, pad_id)
     owners = inputs.pop("article_index").to(device)
     states = model.window_features(**{k: v.to(device) for k, v in inputs.items()})
-    sums = states.new_zeros((len(articles), states.shape[1])).index_add_(0, owners, states)
-    return sums / torch.bincount(owners, minlength=len(articles)).clamp(min=1).unsqueeze(-1).to(states.dtype)
+    return mean_per_article(states, owners, len(articles))
 
 
 def contrastive_stage(
@@ -255,8 +253,8 @@ def contrastive_stage(
     learning_rate: float,
     seed: int,
     device: Any = "cpu",
-    skip_parameters: Any = lambda name: False,
-    autocast: Any = None,
+    skip_parameters: Callable[[str], bool] = lambda name: False,
+    autocast: Callable[[], AbstractContextManager[Any]] = nullcontext,
 ) -> dict[str, Any]:
     """Fine-tune the encoder on pairs of training rows before the heads are set (in place), as SetFit does
     (Tunstall et al., 2022): each step takes ``batch_size`` pairs of one task (the tasks in turn), half sharing a
@@ -266,8 +264,6 @@ def contrastive_stage(
 
     Returns the number of steps made and the loss of the first and the last tenth of them.
     """
-    from contextlib import nullcontext
-
     generator = torch.Generator().manual_seed(seed)
     samplers = []
     for column, names in model.config.input_groups().items():
@@ -293,7 +289,7 @@ def contrastive_stage(
             column, sampler = samplers[step % len(samplers)]
             left, right, target = sampler(batch_size)
             articles = data.groups[column]
-            with autocast() if autocast is not None else nullcontext():
+            with autocast():
                 embeddings = _article_embeddings(model, [articles[i] for i in np.r_[left, right]], pad_id, device)
             u, v = embeddings.float().split(len(left))
             similarity = torch.nn.functional.cosine_similarity(u, v)

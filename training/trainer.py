@@ -20,7 +20,7 @@ import shutil
 import socket
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -268,7 +268,6 @@ class _Run:
     average: WeightAverage | None = None
     epochs: int = 1  # training.epochs, or what the few-shot recipe's steps make
     recipe: dict[str, Any] = field(default_factory=dict)  # {"name", "why", the few-shot heads' figures}
-    stop_after: int | None = None  # Trainer.train(stop_after_epochs)
     saved_at: float = field(default_factory=time.monotonic)  # when the resume state was last written
 
     @property
@@ -488,6 +487,10 @@ class Trainer:
         optimizer = torch.optim.AdamW(self._parameter_groups(model, train_encoder), lr=tcfg.learning_rate)
         return optimizer, get_linear_schedule_with_warmup(optimizer, int(tcfg.warmup_ratio * total), total)
 
+    def _frozen(self, name: str) -> bool:
+        """Whether the encoder parameter ``name`` never trains (``training.freeze_embeddings``)."""
+        return self.config.training.freeze_embeddings and name.startswith("embeddings.")
+
     def _parameter_groups(self, model: MultiTaskClassifier, train_encoder: bool = True) -> list[dict[str, Any]]:
         """Encoder parameters by depth (layer-wise decay) and decay kind, then the heads. With ``train_encoder``
         false (the few-shot recipe after its contrastive stage) the encoder is frozen and the heads train at
@@ -497,7 +500,7 @@ class Trainer:
         layers = getattr(model.encoder.config, "num_hidden_layers", 0)
         groups: dict[tuple[float, float], list[torch.nn.Parameter]] = {}
         for name, parameter in model.encoder.named_parameters():
-            if not train_encoder or (tcfg.freeze_embeddings and name.startswith("embeddings.")):
+            if not train_encoder or self._frozen(name):
                 parameter.requires_grad_(False)
                 continue
             depth = _layer_index(name, layers)  # 0: embeddings, 1..L: layers, L + 1: above the layers
@@ -598,10 +601,14 @@ class Trainer:
         name, why = choose_recipe(tcfg.recipe, specs, train.labels)
         logger.info("recipe %s (%s)", name, why)
         recipe: dict[str, Any] = {"name": name, "why": why}
-        if name == "few_shot" and tcfg.few_shot_contrastive_steps and tcfg.init_from:
-            # retraining: the old model's encoder already suits its heads; a stage would move it under them
-            recipe["contrastive"] = {"steps": 0, "why": "skipped: training.init_from (the old encoder is kept)"}
-        elif name == "few_shot" and tcfg.few_shot_contrastive_steps:
+        if name != "few_shot":
+            return recipe
+        if tcfg.init_from:
+            # retraining: the kept labels' head rows stay those of the old model (bit for bit, as documented), and
+            # so does the encoder under them (no contrastive stage); only the schedule is the few-shot one
+            if tcfg.few_shot_contrastive_steps:
+                recipe["contrastive"] = {"steps": 0, "why": "skipped: training.init_from (the old encoder is kept)"}
+        elif tcfg.few_shot_contrastive_steps:
             recipe["contrastive"] = contrastive_stage(
                 model,
                 train,
@@ -612,18 +619,16 @@ class Trainer:
                 learning_rate=tcfg.few_shot_contrastive_learning_rate,
                 seed=tcfg.seed,
                 device=accelerator.device,
-                skip_parameters=lambda n: tcfg.freeze_embeddings and n.startswith("embeddings."),
+                skip_parameters=self._frozen,
                 autocast=accelerator.autocast,
             )
-        if name == "few_shot":  # after a contrastive stage the pairs have tuned the encoder: the labels tune the heads
-            contrastive = bool(recipe.get("contrastive", {}).get("steps"))
-            train_encoder = tcfg.few_shot_train_encoder
-            recipe["train_encoder"] = not contrastive if train_encoder is None else train_encoder
-        if name == "few_shot" and tcfg.init_from:
-            # retraining: the kept labels' head rows stay those of the old model (bit for bit, as documented);
-            # only the schedule is the few-shot one
+        # after a contrastive stage the pairs have tuned the encoder: the labels tune the heads
+        contrastive = bool(recipe.get("contrastive", {}).get("steps"))
+        train_encoder = tcfg.few_shot_train_encoder
+        recipe["train_encoder"] = not contrastive if train_encoder is None else train_encoder
+        if tcfg.init_from:
             recipe["heads"] = "kept from training.init_from"
-        elif name == "few_shot":
+        else:
             recipe["heads"] = init_heads_from_prototypes(model, train, specs, pad_id, tcfg.eval_batch_size)
         return recipe
 
@@ -641,7 +646,6 @@ class Trainer:
         from aranews.training.evaluation import evaluate_split
 
         tcfg = self.config.training
-        run.stop_after = stop_after_epochs
         evaluator = NewsClassifier(  # dev figures in fp32 on every machine: epochs are selected on them
             run.unwrapped, run.tokenizer, run.accelerator.device, batch_size=tcfg.eval_batch_size, precision="fp32"
         )
@@ -663,7 +667,7 @@ class Trainer:
                         "seconds": round(time.perf_counter() - epoch_start, 2),
                     }
                 )
-                self._end_epoch(run, evaluator, epoch, None)
+                self._end_epoch(run, evaluator, epoch, None, stop_after_epochs)
                 continue
             with run.averaged():
                 reports = evaluate_split(evaluator, run.eval_data["dev"], run.accelerator)
@@ -685,7 +689,7 @@ class Trainer:
                 score,
                 ", ".join(f"{k} {v.get(tcfg.selection_metric, 0):.3f}" for k, v in reports.items()),
             )
-            self._end_epoch(run, evaluator, epoch, score)
+            self._end_epoch(run, evaluator, epoch, score, stop_after_epochs)
         if run.few_shot and run.best["epoch"] == 0 and run.accelerator.is_main_process:
             # stopped before the last step (``stop_after_epochs``): the model so far, so that the run has one
             with run.averaged():
@@ -724,7 +728,9 @@ class Trainer:
             total = out.loss if total is None else total + out.loss
         return total
 
-    def _end_epoch(self, run: _Run, evaluator: NewsClassifier, epoch: int, score: float | None) -> None:
+    def _end_epoch(
+        self, run: _Run, evaluator: NewsClassifier, epoch: int, score: float | None, stop_after: int | None = None
+    ) -> None:
         """Every process tracks the best epoch (the gathered dev figures are the same everywhere, so early
         stopping stops them together); only the main process writes the model and the resume state. The
         few-shot recipe keeps its last model (``score`` is None before it)."""
@@ -740,7 +746,7 @@ class Trainer:
         patience = self.config.training.early_stopping_patience
         ends = (
             epoch + 1 == run.epochs
-            or (run.stop_after is not None and epoch + 1 >= run.stop_after)
+            or (stop_after is not None and epoch + 1 >= stop_after)
             or (run.best["bad_epochs"] > 0 and run.best["bad_epochs"] >= patience > 0)
         )
         # the resume state (weights and optimiser: about three times the model) at the end, and in between at
@@ -755,9 +761,13 @@ class Trainer:
         run.accelerator.wait_for_everyone()
 
     def _save_model(self, classifier: NewsClassifier) -> None:
+        self._replace_model(classifier.save_pretrained)
+
+    def _replace_model(self, write: Callable[[Path], Any]) -> None:
+        """``model/`` replaced at once by what ``write`` puts in a fresh folder beside it."""
         tmp = self.output_dir / ".model.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
-        classifier.save_pretrained(tmp)
+        write(tmp)
         replace_dir(tmp, self.model_dir)
 
     # -- after the loop -----------------------------------------------------------------------------
@@ -776,10 +786,7 @@ class Trainer:
         run.best = {"epoch": None, "score": None, "bad_epochs": 0}
         self.output_dir.mkdir(parents=True, exist_ok=True)
         if run.accelerator.is_main_process:
-            tmp = self.output_dir / ".model.tmp"
-            shutil.rmtree(tmp, ignore_errors=True)
-            shutil.copytree(weights_dir, tmp)
-            replace_dir(tmp, self.model_dir)
+            self._replace_model(lambda tmp: shutil.copytree(weights_dir, tmp))
         run.accelerator.wait_for_everyone()
         return TrainResult(self.output_dir, self.model_dir, self._finish(run, started))
 
