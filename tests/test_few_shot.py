@@ -13,7 +13,13 @@ from safetensors.torch import load_file
 
 from aranews.inference.config import TaskSpec
 from aranews.training.config import config_from_dict
-from aranews.training.few_shot import FEW_SHOT_MAX_PER_LABEL, _centroid_layer, _pair_sampler, choose_recipe
+from aranews.training.few_shot import (
+    FEW_SHOT_MAX_PER_LABEL,
+    _centroid_layer,
+    _fit_new_rows,
+    _pair_sampler,
+    choose_recipe,
+)
 from aranews.training.trainer import Trainer
 from tests.helpers import experiment, write_jsonl
 
@@ -44,6 +50,41 @@ def test_centroid_heads_classify_separable_rows_and_leave_unseen_labels_below():
     tags = np.stack([truth == 0, truth != 2], axis=1).astype(int)
     weight, bias, _ = _centroid_layer(features, tags, multi)
     assert ((features @ weight.T + bias > 0) == (tags == 1)).mean() > 0.9
+
+
+def test_a_new_labels_row_is_fitted_on_its_ten_rows_and_the_kept_rows_stay():
+    """Ten rows of a new label among 300: started as the average kept label it is never predicted; its row
+    fitted on its rows (scale and offset along its centroid direction) recalls them and most unseen ones."""
+    rng = np.random.default_rng(1)
+    centres = rng.normal(0, 1, (4, 24))
+
+    def draw(counts):
+        truth = np.repeat(np.arange(4), counts)
+        return centres[truth] + rng.normal(0, 0.6, (len(truth), 24)), truth
+
+    x, truth = draw([100, 100, 100, 10])
+    kept = TaskSpec("topic", ["a", "b", "c"])
+    weight, bias, _ = _centroid_layer(x[truth < 3], truth[truth < 3], kept)
+    weight, bias = np.vstack([weight, weight.mean(0)]), np.r_[bias, bias.mean()]  # the new row: the average
+    task = TaskSpec("topic", ["a", "b", "c", "new"])
+    unseen, unseen_truth = draw([50, 50, 50, 50])
+    assert ((unseen @ weight.T + bias).argmax(1) == 3).mean() < 0.05
+    counts = np.bincount(truth)
+    balanced = len(truth) / (4 * counts)
+    rows = _fit_new_rows(x, truth, x @ weight.T + bias, [3], task, balanced)
+    assert set(rows) == {3}
+    weight[3], bias[3] = rows[3]
+    predicted = (unseen @ weight.T + bias).argmax(1)
+    assert (predicted[unseen_truth == 3] == 3).mean() > 0.8  # the new label is recalled on rows it never saw
+    assert (predicted[unseen_truth < 3] == unseen_truth[unseen_truth < 3]).mean() > 0.9  # the kept ones still are
+    tags = TaskSpec("tags", ["x", "new"], problem_type="multi_label")
+    multi = np.stack([truth < 2, truth == 3], axis=1).astype(int)
+    fixed = np.zeros((len(truth), 2))
+    rows = _fit_new_rows(x, multi, fixed, [1], tags, np.array([1.0, 30.0]))
+    w, b = rows[1]
+    assert ((unseen @ w + b > 0) == (unseen_truth == 3)).mean() > 0.9
+    assert _fit_new_rows(x, truth, x @ weight.T + bias, [3], task, None)  # unweighted works too
+    assert _fit_new_rows(x, np.zeros_like(truth), x @ weight.T + bias, [3], task, None) == {}  # no rows: left
 
 
 def _few_shot_config(tmp_path, tiny_backbone, name, rows=None, **training):

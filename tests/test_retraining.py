@@ -104,6 +104,8 @@ def test_a_new_label_is_learned_and_reported(retrained, grown_data, capsys):
         assert predicted.count("caucasus") >= len(marked) // 2, predicted
     assert retrained.metrics["dev"]["topic"]["per_class"]["caucasus"]["f1"] > 0.0
     assert retrained.metrics["small_labels"]["topic"] == {"caucasus": 12}
+    started = retrained.metrics["recipe"]["new_labels"]["topic"]["caucasus"]  # its row started from its rows
+    assert started["rows"] == 12 and started["fitted"] and started["train_recall_at_start"] >= 0.5
     from aranews.cli.train import _print_summary
 
     _print_summary(retrained.metrics)

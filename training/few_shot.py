@@ -43,6 +43,7 @@ __all__ = [
     "contrastive_stage",
     "few_shot_epochs",
     "init_heads_from_prototypes",
+    "init_new_label_rows",
 ]
 
 logger = logging.getLogger(__name__)
@@ -157,9 +158,12 @@ def _centroid_layer(features: np.ndarray, truth: np.ndarray, task: TaskSpec) -> 
     return weight, bias, scale
 
 
-def init_heads_from_prototypes(model: Any, data: Any, tasks: Sequence[TaskSpec], pad_id: int, batch: int = 32) -> dict:
-    """Start each head as the nearest-centroid classifier of its training rows (in place): its dense layer
-    standardises the pretrained encoder's pooled state, its output layer holds the label centroids.
+def init_heads_from_prototypes(
+    model: Any, data: Any, tasks: Sequence[TaskSpec], pad_id: int, batch: int = 32, only: set[str] | None = None
+) -> dict:
+    """Start each head (of the tasks in ``only``, or all) as the nearest-centroid classifier of its training
+    rows (in place): its dense layer standardises the pretrained encoder's pooled state, its output layer holds
+    the label centroids.
 
     Returns, per task, the scale chosen and the training accuracy the initialised head gives.
     """
@@ -168,6 +172,9 @@ def init_heads_from_prototypes(model: Any, data: Any, tasks: Sequence[TaskSpec],
     figures: dict[str, Any] = {}
     try:
         for column, names in model.config.input_groups().items():
+            names = [n for n in names if only is None or n in only]
+            if not names:
+                continue
             states, owners = _window_states(model, data, column, pad_id, batch)
             for name in names:
                 task = next(t for t in tasks if t.name == name)
@@ -188,6 +195,114 @@ def init_heads_from_prototypes(model: Any, data: Any, tasks: Sequence[TaskSpec],
     finally:
         model.train(was_training)
     logger.info("few-shot: heads initialised from label centroids: %s", figures)
+    return figures
+
+
+def _fit_new_rows(
+    x: np.ndarray,
+    truth: np.ndarray,
+    fixed: np.ndarray,
+    new: list[int],
+    task: TaskSpec,
+    class_weights: np.ndarray | None,
+) -> dict[int, tuple[np.ndarray, float]]:
+    """The output row ``(weight, bias)`` of each new label: its logit is ``s (x . d) + b``, ``d`` the difference
+    between the mean feature of its training rows and of the others, and the scale ``s`` and offset ``b`` are
+    those that maximise the training rows' likelihood (class-weighted as the training loss is), every other
+    label's logit (``fixed``, rows x labels) held as it is. Two numbers per label: ten rows fit them without
+    fitting noise. A label whose rows are all or none of the training rows is left out."""
+    from scipy.optimize import minimize
+
+    one = task.kind.one_label_per_row
+    members = {c: (truth == c) if one else (truth[:, c] == 1) for c in new}
+    directions = {c: x[m].mean(0) - x[~m].mean(0) for c, m in members.items() if m.any() and not m.all()}
+    projections = {c: x @ d for c, d in directions.items()}
+    start = {c: (1.0 / (p.std() + 1e-9), -float(p.mean()) / (p.std() + 1e-9)) for c, p in projections.items()}
+    theta: dict[int, tuple[float, float]] = {}
+    if one and projections:  # softmax: the new labels' logits compete with the fixed ones, fitted jointly
+        labels = list(projections)
+        onehot = np.eye(fixed.shape[1])[truth]
+        row_weight = class_weights[truth] if class_weights is not None else np.ones(len(truth))
+        row_weight = row_weight / row_weight.sum()
+
+        def loss(params: np.ndarray) -> tuple[float, np.ndarray]:
+            z = fixed.copy()
+            for k, c in enumerate(labels):
+                z[:, c] = params[2 * k] * projections[c] + params[2 * k + 1]
+            z -= z.max(axis=1, keepdims=True)
+            log_p = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+            g = row_weight[:, None] * (np.exp(log_p) - onehot)
+            grad = np.concatenate([[g[:, c] @ projections[c], g[:, c].sum()] for c in labels])
+            return -float(row_weight @ (onehot * log_p).sum(1)), grad
+
+        params = minimize(loss, np.concatenate([start[c] for c in labels]), jac=True, method="L-BFGS-B").x
+        theta = {c: (float(params[2 * k]), float(params[2 * k + 1])) for k, c in enumerate(labels)}
+    else:  # independent sigmoids: one fit per label
+        for c, p in projections.items():
+            positive = members[c].astype(float)
+            row_weight = np.where(members[c], float(class_weights[c]) if class_weights is not None else 1.0, 1.0)
+
+            def loss(params: np.ndarray, p: np.ndarray = p, y: np.ndarray = positive, w: np.ndarray = row_weight):
+                z = params[0] * p + params[1]
+                g = w * (1.0 / (1.0 + np.exp(-z)) - y) / len(z)
+                return float(np.mean(w * (np.logaddexp(0, z) - y * z))), np.array([g @ p, g.sum()])
+
+            params = minimize(loss, np.array(start[c]), jac=True, method="L-BFGS-B").x
+            theta[c] = (float(params[0]), float(params[1]))
+    return {c: (s * directions[c], b) for c, (s, b) in theta.items()}
+
+
+def init_new_label_rows(
+    model: Any, data: Any, tasks: Sequence[TaskSpec], added: dict[str, list[str]], pad_id: int, batch: int = 32
+) -> dict:
+    """Retraining (``training.init_from``): set the output row of each label ``added`` to a task of the old model
+    (in place) so that it already recognises its training rows under the old encoder and dense layer
+    (:func:`_fit_new_rows`); the kept labels' rows are not touched. A new label with ten rows among hundreds
+    that starts as the average kept label is rarely predicted after a few-shot schedule.
+
+    Returns, per task and new label, its training rows, whether its row was fitted, and the share of its
+    training rows that the started head gives it.
+    """
+    was_training = model.training
+    model.eval()
+    figures: dict[str, Any] = {}
+    try:
+        for column, names in model.config.input_groups().items():
+            names = [n for n in names if added.get(n)]
+            if not names:
+                continue
+            states, owners = _window_states(model, data, column, pad_id, batch)
+            for name in names:
+                task = next(t for t in tasks if t.name == name)
+                labels = data.labels[name].numpy()
+                keep = task.kind.labelled(labels)
+                head = model.heads[name]
+                x, truth = _article_features(head, states, owners)[keep], labels[keep]
+                weight = head.out_proj.weight.detach().double().cpu().numpy()
+                bias = head.out_proj.bias.detach().double().cpu().numpy()
+                weights = model.class_weights.get(name)
+                new = [task.labels.index(label) for label in added[name]]
+                rows = _fit_new_rows(
+                    x, truth, x @ weight.T + bias, new, task, None if weights is None else weights.double().numpy()
+                )
+                for c, (row, offset) in rows.items():
+                    weight[c], bias[c] = row, offset
+                with torch.no_grad():
+                    head.out_proj.weight.copy_(torch.as_tensor(weight, dtype=head.out_proj.weight.dtype))
+                    head.out_proj.bias.copy_(torch.as_tensor(bias, dtype=head.out_proj.bias.dtype))
+                z = x @ weight.T + bias
+                figures[name] = {}
+                for c in new:
+                    mine = (truth == c) if task.kind.one_label_per_row else (truth[:, c] == 1)
+                    given = (z.argmax(1) == c) if task.kind.one_label_per_row else (z[:, c] > 0)
+                    figures[name][task.labels[c]] = {
+                        "rows": int(mine.sum()),
+                        "fitted": c in rows,
+                        "train_recall_at_start": round(float(given[mine].mean()), 4) if mine.any() else None,
+                    }
+    finally:
+        model.train(was_training)
+    logger.info("retraining: the new labels' output rows fitted on their training rows: %s", figures)
     return figures
 
 

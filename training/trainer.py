@@ -57,6 +57,7 @@ from aranews.training.few_shot import (
     contrastive_stage,
     few_shot_epochs,
     init_heads_from_prototypes,
+    init_new_label_rows,
 )
 
 __all__ = ["EncoderUnavailableError", "TrainResult", "Trainer", "check_encoder_source", "label_diff"]
@@ -552,7 +553,7 @@ class Trainer:
         elif progress is not None and progress.get("recipe"):  # resuming: the saved state holds what it made
             recipe = progress["recipe"]
         else:
-            recipe = self._recipe(model, specs, train_data, windower.pad_token_id, accelerator)
+            recipe = self._recipe(model, specs, train_data, windower.pad_token_id, accelerator, changes)
         loader = DataLoader(
             list(range(len(train_split))),
             batch_size=tcfg.batch_size,
@@ -592,15 +593,25 @@ class Trainer:
         )
 
     def _recipe(
-        self, model: MultiTaskClassifier, specs: list[TaskSpec], train: EncodedSplit, pad_id: int, accelerator: Any
+        self,
+        model: MultiTaskClassifier,
+        specs: list[TaskSpec],
+        train: EncodedSplit,
+        pad_id: int,
+        accelerator: Any,
+        changes: dict[str, Any],
     ) -> dict:
-        """Which recipe trains this run (``training.recipe``; ``auto`` by the rows per label) and, for the
-        few-shot one, its contrastive stage (when ``few_shot_contrastive_steps`` > 0) and the heads set to
-        their nearest-centroid start (:mod:`aranews.training.few_shot`)."""
+        """Which recipe trains this run (``training.recipe``; ``auto`` by the rows per label) and how the model
+        starts: when retraining, each new label's output row fitted on its training rows; for the few-shot recipe,
+        its contrastive stage (when ``few_shot_contrastive_steps`` > 0) and the heads set to their
+        nearest-centroid start (:mod:`aranews.training.few_shot`)."""
         tcfg = self.config.training
         name, why = choose_recipe(tcfg.recipe, specs, train.labels)
         logger.info("recipe %s (%s)", name, why)
         recipe: dict[str, Any] = {"name": name, "why": why}
+        added = {task: diff["added"] for task, diff in changes.items() if diff["added"]}
+        if added:  # a new label among many kept ones: started from its own rows, not as the average kept label
+            recipe["new_labels"] = init_new_label_rows(model, train, specs, added, pad_id, tcfg.eval_batch_size)
         if name != "few_shot":
             return recipe
         if tcfg.init_from:
@@ -626,10 +637,12 @@ class Trainer:
         contrastive = bool(recipe.get("contrastive", {}).get("steps"))
         train_encoder = tcfg.few_shot_train_encoder
         recipe["train_encoder"] = not contrastive if train_encoder is None else train_encoder
+        fresh = {spec.name for spec in specs} - set(changes)  # every task when not retraining, else the new ones
         if tcfg.init_from:
             recipe["heads"] = "kept from training.init_from"
-        else:
-            recipe["heads"] = init_heads_from_prototypes(model, train, specs, pad_id, tcfg.eval_batch_size)
+        if fresh:
+            heads = init_heads_from_prototypes(model, train, specs, pad_id, tcfg.eval_batch_size, only=fresh)
+            recipe["heads"] = heads if not tcfg.init_from else {"kept": "from training.init_from", **heads}
         return recipe
 
     def _restore(self, run: _Run, progress: dict[str, Any] | None) -> None:
