@@ -186,8 +186,9 @@ def test_contrastive_pairs_are_balanced_never_self_pairs_and_skip_unlabelled_row
     np.testing.assert_allclose(target, jaccard)
 
 
-def test_the_contrastive_stage_pulls_same_label_rows_together(tmp_path, tiny_backbone, sample_rows):
-    """On the training rows, the stage makes same-label pairs more similar than different-label pairs."""
+def test_the_contrastive_stage_pulls_same_label_rows_together(tmp_path, tiny_backbone, sample_rows, monkeypatch):
+    """On the training rows, the stage makes same-label pairs more similar than different-label pairs, encoding
+    each row drawn in a step once."""
     from transformers import AutoTokenizer
 
     from aranews.inference.inputs import ArticleWindower
@@ -215,9 +216,20 @@ def test_the_contrastive_stage_pulls_same_label_rows_together(tmp_path, tiny_bac
         return float(similarity[same & off].mean() - similarity[~same].mean())
 
     before = gap()
+    import aranews.training.few_shot as few_shot
+
+    encoded: list[list[int]] = []
+
+    def counting(model, articles, pad_id, device):
+        encoded.append([id(a) for a in articles])
+        return _article_embeddings(model, articles, pad_id, device)
+
+    monkeypatch.setattr(few_shot, "_article_embeddings", counting)
     figures = contrastive_stage(model, data, specs, windower.pad_token_id, steps=60, batch_size=16,
                                 learning_rate=1e-3, seed=0)  # fmt: skip
     after = gap()
+    assert len(encoded) == 60 and all(len(set(step)) == len(step) for step in encoded)  # 32 draws, each once
+    assert sum(map(len, encoded)) < 60 * 32  # on 8 rows per label some are drawn twice in a step
     assert figures["steps"] == 60 and figures["loss_last_tenth"] < figures["loss_first_tenth"]
     assert after > before + 0.1  # 0.002 before, 0.19 after, on this machine
 

@@ -38,6 +38,7 @@ __all__ = [
     "confident_mistakes",
     "evaluate_split",
     "predict_split",
+    "split_figures",
     "task_figures",
     "tune_thresholds",
 ]
@@ -71,7 +72,11 @@ def evaluate_split(
     probabilities are gathered (``gather_for_metrics``), so every process gets the same figures, over
     exactly the split's rows.
     """
-    probs = predict_split_sharded(classifier, data, accelerator)
+    return split_figures(classifier, data, predict_split_sharded(classifier, data, accelerator))
+
+
+def split_figures(classifier: NewsClassifier, data: EncodedSplit, probs: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Per task, the compact metric report of probabilities already computed for every row of ``data``."""
     return {
         task.name: compact(task_figures(task, probs[task.name], data.labels[task.name].numpy()))
         for task in classifier.tasks

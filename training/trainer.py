@@ -670,7 +670,7 @@ class Trainer:
                 break
             epoch_start = time.perf_counter()
             losses = self._train_epoch(run, epoch)
-            if run.few_shot and epoch + 1 < run.epochs:  # the last model is kept: dev is read once, at the end
+            if run.few_shot:  # the last model is kept: dev is read once, when the saved model is scored
                 run.history.append(
                     {
                         "epoch": epoch + 1,
@@ -748,8 +748,8 @@ class Trainer:
         stopping stops them together); only the main process writes the model and the resume state. The
         few-shot recipe keeps its last model (``score`` is None before it)."""
         main = run.accelerator.is_main_process
-        last = run.few_shot and epoch + 1 == run.epochs
-        if score is not None and (score > run.best["score"] or last):
+        last = run.few_shot and epoch + 1 == run.epochs  # its score is filled in when the saved model is scored
+        if last or (score is not None and score > run.best["score"]):
             run.best = {"epoch": epoch + 1, "score": score, "bad_epochs": 0}
             if main:
                 with run.averaged():
@@ -805,13 +805,13 @@ class Trainer:
 
     def _finish(self, run: _Run, started: float) -> dict[str, Any]:
         """Final figures from the saved best model, exactly as a user will load it; metrics and card."""
-        from aranews.training.evaluation import build_report, compact, evaluate_split
+        from aranews.training.evaluation import build_report, compact, evaluate_split, split_figures
 
         tcfg = self.config.training
         final = NewsClassifier.from_pretrained(
             self.model_dir, device=run.accelerator.device, batch_size=tcfg.eval_batch_size, precision="fp32"
         )
-        calibration, tuned = self._fit_on_dev(final, run.eval_data["dev"], run.accelerator)
+        calibration, tuned, dev_probs = self._fit_on_dev(final, run.eval_data["dev"], run.accelerator)
         reports: dict[str, Any] = {}
         if tcfg.report and run.accelerator.is_main_process:  # the report's dev figures: one pass over dev
             report = build_report(
@@ -823,6 +823,8 @@ class Trainer:
             )
             if run.accelerator.num_processes == 1:  # else every process joins the sharded pass below
                 reports["dev"] = {name: compact(figures) for name, figures in report["tasks"].items()}
+        if "dev" not in reports:  # the calibrated probabilities of the pass that fitted the calibration
+            reports["dev"] = split_figures(final, run.eval_data["dev"], dev_probs)
         reports.update(
             {
                 name: evaluate_split(final, data, run.accelerator)
@@ -831,8 +833,10 @@ class Trainer:
             }
         )
         forgetting = self._forgetting(final) if tcfg.init_from and run.accelerator.is_main_process else None
-        if run.best["score"] is None and "dev" in reports:  # a combined model (training.seeds): scored here
+        if run.best["score"] is None:  # the few-shot recipe's last model, or a combined one (training.seeds)
             run.best["score"] = _selection_score(reports["dev"], tcfg.selection_metric)
+            if run.few_shot and run.history and run.history[-1]["epoch"] == run.best["epoch"]:
+                run.history[-1] |= {"dev_score": run.best["score"], "dev": reports["dev"]}
         metrics = {
             "best_epoch": run.best["epoch"],
             "selection_metric": tcfg.selection_metric,
@@ -916,9 +920,10 @@ class Trainer:
 
     def _fit_on_dev(
         self, classifier: NewsClassifier, dev: EncodedSplit, accelerator: Any
-    ) -> tuple[dict[str, Any], dict[str, list[float]]]:
+    ) -> tuple[dict[str, Any], dict[str, list[float]], dict[str, np.ndarray]]:
         """From one pass over dev: the calibration, the dev rates for label shares, and (after calibration) the
-        multi-label thresholds; all saved into the model's config.json at once (the weights are unchanged)."""
+        multi-label thresholds; all saved into the model's config.json at once (the weights are unchanged).
+        Returns the calibration's figures, the tuned thresholds and dev's calibrated probabilities."""
         classifier.model.eval()
         logits: dict[str, np.ndarray] = {}
         for column, names in classifier.config.input_groups().items():
@@ -930,7 +935,7 @@ class Trainer:
         if accelerator.is_main_process:
             classifier.config.save(self.model_dir)
         accelerator.wait_for_everyone()
-        return calibration, tuned
+        return calibration, tuned, probs
 
     def _calibrate(
         self, classifier: NewsClassifier, dev: EncodedSplit, logits: dict[str, np.ndarray]
