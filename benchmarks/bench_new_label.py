@@ -114,6 +114,7 @@ def _one_seed(train_rows: list[dict], dev_rows: list[dict], args, seed: int, tmp
         "new_rows": len(new),
         "old_recipe": old_metrics["recipe"]["name"],
         "retrain_recipe": new_metrics["recipe"]["name"],
+        "new_label_start": new_metrics["recipe"].get("new_labels", {}).get(args.task, {}).get(args.new_label),
         "new_label": dev["per_class"][args.new_label],
         "dev_macro_f1": dev["macro_f1"],
         "kept_labels_before": forgetting["previous_macro_f1"],

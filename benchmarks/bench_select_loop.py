@@ -64,19 +64,28 @@ def _pick_by_select(model_dir: Path, pool: list[dict], n: int, tmp: Path, args, 
     return [r for r in pool if str(r["id"]) in chosen]
 
 
-def _loop(strategy: str, train_rows: list[dict], dev_rows: list[dict], seed: int, args, tmp: Path) -> list[dict]:
-    """One simulated loop: dev macro-F1 after each round, with the labels used so far."""
+def _loop(
+    strategy: str, train_rows: list[dict], dev_rows: list[dict], seed: int, args, tmp: Path,
+    first: dict | None = None,
+) -> list[dict]:  # fmt: skip
+    """One simulated loop: dev macro-F1 after each round, with the labels used so far. ``first``: the round-0
+    point another strategy already trained (the same rows and seed give the same model: it is not trained
+    again; random picking needs no model to pick from)."""
     labelled = _sample(train_rows, args.task, args.start, seed)
     rng = random.Random(seed)
     curve = []
     for round_ in range(args.rounds + 1):
-        _write(tmp / "train.jsonl", labelled)
-        _write(tmp / "dev.jsonl", dev_rows)
-        started = time.perf_counter()
-        score, _ = _library("few_shot_contrastive", tmp, args, seed)
-        curve.append({"round": round_, "labels": len(labelled), "macro_f1": round(score, 4),
-                      "seconds": round(time.perf_counter() - started, 1)})  # fmt: skip
-        print(f"{strategy} seed={seed} round {round_}: {len(labelled)} labels, macro-F1 {score:.3f}", flush=True)
+        if round_ == 0 and first is not None:
+            curve.append(dict(first))
+        else:
+            _write(tmp / "train.jsonl", labelled)
+            _write(tmp / "dev.jsonl", dev_rows)
+            started = time.perf_counter()
+            score, _ = _library("few_shot_contrastive", tmp, args, seed)
+            curve.append({"round": round_, "labels": len(labelled), "macro_f1": round(score, 4),
+                          "seconds": round(time.perf_counter() - started, 1)})  # fmt: skip
+        print(f"{strategy} seed={seed} round {round_}: {len(labelled)} labels, macro-F1 {curve[-1]['macro_f1']:.3f}",
+              flush=True)  # fmt: skip
         if round_ == args.rounds:
             break
         taken = {str(r["id"]) for r in labelled}
@@ -104,8 +113,9 @@ def main() -> None:
     curves: dict[str, dict[int, list[dict]]] = {"select": {}, "random": {}}
     with tempfile.TemporaryDirectory() as tmp_name:
         for seed in args.seeds:
-            for strategy in ("select", "random"):
-                curves[strategy][seed] = _loop(strategy, train_rows, dev_rows, seed, args, Path(tmp_name))
+            curves["select"][seed] = _loop("select", train_rows, dev_rows, seed, args, Path(tmp_name))
+            first = curves["select"][seed][0]
+            curves["random"][seed] = _loop("random", train_rows, dev_rows, seed, args, Path(tmp_name), first)
     summary: dict[str, Any] = {}
     for seed in args.seeds:
         final_select = curves["select"][seed][-1]

@@ -508,6 +508,86 @@ def _select() -> list[str]:
     return [*lines, ""]
 
 
+def _curve_svg(series: dict[str, list[tuple[int, float]]], title: str) -> str:
+    """A line chart of dev macro-F1 against labels used, one line per series, as SVG text (built as XML
+    elements: every label is escaped by the serialiser)."""
+    import xml.etree.ElementTree as ET
+
+    width, height, pad = 480, 300, 48
+    xs = [x for points in series.values() for x, _ in points]
+    ys = [y for points in series.values() for _, y in points]
+    x0, x1 = min(xs), max(xs)
+    y0, y1 = max(0.0, min(ys) - 0.05), min(1.0, max(ys) + 0.05)
+
+    def at(x: float, y: float) -> tuple[float, float]:
+        return (pad + (x - x0) / max(1, x1 - x0) * (width - 2 * pad),
+                height - pad - (y - y0) / max(1e-9, y1 - y0) * (height - 2 * pad))  # fmt: skip
+
+    svg = ET.Element("svg", xmlns="http://www.w3.org/2000/svg", width=str(width), height=str(height))
+    ET.SubElement(svg, "rect", width=str(width), height=str(height), fill="white")
+
+    def text(x: float, y: float, value: str, size: int = 10, anchor: str = "middle", fill: str = "black") -> None:
+        style = {"font-size": str(size), "text-anchor": anchor, "fill": fill}
+        ET.SubElement(svg, "text", x=f"{x:.1f}", y=f"{y:.1f}", **style).text = value
+
+    text(pad, 20, title, 13, "start")
+    for a, b in (((x0, y0), (x1, y0)), ((x0, y0), (x0, y1))):
+        (ax, ay), (bx, by) = at(*a), at(*b)
+        ET.SubElement(svg, "line", x1=f"{ax:.1f}", y1=f"{ay:.1f}", x2=f"{bx:.1f}", y2=f"{by:.1f}", stroke="black")
+    for x in sorted(set(xs)):
+        px, py = at(x, y0)
+        text(px, py + 16, str(x))
+    for k in range(5):
+        px, py = at(x0, y0 + k * (y1 - y0) / 4)
+        text(px - 6, py + 3, f"{y0 + k * (y1 - y0) / 4:.2f}", anchor="end")
+    text(width / 2, height - 8, "labels used", 11)
+    for (name, points), colour in zip(series.items(), ("#1f77b4", "#d62728", "#2ca02c", "#9467bd")):
+        path = " ".join(f"{px:.1f},{py:.1f}" for px, py in (at(x, y) for x, y in points))
+        ET.SubElement(svg, "polyline", points=path, fill="none", stroke=colour, **{"stroke-width": "2"})
+        lx, ly = at(*points[-1])
+        text(lx - 4, ly - 6, name, 11, "end", colour)
+    return ET.tostring(svg, encoding="unicode")
+
+
+def _select_loop() -> list[str]:
+    files = sorted((ROOT / "benchmarks" / "results").glob("select_loop-*.json"))
+    if not files:
+        return []
+    lines = ["## Does `aranews select` save labels? The labelling loop against random picking", "",
+             "`benchmarks/bench_select_loop.py`: from `start` labelled rows per label, rounds that each add the same "
+             "number of train rows, chosen by `select_for_labelling` (margin uncertainty and k-means diversity, "
+             "the library's defaults, with the model of the round before) or at random; every round retrains from "
+             "the encoder with the default few-shot recipe and scores the whole dev split. Round 0 is one model "
+             "shared by both curves.", ""]  # fmt: skip
+    for path in files:
+        r = json.loads(path.read_text(encoding="utf-8"))
+        name = Path(r["dataset"]).name
+        seeds = sorted(r["curves"]["select"])
+        mean: dict[str, list[tuple[int, float]]] = {}
+        for strategy in ("select", "random"):
+            curves = [r["curves"][strategy][s] for s in seeds]
+            mean[strategy] = [(curves[0][k]["labels"], sum(c[k]["macro_f1"] for c in curves) / len(curves))
+                              for k in range(len(curves[0]))]  # fmt: skip
+        chart = path.with_suffix(".svg")
+        chart.write_text(_curve_svg(mean, f"{name}: dev macro-F1, mean of {len(seeds)} seed(s)"), encoding="utf-8")
+        lines += [f"**{name}** ({r['task']}; {r['start_per_label']} per label to start, {r['added_per_round']} added "
+                  f"per round, {r['rounds']} rounds; seed(s) {', '.join(seeds)}; {r['cpu']}; `{r['command']}`):", "",
+                  f"![dev macro-F1 against labels used, {name}](benchmarks/results/{chart.name})", "",
+                  "| labels used | select | random |", "| --- | --- | --- |"]  # fmt: skip
+        for (n, a), (_, b) in zip(mean["select"], mean["random"]):
+            lines.append(f"| {n} | {a:.3f} | {b:.3f} |")
+        for s in seeds:
+            f = r["summary"][s]
+            random_final = r["curves"]["random"][s][-1]["labels"]
+            needs = f["labels_select_needs_for_randoms_final"]
+            share = f"{needs} labels, {needs / random_final:.0%} of random's {random_final}" if needs else "never here"
+            lines.append("")
+            lines.append(f"Seed {s}: select's final macro-F1 {f['select_final']:.3f}, random's {f['random_final']:.3f}; "
+                         f"select reaches random's final figure with {share}.")  # fmt: skip
+        lines.append("")
+    return lines
+
+
 def _calibration() -> list[str]:
     files = sorted((ROOT / "benchmarks" / "results").glob("calibration-*.json"))
     if not files:
@@ -633,14 +713,26 @@ def _few_shot() -> list[str]:
                   "stage (`training.few_shot_train_encoder`).", ""]  # fmt: skip
     for path in sorted((ROOT / "benchmarks" / "results").glob("new_label-*.json")):
         nl = json.loads(path.read_text(encoding="utf-8"))
-        f = nl["summary"]
+        f, first = nl["summary"], nl["runs"][0]
+        started = first.get("new_label_start")
         lines += [f"A new label retrained from `init_from` ({Path(nl['dataset']).name}, `benchmarks/bench_new_label.py`, "
-                  f"{f['seeds']} seed(s); {nl['cpu']}): {nl['what']}; on dev ({nl['new_label_dev_rows']} rows of it) "
-                  f"recall {f['new_label_recall']:.3f}, F1 {f['new_label_f1']:.3f}; the kept labels' mean F1 on the "
-                  f"old dev rows {f['kept_labels_before']:.3f} before and {f['kept_labels_after']:.3f} after, flagged by "
-                  f"the forgetting guard: {f['flagged'] or 'none'}. The recipe learns the new label hardly at all from "
-                  f"ten rows among {nl['runs'][0]['old_rows']}: it predicts it rarely (precision "
-                  f"{nl['runs'][0]['new_label']['precision']:.2f}). Command: `{nl['command']}`.", ""]  # fmt: skip
+                  f"{f['seeds']} seed(s); {nl['cpu']}): {nl['what']}, {first['new_rows']} rows among "
+                  f"{first['old_rows'] + first['new_rows']}, its output row started fitted on its rows"
+                  + (f" (the started head gave it {started['train_recall_at_start']:.0%} of them)" if started else "")
+                  + f"; on dev ({nl['new_label_dev_rows']} rows of it) recall {f['new_label_recall']:.3f}, precision "
+                  f"{first['new_label']['precision']:.3f}, F1 {f['new_label_f1']:.3f}; the kept labels' mean F1 on the "
+                  f"old dev rows {f['kept_labels_before']:.3f} before and {f['kept_labels_after']:.3f} after, flagged "
+                  f"by the forgetting guard: {f['flagged'] or 'none'}. Command: `{nl['command']}`."]  # fmt: skip
+        before = path.parent / "ablations" / path.name.replace("new_label-", "new_label-average_start-")
+        if before.is_file():
+            old = json.loads(before.read_text(encoding="utf-8"))
+            g = old["summary"]
+            lines += ["", f"Before the fitted start ({old['note']}; the same rows and seed(s), the old model trained "
+                      "before the pair stage encoded a repeated row once): recall "
+                      f"{g['new_label_recall']:.3f}, precision {old['runs'][0]['new_label']['precision']:.3f}, F1 "
+                      f"{g['new_label_f1']:.3f}; kept labels {g['kept_labels_before']:.3f} before and "
+                      f"{g['kept_labels_after']:.3f} after."]  # fmt: skip
+        lines.append("")
     if zero:
         lines += ["Zero-shot (`aranews zero-shot`, `benchmarks/bench_zero_shot.py`; descriptions in "
                   "`configs/zero-shot/`, written from the label names before any dev prediction was seen):", "",
@@ -703,6 +795,7 @@ def main() -> None:
         + _ray()
         + _report()
         + _select()
+        + _select_loop()
         + _calibration()
         + _few_shot()
         + _training()
