@@ -87,6 +87,20 @@ def test_a_new_labels_row_is_fitted_on_its_ten_rows_and_the_kept_rows_stay():
     assert _fit_new_rows(x, np.zeros_like(truth), x @ weight.T + bias, [3], task, None) == {}  # no rows: left
 
 
+def test_the_model_card_says_how_a_retrained_models_heads_and_new_labels_started():
+    from aranews.training.model_card import _selection_line
+
+    metrics = {"epochs": [{}] * 3, "best_epoch": 3, "selection_metric": "macro_f1"}
+    recipe = {"name": "few_shot", "why": "auto", "train_encoder": True, "heads": "kept from training.init_from",
+              "new_labels": {"topic": {"gas": {"rows": 10, "fitted": True, "train_recall_at_start": 0.9}}}}  # fmt: skip
+    line = _selection_line({**metrics, "recipe": recipe})
+    assert "heads kept from the old model" in line and "nearest-centroid" not in line
+    assert "topic/gas (10 rows; the started head gave it 90% of them)" in line
+    fresh = {**recipe, "heads": {"topic": {"scale": 1.0}}, "new_labels": {}}
+    line = _selection_line({**metrics, "recipe": fresh})
+    assert "heads started as nearest-centroid classifiers" in line and "New label" not in line
+
+
 def _few_shot_config(tmp_path, tiny_backbone, name, rows=None, **training):
     data = {"train": str(rows)} if rows else {}
     tasks = [{"name": "topic", "class_weights": "balanced"}, {"name": "stance"}]

@@ -353,6 +353,17 @@ def _results(run: _Run) -> list[str]:
 
 def _selection_line(metrics: dict[str, Any]) -> str:
     recipe = metrics.get("recipe") or {}
+    started = [
+        f"{task}/{label} ({figures['rows']} rows; the started head gave it {figures['train_recall_at_start']:.0%} of them)"
+        for task, labels in (recipe.get("new_labels") or {}).items()
+        for label, figures in labels.items()
+        if figures.get("fitted")
+    ]
+    new_labels = f" New label(s) started fitted on their own training rows: {'; '.join(started)}." if started else ""
+    return _recipe_line(metrics, recipe) + new_labels
+
+
+def _recipe_line(metrics: dict[str, Any], recipe: dict[str, Any]) -> str:
     lottery = recipe.get("seeds")
     if lottery:
         scores = ", ".join(f"seed {r['seed']}: {r['dev_score']:.3f}" for r in lottery["runs"])
@@ -365,8 +376,14 @@ def _selection_line(metrics: dict[str, Any]) -> str:
         steps = (recipe.get("contrastive") or {}).get("steps")
         stage = f"the encoder tuned on pairs of training rows for {steps} contrastive steps, then " if steps else ""
         heads = "" if recipe.get("train_encoder", True) else " (the heads only)"
+        heads_start = recipe.get("heads")
+        start = "heads started as nearest-centroid classifiers"
+        if isinstance(heads_start, str):
+            start = "heads kept from the old model"
+        elif isinstance(heads_start, dict) and "kept" in heads_start:
+            start = "the old model's heads kept, a new task's started as a nearest-centroid classifier"
         return (
-            f"Few-shot recipe ({recipe.get('why')}): {stage}heads started as nearest-centroid classifiers, the model "
+            f"Few-shot recipe ({recipe.get('why')}): {stage}{start}, the model "
             f"after the last of {len(metrics['epochs'])} epochs{heads} kept (no selection on dev; dev read once, at "
             "the end)."
         )
