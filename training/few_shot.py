@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
@@ -158,6 +158,36 @@ def _centroid_layer(features: np.ndarray, truth: np.ndarray, task: TaskSpec) -> 
     return weight, bias, scale
 
 
+def _labelled_heads(
+    model: Any, data: Any, tasks: Sequence[TaskSpec], wanted: Callable[[str], bool], pad_id: int, batch: int
+) -> Iterator[tuple[TaskSpec, Any, torch.Tensor, torch.Tensor, np.ndarray, np.ndarray]]:
+    """For each ``wanted`` task with labelled training rows: its spec, its head, the pooled window states of
+    its input (the encoder in eval mode, one pass per input), their articles, its labels and its labelled-row
+    mask. The model's training mode is restored after."""
+    was_training = model.training
+    model.eval()
+    try:
+        for column, names in model.config.input_groups().items():
+            names = [n for n in names if wanted(n)]
+            if not names:
+                continue
+            states, owners = _window_states(model, data, column, pad_id, batch)
+            for name in names:
+                task = next(t for t in tasks if t.name == name)
+                labels = data.labels[name].numpy()
+                keep = task.kind.labelled(labels)
+                if keep.any():
+                    yield task, model.heads[name], states, owners, labels, keep
+    finally:
+        model.train(was_training)
+
+
+@torch.no_grad()
+def _set_output_layer(head: Any, weight: np.ndarray, bias: np.ndarray) -> None:
+    head.out_proj.weight.copy_(torch.as_tensor(weight, dtype=head.out_proj.weight.dtype))
+    head.out_proj.bias.copy_(torch.as_tensor(bias, dtype=head.out_proj.bias.dtype))
+
+
 def init_heads_from_prototypes(
     model: Any, data: Any, tasks: Sequence[TaskSpec], pad_id: int, batch: int = 32, only: set[str] | None = None
 ) -> dict:
@@ -167,33 +197,16 @@ def init_heads_from_prototypes(
 
     Returns, per task, the scale chosen and the training accuracy the initialised head gives.
     """
-    was_training = model.training
-    model.eval()
     figures: dict[str, Any] = {}
-    try:
-        for column, names in model.config.input_groups().items():
-            names = [n for n in names if only is None or n in only]
-            if not names:
-                continue
-            states, owners = _window_states(model, data, column, pad_id, batch)
-            for name in names:
-                task = next(t for t in tasks if t.name == name)
-                labels = data.labels[name].numpy()
-                keep = task.kind.labelled(labels)
-                if not keep.any():
-                    continue
-                head = model.heads[name]
-                _standardising_dense(head, states[torch.as_tensor(keep)[owners]])
-                x, truth = _article_features(head, states, owners)[keep], labels[keep]
-                weight, bias, scale = _centroid_layer(x, truth, task)
-                with torch.no_grad():
-                    head.out_proj.weight.copy_(torch.as_tensor(weight, dtype=head.out_proj.weight.dtype))
-                    head.out_proj.bias.copy_(torch.as_tensor(bias, dtype=head.out_proj.bias.dtype))
-                z = x @ weight.T + bias
-                hits = (z.argmax(1) == truth) if task.kind.one_label_per_row else ((z > 0) == (truth == 1)).all(1)
-                figures[name] = {"scale": round(scale, 4), "train_accuracy_at_start": round(float(hits.mean()), 4)}
-    finally:
-        model.train(was_training)
+    wanted = (lambda name: True) if only is None else only.__contains__
+    for task, head, states, owners, labels, keep in _labelled_heads(model, data, tasks, wanted, pad_id, batch):
+        _standardising_dense(head, states[torch.as_tensor(keep)[owners]])
+        x, truth = _article_features(head, states, owners)[keep], labels[keep]
+        weight, bias, scale = _centroid_layer(x, truth, task)
+        _set_output_layer(head, weight, bias)
+        z = x @ weight.T + bias
+        hits = (z.argmax(1) == truth) if task.kind.one_label_per_row else ((z > 0) == (truth == 1)).all(1)
+        figures[task.name] = {"scale": round(scale, 4), "train_accuracy_at_start": round(float(hits.mean()), 4)}
     logger.info("few-shot: heads initialised from label centroids: %s", figures)
     return figures
 
@@ -263,45 +276,31 @@ def init_new_label_rows(
     Returns, per task and new label, its training rows, whether its row was fitted, and the share of its
     training rows that the started head gives it.
     """
-    was_training = model.training
-    model.eval()
     figures: dict[str, Any] = {}
-    try:
-        for column, names in model.config.input_groups().items():
-            names = [n for n in names if added.get(n)]
-            if not names:
-                continue
-            states, owners = _window_states(model, data, column, pad_id, batch)
-            for name in names:
-                task = next(t for t in tasks if t.name == name)
-                labels = data.labels[name].numpy()
-                keep = task.kind.labelled(labels)
-                head = model.heads[name]
-                x, truth = _article_features(head, states, owners)[keep], labels[keep]
-                weight = head.out_proj.weight.detach().double().cpu().numpy()
-                bias = head.out_proj.bias.detach().double().cpu().numpy()
-                weights = model.class_weights.get(name)
-                new = [task.labels.index(label) for label in added[name]]
-                rows = _fit_new_rows(
-                    x, truth, x @ weight.T + bias, new, task, None if weights is None else weights.double().numpy()
-                )
-                for c, (row, offset) in rows.items():
-                    weight[c], bias[c] = row, offset
-                with torch.no_grad():
-                    head.out_proj.weight.copy_(torch.as_tensor(weight, dtype=head.out_proj.weight.dtype))
-                    head.out_proj.bias.copy_(torch.as_tensor(bias, dtype=head.out_proj.bias.dtype))
-                z = x @ weight.T + bias
-                figures[name] = {}
-                for c in new:
-                    mine = (truth == c) if task.kind.one_label_per_row else (truth[:, c] == 1)
-                    given = (z.argmax(1) == c) if task.kind.one_label_per_row else (z[:, c] > 0)
-                    figures[name][task.labels[c]] = {
-                        "rows": int(mine.sum()),
-                        "fitted": c in rows,
-                        "train_recall_at_start": round(float(given[mine].mean()), 4) if mine.any() else None,
-                    }
-    finally:
-        model.train(was_training)
+    for task, head, states, owners, labels, keep in _labelled_heads(
+        model, data, tasks, lambda name: bool(added.get(name)), pad_id, batch
+    ):
+        x, truth = _article_features(head, states, owners)[keep], labels[keep]
+        weight = head.out_proj.weight.detach().double().cpu().numpy()
+        bias = head.out_proj.bias.detach().double().cpu().numpy()
+        weights = model.class_weights.get(task.name)
+        new = [task.labels.index(label) for label in added[task.name]]
+        rows = _fit_new_rows(
+            x, truth, x @ weight.T + bias, new, task, None if weights is None else weights.double().numpy()
+        )
+        for c, (row, offset) in rows.items():
+            weight[c], bias[c] = row, offset
+        _set_output_layer(head, weight, bias)
+        z = x @ weight.T + bias
+        figures[task.name] = {}
+        for c in new:
+            mine = (truth == c) if task.kind.one_label_per_row else (truth[:, c] == 1)
+            given = (z.argmax(1) == c) if task.kind.one_label_per_row else (z[:, c] > 0)
+            figures[task.name][task.labels[c]] = {
+                "rows": int(mine.sum()),
+                "fitted": c in rows,
+                "train_recall_at_start": round(float(given[mine].mean()), 4) if mine.any() else None,
+            }
     logger.info("retraining: the new labels' output rows fitted on their training rows: %s", figures)
     return figures
 
