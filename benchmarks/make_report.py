@@ -660,7 +660,9 @@ def _few_shot() -> list[str]:
         "(`training.few_shot_contrastive_steps: 100`: SetFit's pair objective on the encoder, learning rate 2e-5); "
         "`few_shot_soup` the seed lottery of the few-shot recipe without its pair stage (`training.seeds`: three "
         "runs on the same rows, their weights averaged). `few_shot` here is the recipe without the pair stage "
-        "(`few_shot_contrastive_steps: 0`), as it was before the stage became its default. The seconds are wall time on 2 cores, sometimes shared with other benchmark jobs: "
+        "(`few_shot_contrastive_steps: 0`), as it was before the stage became its default. The n=8 runs were made before "
+        "97f6934 (from which the pair stage encodes a row drawn twice in a step once: the same pairs and loss, "
+        "other dropout draws, fewer forward passes), the later ones after it. The seconds are wall time on 2 cores, sometimes shared with other benchmark jobs: "
         "compare them within a table only.",
         "",
     ]
@@ -698,7 +700,7 @@ def _few_shot() -> list[str]:
                           "split it is scored on: optimistic)."]  # fmt: skip
         seconds = {}
         for run in r["runs"]:
-            seconds.setdefault(run["contender"], []).append(run.get("seconds", 0))
+            seconds.setdefault(f"{run['contender']} (n={run['n']})", []).append(run.get("seconds", 0))
         lines += ["", "Mean ± sd over seeds (number of seeds). Seconds per run: " + ", ".join(
             f"{c} {sum(v) / len(v):.0f}" for c, v in sorted(seconds.items())) + ". Commands: "
             + "; ".join(f"`{c}`" for c in r.get("commands", [r.get("command", "")])), ""]  # fmt: skip
