@@ -139,11 +139,13 @@ def _library(recipe: str, tmp: Path, args: argparse.Namespace, seed: int) -> tup
     from aranews.training.trainer import Trainer
 
     lottery = {"seeds": [seed, seed + 1000, seed + 2000], "seed_selection": "soup"} if recipe == "few_shot_soup" else {}
+    weights = getattr(args, "class_weights", None)
     config = library_config(
         args,
         tmp,
         f"run-{recipe}",
         seed,
+        task={"class_weights": weights} if weights else None,
         recipe="few_shot" if recipe.startswith("few_shot") else recipe,
         few_shot_contrastive_steps=getattr(args, "contrastive_steps", 100) if recipe == "few_shot_contrastive" else 0,
         epochs=getattr(args, "epochs", 10),

@@ -48,6 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--preprocessing", nargs="*", default=["strip_boilerplate", "arabert_v02"])
     parser.add_argument("--learning-rate", type=float, default=5e-5)
     parser.add_argument("--few-shot-steps", type=int, default=100)
+    parser.add_argument(
+        "--class-weights",
+        choices=["none", "balanced"],
+        default="balanced",
+        help="the task's class_weights (balanced, as configs/default.yaml: the rows picked need not be balanced)",
+    )
     parser.add_argument("--out")
     return parser
 
@@ -134,6 +140,7 @@ def main() -> None:
         "start_per_label": args.start,
         "added_per_round": args.add,
         "rounds": args.rounds,
+        "class_weights": args.class_weights,
         "curves": {s: {str(k): v for k, v in c.items()} for s, c in curves.items()},
         "summary": summary,
         "cpu": cpu_name(),

@@ -571,7 +571,8 @@ def _select_loop() -> list[str]:
         chart = path.with_suffix(".svg")
         chart.write_text(_curve_svg(mean, f"{name}: dev macro-F1, mean of {len(seeds)} seed(s)"), encoding="utf-8")
         lines += [f"**{name}** ({r['task']}; {r['start_per_label']} per label to start, {r['added_per_round']} added "
-                  f"per round, {r['rounds']} rounds; seed(s) {', '.join(seeds)}; {r['cpu']}; `{r['command']}`):", "",
+                  f"per round, {r['rounds']} rounds; class weights {r.get('class_weights', 'none')}; seed(s) {', '.join(seeds)}; "
+                  f"{r['cpu']}; `{r['command']}`):", "",
                   f"![dev macro-F1 against labels used, {name}](benchmarks/results/{chart.name})", "",
                   "| labels used | select | random |", "| --- | --- | --- |"]  # fmt: skip
         for (n, a), (_, b) in zip(mean["select"], mean["random"]):
