@@ -367,6 +367,7 @@ def build_report(
     split_name: str = "dev",
     mistakes: int = 50,
     targets: Sequence[float] = TARGET_ACCURACIES,
+    logits: dict[str, np.ndarray] | None = None,
 ) -> dict[str, Any]:
     """Write the evaluation report of ``classifier`` on an encoded split, with plots and mistakes.
 
@@ -377,6 +378,7 @@ def build_report(
         train: the training split; when given, a TF-IDF baseline is trained on it and reported beside.
         split_name: the split's name in the report.
         mistakes: how many confident mistakes to keep per task.
+        logits: the split's raw logits (:func:`split_logits`) when already computed; else one pass makes them.
 
     Returns:
         The report (also written to ``out_dir/report.json``).
@@ -384,7 +386,7 @@ def build_report(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     split: LabelledSplit = data.split
-    logits = split_logits(classifier, data)
+    logits = split_logits(classifier, data) if logits is None else logits
     probs = {name: classifier.probabilities(name, z) for name, z in logits.items()}
     report: dict[str, Any] = {
         "model": classifier.source,

@@ -250,7 +250,7 @@ def _fit_new_rows(
 
         params = minimize(loss, np.concatenate([start[c] for c in labels]), jac=True, method="L-BFGS-B").x
         theta = {c: (float(params[2 * k]), float(params[2 * k + 1])) for k, c in enumerate(labels)}
-    else:  # independent sigmoids: one fit per label
+    elif not one:  # independent sigmoids: one fit per label
         for c, p in projections.items():
             positive = members[c].astype(float)
             row_weight = np.where(members[c], float(class_weights[c]) if class_weights is not None else 1.0, 1.0)

@@ -811,20 +811,22 @@ class Trainer:
         final = NewsClassifier.from_pretrained(
             self.model_dir, device=run.accelerator.device, batch_size=tcfg.eval_batch_size, precision="fp32"
         )
-        calibration, tuned, dev_probs = self._fit_on_dev(final, run.eval_data["dev"], run.accelerator)
+        # one pass over dev: its logits fit the calibration, then give the report's and the metrics' dev figures
+        calibration, tuned, dev_logits = self._fit_on_dev(final, run.eval_data["dev"], run.accelerator)
         reports: dict[str, Any] = {}
-        if tcfg.report and run.accelerator.is_main_process:  # the report's dev figures: one pass over dev
+        if tcfg.report and run.accelerator.is_main_process:
             report = build_report(
                 final,
                 run.eval_data["dev"],
                 self.output_dir / "report",
                 train=run.train_split if tcfg.baseline else None,
                 split_name="dev",
+                logits=dev_logits,
             )
-            if run.accelerator.num_processes == 1:  # else every process joins the sharded pass below
-                reports["dev"] = {name: compact(figures) for name, figures in report["tasks"].items()}
-        if "dev" not in reports:  # the calibrated probabilities of the pass that fitted the calibration
-            reports["dev"] = split_figures(final, run.eval_data["dev"], dev_probs)
+            reports["dev"] = {name: compact(figures) for name, figures in report["tasks"].items()}
+        else:
+            probs = {name: final.probabilities(name, z) for name, z in dev_logits.items()}  # calibrated
+            reports["dev"] = split_figures(final, run.eval_data["dev"], probs)
         reports.update(
             {
                 name: evaluate_split(final, data, run.accelerator)
@@ -923,11 +925,10 @@ class Trainer:
     ) -> tuple[dict[str, Any], dict[str, list[float]], dict[str, np.ndarray]]:
         """From one pass over dev: the calibration, the dev rates for label shares, and (after calibration) the
         multi-label thresholds; all saved into the model's config.json at once (the weights are unchanged).
-        Returns the calibration's figures, the tuned thresholds and dev's calibrated probabilities."""
-        classifier.model.eval()
-        logits: dict[str, np.ndarray] = {}
-        for column, names in classifier.config.input_groups().items():
-            logits.update(classifier.logits_from_encoded(dev.groups[column], names))
+        Returns the calibration's figures, the tuned thresholds and dev's raw logits."""
+        from aranews.training.evaluation import split_logits
+
+        logits = split_logits(classifier, dev)
         calibration = self._calibrate(classifier, dev, logits)
         probs = {name: classifier.probabilities(name, values) for name, values in logits.items()}  # calibrated
         self._store_dev_rates(classifier, dev, probs)
@@ -935,7 +936,7 @@ class Trainer:
         if accelerator.is_main_process:
             classifier.config.save(self.model_dir)
         accelerator.wait_for_everyone()
-        return calibration, tuned, probs
+        return calibration, tuned, logits
 
     def _calibrate(
         self, classifier: NewsClassifier, dev: EncodedSplit, logits: dict[str, np.ndarray]
