@@ -15,7 +15,8 @@ round so that a busy machine slows every contender alike:
 * ``pipelines``: two ``pipeline("text-classification")`` objects, one per task (each task exported with
   ``aranews export``), fp32, batch 16, truncation at 512;
 * ``aranews score`` with ``--precision`` ``fp32``, ``bf16`` (where the CPU has bfloat16 instructions) and
-  ``int8`` (ONNX Runtime, when installed; its one-time export is done before timing).
+  ``int8`` (ONNX Runtime, when installed), ``openvino-fp32`` and ``openvino-bf16`` (OpenVINO, when
+  installed); the one-time int8 export and the OpenVINO conversion are done and cached before timing.
 
 It prints and writes (``benchmarks/results/scoring.json``) articles per second, the ratio to the baseline
 in the same round, peak RSS, tokens per article, the CPU model and flags. Label agreement on random weights
@@ -231,6 +232,10 @@ def _round(r: int, modes: list[str], tmp: Path, model: Path, topic: Path, stance
     return result
 
 
+MODE_DTYPE = {"fp32": "fp32", "bf16": "bf16", "fp16": "fp16", "openvino-fp32": "fp32", "openvino-bf16": "bf16"}
+TORCH_MODES = ("fp32", "bf16", "fp16")  # what torch.profiler can see into
+
+
 def _bound(rounds: list[dict], modes: list[str], args) -> dict:
     """The machine's bound per dtype on the articles the scorer read (their windows' tokens), and each mode's
     share of the bound of its dtype (int8 has none measured)."""
@@ -241,9 +246,10 @@ def _bound(rounds: list[dict], modes: list[str], args) -> dict:
     by_dtype = {dtype: {"rates_gflops": r, **articles_bound(tokens, r)} for dtype, r in rates.items()}
     share = {}
     for mode in modes:
-        if mode in by_dtype and by_dtype[mode]["articles_per_second"]:
+        dtype = MODE_DTYPE.get(mode)
+        if dtype in by_dtype and by_dtype[dtype]["articles_per_second"]:
             median = statistics.median(r[mode]["articles_per_second"] for r in rounds)
-            share[mode] = round(median / by_dtype[mode]["articles_per_second"], 3)
+            share[mode] = round(median / by_dtype[dtype]["articles_per_second"], 3)
     for r in rounds:
         for m in modes:
             r[m].pop("window_tokens", None)
@@ -251,8 +257,10 @@ def _bound(rounds: list[dict], modes: list[str], args) -> dict:
 
 
 def _profile(rounds: list[dict], modes: list[str], tmp: Path, model: Path, source: Path, args) -> dict:
-    """Operator totals of the fastest mode on the first ``--profile`` articles (``torch.profiler``)."""
-    best = max(modes, key=lambda m: statistics.median(r[m]["articles_per_second"] for r in rounds))
+    """Operator totals of the fastest torch mode on the first ``--profile`` articles (``torch.profiler``: it
+    sees into torch's operators only, not into an ONNX Runtime or OpenVINO graph)."""
+    profiled = [m for m in modes if m in TORCH_MODES] or modes
+    best = max(profiled, key=lambda m: statistics.median(r[m]["articles_per_second"] for r in rounds))
     lines = source.read_text(encoding="utf-8").splitlines()[: args.profile]
     part = tmp / "profile.jsonl"
     part.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -271,14 +279,16 @@ def main() -> None:
 
     from aranews.inference.classifier import load_classifier
     from aranews.inference.export import export_task
+    from aranews.inference.openvino_session import openvino_available
     from aranews.inference.runtime import cpu_flags, cpu_name, cpu_supports_bf16, onnxruntime_available
 
     if args.device.startswith("cuda"):
         default_modes = ["fp32", "bf16", "fp16"]
     else:
-        default_modes = (
-            ["fp32"] + (["bf16"] if cpu_supports_bf16() else []) + (["int8"] if onnxruntime_available() else [])
-        )
+        bf16 = cpu_supports_bf16()
+        default_modes = ["fp32"] + (["bf16"] if bf16 else []) + (["int8"] if onnxruntime_available() else [])
+        if openvino_available():
+            default_modes += ["openvino-fp32"] + (["openvino-bf16"] if bf16 else [])
     modes = args.modes or default_modes
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
@@ -290,10 +300,12 @@ def main() -> None:
         stance = export_task(load_classifier(model, device="cpu", precision="fp32"), "stance", tmp / "stance")
         source = tmp / "archive.jsonl"
         tokens = build_archive(source, AutoTokenizer.from_pretrained(str(model)), args.articles)
-        if "int8" in modes:  # the one-time export and quantisation, outside the timed runs
-            warm = tmp / "warm.jsonl"
-            warm.write_text(source.read_text(encoding="utf-8").splitlines()[0] + "\n", encoding="utf-8")
-            _run(SCORE, str(model), str(warm), str(tmp / "warm-out.jsonl"), "int8", str(args.threads), args.device)
+        # the one-time export and quantisation (int8) or conversion (OpenVINO), cached outside the timed runs
+        warm = tmp / "warm.jsonl"
+        warm.write_text(source.read_text(encoding="utf-8").splitlines()[0] + "\n", encoding="utf-8")
+        openvino = [m for m in modes if m.startswith("openvino-")][:1]  # both modes read one converted graph
+        for mode in ["int8"] * ("int8" in modes) + openvino:
+            _run(SCORE, str(model), str(warm), str(tmp / "warm-out.jsonl"), mode, str(args.threads), args.device)
         rounds = [_round(r, modes, tmp, model, topic, stance, source, args) for r in range(args.rounds)]
         names = list(rounds[0])
         bound = None if args.no_bound else _bound(rounds, modes, args)

@@ -61,18 +61,20 @@ class PrecisionReport:
         return asdict(self) | {"passed": self.passed}
 
     def format(self) -> str:
+        width = max([6, *(len(r.mode) for r in self.rows), *(len(m) for m in self.unavailable)])
         lines = [
             f"precision agreement with fp32 on {self.model} (pass: at least {self.min_agreement:.1%} of labels equal)",
             f"  fp32: {self.fp32_articles_per_second:.2f} articles/s",
-            f"  {'mode':6} {'task':12} {'articles':>8} {'agreement':>10} {'differ':>7} {'max |dp|':>9} {'art/s':>7}",
+            f"  {'mode':{width}} {'task':12} {'articles':>8} {'agreement':>10} {'differ':>7} {'max |dp|':>9} "
+            f"{'art/s':>7}",
         ]
         for r in self.rows:
             lines.append(
-                f"  {r.mode:6} {r.task:12} {r.articles:8d} {r.agreement:10.2%} {r.disagreements:7d} "
+                f"  {r.mode:{width}} {r.task:12} {r.articles:8d} {r.agreement:10.2%} {r.disagreements:7d} "
                 f"{r.max_probability_difference:9.4f} {r.articles_per_second:7.2f}  {'ok' if r.passed else 'FAILED'}"
             )
         for mode, why in self.unavailable.items():
-            lines.append(f"  {mode:6} not available: {why}")
+            lines.append(f"  {mode:{width}} not available: {why}")
         return "\n".join(lines)
 
 

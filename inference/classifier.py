@@ -226,6 +226,11 @@ class NewsClassifier:
         return self._model
 
     @property
+    def embedding_size(self) -> int:
+        """The width of the article embeddings (:meth:`features_from_encoded`): the encoder's hidden size."""
+        return int(self._model.encoder.config.hidden_size)
+
+    @property
     def holds_reduced_weights(self) -> bool:
         """Whether its linear layers are held in bf16 / fp16 (a bf16 or fp16 classifier that owns its model,
         once it has scored): scores are those of its precision, but saving or exporting it would lose fp32."""
@@ -242,8 +247,8 @@ class NewsClassifier:
     def _require_torch_encoder(self, what: str) -> None:
         if self._runner.released_encoder:
             raise RuntimeError(
-                f"this classifier runs in ONNX Runtime (precision int8) and released its torch encoder to save "
-                f"memory; to {what}, load {self.source} again with precision fp32 or bf16"
+                f"this classifier runs in {self._runner.backend} (precision {self.precision}) and released its torch "
+                f"encoder to save memory; to {what}, load {self.source} again with precision fp32 or bf16"
             )
 
     @property
@@ -491,9 +496,9 @@ class NewsClassifier:
     ) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
         if features and not self._runner.gives_features:
             raise ValueError("article embeddings come from the torch model: load it with precision fp32 or bf16")
+        self._model.eval()  # a classifier may share a model that is training (the trainer's evaluation)
         out = {name: np.zeros((len(encoded), len(self.config.task(name).labels)), np.float32) for name in tasks}
-        hidden = self._model.encoder.config.hidden_size
-        pooled_out = np.zeros((len(encoded), hidden), np.float32) if features else None
+        pooled_out = np.zeros((len(encoded), self.embedding_size), np.float32) if features else None
         lengths = [(len(a.input_ids), max(len(w) for w in a.input_ids)) for a in encoded]
         for idx in token_budget_batches(lengths, self.batch_tokens, self.batch_size):
             batch = collate_articles([encoded[i] for i in idx], self._windower.pad_token_id)

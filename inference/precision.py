@@ -12,6 +12,8 @@ MODES = {
     "bf16": "torch autocast to bfloat16 (CPUs with avx512_bf16 or AMX, CUDA GPUs)",
     "fp16": "torch autocast to float16 (CUDA only)",
     "int8": "ONNX Runtime, dynamically quantised int8 (the onnx extra; check its agreement first)",
+    "openvino-fp32": "OpenVINO, float32 (CPU; the openvino extra)",
+    "openvino-bf16": "OpenVINO, bfloat16 inference precision (CPUs with avx512_bf16 or AMX; the openvino extra)",
 }
 PRECISIONS = ("auto", *MODES)  # auto: chosen per machine (runtime.auto_precision)
 CHECKABLE = tuple(m for m in MODES if m != "fp32")  # what check-precision compares with fp32

@@ -3,12 +3,14 @@
 A :class:`Runner` takes a collated batch (``input_ids``, ``attention_mask``, maybe ``token_type_ids``) and
 returns each task's window logits and, when asked and able, the pooled window features the heads read.
 :class:`TorchRunner` runs the torch model in float32 or under autocast (bf16, fp16); :class:`OnnxInt8`
-runs an int8 ONNX Runtime session, built (and cached) on first use. A new backend is one more subclass
+runs an int8 ONNX Runtime session and :class:`OpenVino` a compiled OpenVINO model (f32 or bf16), each
+built (and cached) on first use. A new backend is one more subclass
 and one more entry in :func:`make_runner`; the classifier never tests the mode again.
 """
 
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING, ClassVar
 
 import torch
@@ -18,7 +20,7 @@ from aranews.inference.runtime import OnnxInt8Runner
 if TYPE_CHECKING:
     from aranews.inference.modeling import MultiTaskClassifier
 
-__all__ = ["OnnxInt8", "Runner", "TorchRunner", "make_runner"]
+__all__ = ["OnnxInt8", "OpenVino", "Runner", "TorchRunner", "make_runner"]
 
 Windows = dict[str, torch.Tensor]
 
@@ -27,6 +29,7 @@ class Runner:
     """Window logits (and features) of a batch, in one precision mode."""
 
     mode: str = ""
+    backend = "torch"
     gives_features = True  # whether it can return the pooled features (the embeddings select reads)
     released_encoder = False  # whether the torch encoder was freed (the model can no longer run in torch)
     release_encoder = False  # whether it may free it: set by the one owner of the model (from_pretrained)
@@ -76,11 +79,13 @@ class OnnxInt8(Runner):
     per model content). A classifier that owns its model lets the session release the torch encoder."""
 
     mode = "int8"
+    backend = "ONNX Runtime"
     gives_features = False
 
     def __init__(self, model: MultiTaskClassifier, source: str | None) -> None:
         self.model, self.source = model, source
         self.session: OnnxInt8Runner | None = None
+        self._building = threading.Lock()
 
     @property
     def released_encoder(self) -> bool:  # type: ignore[override]
@@ -91,14 +96,45 @@ class OnnxInt8(Runner):
     ) -> tuple[Windows, torch.Tensor | None]:
         if features:
             raise ValueError("article embeddings come from the torch model: load it with precision fp32 or bf16")
-        if self.session is None:
-            self.session = OnnxInt8Runner(self.model, self.source, release_encoder=self.release_encoder)
+        with self._building:  # concurrent first calls build one session (and release the encoder once)
+            if self.session is None:
+                self.session = OnnxInt8Runner(self.model, self.source, release_encoder=self.release_encoder)
         out = self.session(batch)
         return {name: out[name] for name in tasks}, None
+
+
+class OpenVino(Runner):
+    """A compiled OpenVINO model of the windows (``openvino-fp32``, ``openvino-bf16``), converted on the first
+    batch (cached per model content); it gives the pooled features too. A classifier that owns its model
+    lets it release the torch encoder."""
+
+    backend = "OpenVINO"
+
+    def __init__(self, model: MultiTaskClassifier, source: str | None, mode: str) -> None:
+        self.model, self.source, self.mode = model, source, mode
+        self.session = None
+        self._building = threading.Lock()
+
+    @property
+    def released_encoder(self) -> bool:  # type: ignore[override]
+        return self.session is not None and self.release_encoder
+
+    def windows(
+        self, batch: dict[str, torch.Tensor], tasks: list[str], features: bool
+    ) -> tuple[Windows, torch.Tensor | None]:
+        with self._building:  # concurrent first calls convert once (and release the encoder once)
+            if self.session is None:
+                from aranews.inference.openvino_session import OpenVinoSession
+
+                self.session = OpenVinoSession(self.model, self.source, self.mode, release_encoder=self.release_encoder)
+        out, pooled = self.session(batch)
+        return {name: out[name] for name in tasks}, (pooled if features else None)
 
 
 def make_runner(mode: str, model: MultiTaskClassifier, device: torch.device, source: str | None) -> Runner:
     """The runner of a resolved precision mode (see :func:`aranews.inference.runtime.resolve_precision`)."""
     if mode == "int8":
         return OnnxInt8(model, source)
+    if mode.startswith("openvino-"):
+        return OpenVino(model, source, mode)
     return TorchRunner(model, device, mode)

@@ -11,10 +11,17 @@ of ``aranews score`` / ``predict`` / ``check-precision``):
 ``int8``  ONNX Runtime with dynamically quantised int8 weights and activations (VNNI / AMX-INT8 kernels);
           needs the ``onnx`` extra. The exported and quantised graph is cached per model content
           (``$ARANEWS_CACHE``, default ``~/.cache/aranews``).
-``auto``  CUDA: ``bf16`` where the GPU supports it, else ``fp16``. CPU: ``bf16`` where the processor has
-          bfloat16 instructions (``avx512_bf16`` or ``amx_bf16``), else ``fp32``. ``int8`` is never chosen
-          automatically: it is the fastest mode on CPUs but changes more predictions, so it is opted into
-          after ``aranews check-precision`` has shown its agreement with ``fp32`` on the user's model.
+``openvino-fp32``, ``openvino-bf16``
+          OpenVINO on the CPU, in float32 or with bfloat16 matrix products (CPUs with ``avx512_bf16`` or
+          ``amx_bf16``); needs the ``openvino`` extra. The converted graph is cached per model content
+          (:mod:`aranews.inference.openvino_session`).
+``auto``  CUDA: ``bf16`` where the GPU supports it, else ``fp16``. CPU: per kind of processor
+          (:func:`cpu_kind`), the fastest mode measured on that kind that agreed with ``fp32`` on 99% of
+          labels of every fine-tuned model checked (``AUTO_SCORING``): ``openvino-bf16`` on AVX512-BF16
+          CPUs without AMX (AMD Zen 4) when the ``openvino`` extra is installed; otherwise ``bf16`` where the
+          processor has bfloat16 instructions (``avx512_bf16`` or ``amx_bf16``), else ``fp32``. ``int8``
+          is never chosen automatically: it changes more predictions, so it is opted into after
+          ``aranews check-precision`` has shown its agreement with ``fp32`` on the user's model.
 ========  ==================================================================================
 
 Every mode reads the same windows; only the arithmetic differs. ``aranews check-precision`` measures,
@@ -45,7 +52,9 @@ __all__ = [
     "PRECISIONS",
     "PrecisionError",
     "auto_precision",
+    "auto_scoring_precision",
     "cpu_flags",
+    "cpu_kind",
     "model_fingerprint",
     "resolve_precision",
     "token_budget_batches",
@@ -100,12 +109,39 @@ def onnxruntime_available() -> bool:
 
 
 def auto_precision(device: torch.device) -> str:
-    """The mode ``auto`` resolves to on this machine (see the module docstring)."""
+    """The torch arithmetic ``auto`` means on this machine: what training's ``mixed_precision: auto`` uses, and
+    what scoring uses where no faster backend was measured for this kind of machine."""
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
     if device.type == "cpu" and cpu_supports_bf16():
         return "bf16"
     return "fp32"
+
+
+def cpu_kind() -> str:
+    """The kind of CPU the automatic choice distinguishes: ``amx`` (bf16 and int8 tiles, Intel Xeon 4th gen
+    and later), ``avx512_bf16`` (bf16 vector instructions without AMX: AMD Zen 4 and 5) or ``other``."""
+    flags = cpu_flags()
+    if "amx_bf16" in flags:
+        return "amx"
+    return "avx512_bf16" if "avx512_bf16" in flags else "other"
+
+
+# Per kind of CPU, the scoring mode ``auto`` prefers where its backend is installed: the fastest mode measured
+# on that kind that agreed with fp32 on at least 99% of labels of every fine-tuned model checked (BENCHMARKS.md).
+# A kind not listed was not measured with OpenVINO: it keeps torch's mode.
+AUTO_SCORING = {"avx512_bf16": "openvino-bf16"}
+
+
+def auto_scoring_precision(device: torch.device) -> str:
+    """The mode ``auto`` scores in on this machine (see the module docstring)."""
+    preferred = AUTO_SCORING.get(cpu_kind()) if device.type == "cpu" else None
+    if preferred is not None and preferred.startswith("openvino-"):
+        from aranews.inference.openvino_session import openvino_available
+
+        if openvino_available():
+            return preferred
+    return auto_precision(device)
 
 
 def resolve_precision(precision: str | None, device: torch.device) -> str:
@@ -115,7 +151,7 @@ def resolve_precision(precision: str | None, device: torch.device) -> str:
         PrecisionError: an unknown mode, or one this device or install cannot run.
     """
     if precision is None or precision == "auto":
-        return auto_precision(device)
+        return auto_scoring_precision(device)
     if precision not in PRECISIONS:
         raise PrecisionError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
     if precision == "fp16" and device.type != "cuda":
@@ -124,6 +160,18 @@ def resolve_precision(precision: str | None, device: torch.device) -> str:
         logger.warning(
             "precision bf16 on a CPU without %s: it runs, emulated, slower than fp32", " or ".join(BF16_CPU_FLAGS)
         )
+    if precision.startswith("openvino-"):
+        from aranews.inference.openvino_session import openvino_available
+
+        if device.type != "cpu":
+            raise PrecisionError(f"precision {precision!r} runs on CPU only (device is {device}); use bf16 or fp16")
+        if not openvino_available():
+            raise PrecisionError(f'precision {precision!r} needs OpenVINO: pip install "aranews-classifier[openvino]"')
+        if precision == "openvino-bf16" and not cpu_supports_bf16():
+            raise PrecisionError(
+                f"precision 'openvino-bf16' needs a CPU with {' or '.join(BF16_CPU_FLAGS)} (this one has neither); "
+                "use openvino-fp32"
+            )
     if precision == "int8":
         if device.type != "cpu":
             raise PrecisionError(f"precision 'int8' (ONNX Runtime) runs on CPU only (device is {device}); use bf16")

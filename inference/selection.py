@@ -274,8 +274,8 @@ def _probs_and_embeddings(classifier: NewsClassifier, prepared) -> tuple[dict[st
         if embeddings is None:
             embeddings = features
     if embeddings is None:
-        hidden = classifier.model.encoder.config.hidden_size
-        return {t.name: np.zeros((0, len(t.labels))) for t in classifier.tasks}, np.zeros((0, hidden))
+        empty = np.zeros((0, classifier.embedding_size))
+        return {t.name: np.zeros((0, len(t.labels))) for t in classifier.tasks}, empty
     return probs, embeddings
 
 

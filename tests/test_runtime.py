@@ -60,13 +60,23 @@ def test_cli_choices_are_the_runtime_modes():
 
 
 @pytest.mark.parametrize(
-    "flags,expected",
-    [({"avx512_bf16", "avx512_vnni"}, "bf16"), ({"amx_bf16", "amx_int8"}, "bf16"), ({"avx2", "fma"}, "fp32")],
+    "flags,openvino,expected",
+    [
+        ({"avx512_bf16", "avx512_vnni"}, False, "bf16"),
+        ({"avx512_bf16", "avx512_vnni"}, True, "openvino-bf16"),  # the kind it was measured faster on
+        ({"amx_bf16", "amx_int8", "avx512_bf16"}, True, "bf16"),  # not measured on AMX: torch's mode
+        ({"amx_bf16", "amx_int8"}, False, "bf16"),
+        ({"avx2", "fma"}, True, "fp32"),
+    ],
 )
-def test_auto_follows_the_cpu(monkeypatch, flags, expected):
+def test_auto_follows_the_cpu_and_the_install(monkeypatch, flags, openvino, expected):
+    from aranews.inference import openvino_session
+
     monkeypatch.setattr(runtime_module, "cpu_flags", lambda: frozenset(flags))
+    monkeypatch.setattr(openvino_session, "openvino_available", lambda: openvino)
     assert resolve_precision("auto", torch.device("cpu")) == expected
     assert resolve_precision(None, torch.device("cpu")) == expected
+    assert runtime_module.auto_precision(torch.device("cpu")) in ("bf16", "fp32")  # training's: torch only
 
 
 def test_impossible_modes_are_refused_with_what_to_do(monkeypatch):

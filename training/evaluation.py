@@ -110,8 +110,7 @@ def predict_split_sharded(
 
 def split_logits(classifier: NewsClassifier, data: EncodedSplit) -> dict[str, np.ndarray]:
     """Per task, the raw (uncalibrated) logits of every row of a windowed split (one encoder pass per input)."""
-    classifier.model.eval()
-    logits: dict[str, np.ndarray] = {}
+    logits: dict[str, np.ndarray] = {}  # the classifier puts a shared training model in eval mode itself
     for column, names in classifier.config.input_groups().items():
         logits.update(classifier.logits_from_encoded(data.groups[column], names))
     return logits

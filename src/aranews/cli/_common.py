@@ -174,7 +174,8 @@ def _model_options(p: argparse.ArgumentParser, batch_size: int = 16) -> None:
         "--precision",
         choices=PRECISION_CHOICES,
         default="auto",
-        help="auto (bf16 where the CPU or GPU has it, else fp32), fp32, bf16, fp16 (CUDA) or int8 (ONNX Runtime)",
+        help="auto (chosen per machine: see `aranews check-precision`), fp32, bf16, fp16 (CUDA), int8 (ONNX "
+        "Runtime), openvino-fp32 or openvino-bf16 (OpenVINO)",
     )
 
 

@@ -182,9 +182,10 @@ def check_precision_parser(sub: Any) -> None:
     p.add_argument(
         "--modes",
         nargs="+",
-        default=["bf16", "int8"],
+        default=["bf16", "int8", "openvino-bf16"],
         choices=list(CHECKABLE),
-        help="modes to compare with fp32 (default: bf16 int8)",
+        help="modes to compare with fp32 (default: bf16 int8 openvino-bf16; one this machine or install cannot run "
+        "is listed as unavailable)",
     )
     p.add_argument("--limit", type=POSITIVE, help="check only the first N rows")
     p.add_argument(
