@@ -21,7 +21,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -69,7 +69,9 @@ class OpenVinoSession:
         mode: str,
         threads: int | None = None,
         release_encoder: bool = False,
+        properties: dict[str, object] | None = None,
     ) -> None:
+        """``properties``: more OpenVINO compile properties (e.g. ``{"PERF_COUNT": True}`` to profile)."""
         import openvino as ov
 
         self.tasks = [t.name for t in model.config.tasks]
@@ -89,6 +91,7 @@ class OpenVinoSession:
                     "INFERENCE_PRECISION_HINT": INFERENCE_PRECISION[mode],
                     "INFERENCE_NUM_THREADS": threads or torch.get_num_threads(),
                     "PERFORMANCE_HINT": "LATENCY",  # one stream: the scorer sends one batch at a time
+                    **(properties or {}),
                 },
             )
         self.inputs = [port.get_any_name() for port in self.compiled.inputs]
@@ -135,10 +138,16 @@ class OpenVinoSession:
         converted.reshape({port.get_any_name(): ov.PartialShape([-1, -1]) for port in converted.inputs})
         ov.save_model(converted, str(path), compress_to_fp16=False)
 
-    def __call__(self, batch: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    def request(self) -> Any:
+        """This thread's infer request (its ``profiling_info`` holds the last call's per-node times when the
+        session was compiled with ``PERF_COUNT``)."""
         request = getattr(self._requests, "request", None)
         if request is None:
             request = self._requests.request = self.compiled.create_infer_request()
+        return request
+
+    def __call__(self, batch: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        request = self.request()
         out = request.infer({name: batch[name].numpy() for name in self.inputs})
         # copies: the request reuses its output buffers on its next call
         logits = torch.from_numpy(np.array(out[0], dtype=np.float32))

@@ -155,3 +155,19 @@ def test_concurrent_first_calls_convert_once_and_agree(trained_model, texts, cac
     for r in results:
         np.testing.assert_allclose(r, ref, atol=0.05)
         np.testing.assert_array_equal(r, results[0])  # each thread's own batches, never another's outputs
+
+
+def test_compile_properties_reach_openvino(trained_model, texts, cache):
+    """What bench_scoring's OpenVINO profile reads: per-node times of this thread's last call."""
+    clf = load_classifier(trained_model / "model", precision="fp32")
+    session = session_module.OpenVinoSession(clf.model, clf.source, "openvino-fp32", properties={"PERF_COUNT": True})
+    encoded = clf.windower.encode(texts[:2])
+    from aranews.inference.inputs import collate_articles
+
+    batch = collate_articles(encoded, clf.windower.pad_token_id)
+    batch.pop("article_index")
+    logits, pooled = session(batch)
+    assert pooled.shape == (len(batch["input_ids"]), clf.embedding_size)
+    assert set(logits) == {"topic", "stance"}
+    nodes = session.request().profiling_info
+    assert nodes and any(node.node_type == "FullyConnected" for node in nodes)
