@@ -74,44 +74,12 @@ class TorchRunner(Runner):
         return {name: value.float() for name, value in out.items()}, (pooled.float() if features else None)
 
 
-class OnnxInt8(Runner):
-    """An int8 ONNX Runtime session of the model, built on the first batch (export and quantisation are cached
+class _SessionRunner(Runner):
+    """A runner over a session of another backend, built on the first batch (the export or conversion is cached
     per model content). A classifier that owns its model lets the session release the torch encoder."""
-
-    mode = "int8"
-    backend = "ONNX Runtime"
-    gives_features = False
 
     def __init__(self, model: MultiTaskClassifier, source: str | None) -> None:
         self.model, self.source = model, source
-        self.session: OnnxInt8Runner | None = None
-        self._building = threading.Lock()
-
-    @property
-    def released_encoder(self) -> bool:  # type: ignore[override]
-        return self.session is not None and self.release_encoder
-
-    def windows(
-        self, batch: dict[str, torch.Tensor], tasks: list[str], features: bool
-    ) -> tuple[Windows, torch.Tensor | None]:
-        if features:
-            raise ValueError("article embeddings come from the torch model: load it with precision fp32 or bf16")
-        with self._building:  # concurrent first calls build one session (and release the encoder once)
-            if self.session is None:
-                self.session = OnnxInt8Runner(self.model, self.source, release_encoder=self.release_encoder)
-        out = self.session(batch)
-        return {name: out[name] for name in tasks}, None
-
-
-class OpenVino(Runner):
-    """A compiled OpenVINO model of the windows (``openvino-fp32``, ``openvino-bf16``), converted on the first
-    batch (cached per model content); it gives the pooled features too. A classifier that owns its model
-    lets it release the torch encoder."""
-
-    backend = "OpenVINO"
-
-    def __init__(self, model: MultiTaskClassifier, source: str | None, mode: str) -> None:
-        self.model, self.source, self.mode = model, source, mode
         self.session = None
         self._building = threading.Lock()
 
@@ -119,15 +87,54 @@ class OpenVino(Runner):
     def released_encoder(self) -> bool:  # type: ignore[override]
         return self.session is not None and self.release_encoder
 
+    def _session(self):
+        with self._building:  # concurrent first calls build one session (and release the encoder once)
+            if self.session is None:
+                self.session = self._build()
+        return self.session
+
+    def _build(self):
+        raise NotImplementedError
+
+
+class OnnxInt8(_SessionRunner):
+    """An int8 ONNX Runtime session of the model (export and quantisation cached per model content)."""
+
+    mode = "int8"
+    backend = "ONNX Runtime"
+    gives_features = False
+
+    def _build(self) -> OnnxInt8Runner:
+        return OnnxInt8Runner(self.model, self.source, release_encoder=self.release_encoder)
+
     def windows(
         self, batch: dict[str, torch.Tensor], tasks: list[str], features: bool
     ) -> tuple[Windows, torch.Tensor | None]:
-        with self._building:  # concurrent first calls convert once (and release the encoder once)
-            if self.session is None:
-                from aranews.inference.openvino_session import OpenVinoSession
+        if features:
+            raise ValueError("article embeddings come from the torch model: load it with precision fp32 or bf16")
+        out = self._session()(batch)
+        return {name: out[name] for name in tasks}, None
 
-                self.session = OpenVinoSession(self.model, self.source, self.mode, release_encoder=self.release_encoder)
-        out, pooled = self.session(batch)
+
+class OpenVino(_SessionRunner):
+    """A compiled OpenVINO model of the windows (``openvino-fp32``, ``openvino-bf16``; the conversion cached per
+    model content); it gives the pooled features too."""
+
+    backend = "OpenVINO"
+
+    def __init__(self, model: MultiTaskClassifier, source: str | None, mode: str) -> None:
+        super().__init__(model, source)
+        self.mode = mode
+
+    def _build(self):
+        from aranews.inference.openvino_session import OpenVinoSession
+
+        return OpenVinoSession(self.model, self.source, self.mode, release_encoder=self.release_encoder)
+
+    def windows(
+        self, batch: dict[str, torch.Tensor], tasks: list[str], features: bool
+    ) -> tuple[Windows, torch.Tensor | None]:
+        out, pooled = self._session()(batch)
         return {name: out[name] for name in tasks}, (pooled if features else None)
 
 
