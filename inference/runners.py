@@ -11,7 +11,7 @@ and one more entry in :func:`make_runner`; the classifier never tests the mode a
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
@@ -87,13 +87,13 @@ class _SessionRunner(Runner):
     def released_encoder(self) -> bool:  # type: ignore[override]
         return self.session is not None and self.release_encoder
 
-    def _session(self):
+    def _session(self) -> Any:
         with self._building:  # concurrent first calls build one session (and release the encoder once)
             if self.session is None:
                 self.session = self._build()
         return self.session
 
-    def _build(self):
+    def _build(self) -> Any:
         raise NotImplementedError
 
 
@@ -126,7 +126,7 @@ class OpenVino(_SessionRunner):
         super().__init__(model, source)
         self.mode = mode
 
-    def _build(self):
+    def _build(self) -> Any:
         from aranews.inference.openvino_session import OpenVinoSession
 
         return OpenVinoSession(self.model, self.source, self.mode, release_encoder=self.release_encoder)

@@ -136,11 +136,11 @@ AUTO_SCORING = {"avx512_bf16": "openvino-bf16"}
 def auto_scoring_precision(device: torch.device) -> str:
     """The mode ``auto`` scores in on this machine (see the module docstring)."""
     preferred = AUTO_SCORING.get(cpu_kind()) if device.type == "cpu" else None
-    if preferred is not None and preferred.startswith("openvino-"):
-        from aranews.inference.openvino_session import openvino_available
-
-        if openvino_available():
-            return preferred
+    if preferred is not None:
+        try:
+            return resolve_precision(preferred, device)  # the checks an explicit choice gets (its extra installed)
+        except PrecisionError:
+            pass
     return auto_precision(device)
 
 
