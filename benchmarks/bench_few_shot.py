@@ -16,8 +16,10 @@ as in ``bench_quality.py``):
   ``few_shot_contrastive_steps: 0``: heads started from label centroids, a fixed number of steps training the
   whole model, the last model kept: dev is not used for any choice);
 * ``few_shot_contrastive``: the few-shot recipe as it is by default: its contrastive stage first
-  (``training.few_shot_contrastive_steps: --contrastive-steps``: SetFit's pair objective on the encoder, at
-  SetFit's body learning rate 2e-5), then the same head start and steps, training the heads only;
+  (``training.few_shot_contrastive_steps: --contrastive-steps``, the library's default unless given: SetFit's
+  pair objective on the encoder, at SetFit's body learning rate 2e-5), then the same head start and steps,
+  training the heads only; its runs are told apart by their number of pair steps
+  (``few_shot_contrastive/<steps>`` in the summary), and ``--keep`` reruns a draw only for another number;
 * ``few_shot_soup``: the seed lottery (``training.seeds: [s, s+1000, s+2000]``, ``seed_selection: soup``) of
   the few-shot recipe on the draw of seed ``s``: three runs from one start, their weights averaged; the run
   records each of the three runs' own dev macro-F1 too (the spread *without* the lottery, on the same rows);
@@ -54,6 +56,20 @@ ROOT = Path(__file__).resolve().parent.parent
 CONTENDERS = ("tfidf", "standard", "few_shot", "few_shot_contrastive", "few_shot_soup", "setfit")
 
 
+def _library_contrastive_steps() -> int:
+    from aranews.training.config import TrainingConfig
+
+    return TrainingConfig.__dataclass_fields__["few_shot_contrastive_steps"].default
+
+
+def label(run: dict[str, Any]) -> str:
+    """The column a run belongs to: its contender, and for the contrastive recipe its number of pair steps
+    (runs made before the field was recorded had 100, the default then)."""
+    if run["contender"] != "few_shot_contrastive":
+        return run["contender"]
+    return f"few_shot_contrastive/{run.get('contrastive_steps', 100)}"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dataset", required=True, help="a folder with train.jsonl and dev.jsonl")
@@ -71,7 +87,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--epochs", type=int, default=10, help="standard recipe")
     parser.add_argument("--early-stopping", type=int, default=3, help="standard recipe")
     parser.add_argument("--few-shot-steps", type=int, default=100)
-    parser.add_argument("--contrastive-steps", type=int, default=100, help="few_shot_contrastive's pair steps")
+    parser.add_argument(
+        "--contrastive-steps",
+        type=int,
+        default=_library_contrastive_steps(),
+        help="few_shot_contrastive's pair steps (default: the library's, training.few_shot_contrastive_steps)",
+    )
     parser.add_argument(
         "--setfit-max-steps", type=int, default=-1, help="cap SetFit's body steps (default -1: its one epoch of pairs)"
     )
@@ -210,7 +231,12 @@ def _draw(train_rows, dev_rows, n: int, seed: int, args, tmp: Path, done: set) -
     runs = []
     only = {"standard": args.standard_seeds, "setfit": args.setfit_seeds}
     for contender in args.contenders:
-        if (only.get(contender) and seed not in only[contender]) or (contender, n, seed) in done:
+        steps = {"contrastive_steps": args.contrastive_steps} if contender == "few_shot_contrastive" else {}
+        if (only.get(contender) and seed not in only[contender]) or (
+            label({"contender": contender, **steps}),
+            n,
+            seed,
+        ) in done:
             continue
         started = time.perf_counter()
         extra: dict[str, Any] = {}
@@ -221,15 +247,16 @@ def _draw(train_rows, dev_rows, n: int, seed: int, args, tmp: Path, done: set) -
         else:
             score, extra = _library(contender, tmp, args, seed)
         runs.append({"contender": contender, "n": n, "seed": seed, "train_rows": len(train), "macro_f1": round(score, 4),
-                     "seconds": round(time.perf_counter() - started, 1), **extra})  # fmt: skip
+                     "seconds": round(time.perf_counter() - started, 1), **steps, **extra})  # fmt: skip
         print(f"n={n} seed={seed} {contender}: macro-F1 {score:.3f} ({runs[-1]['seconds']:.0f} s)", flush=True)
     return runs
 
 
-def _summary(runs: list[dict]) -> dict[str, Any]:
+def summary(runs: list[dict]) -> dict[str, Any]:
+    """Mean and spread of the dev macro-F1 per column (:func:`label`) and ``n``, keyed ``"<column>@<n>"``."""
     out: dict[str, Any] = {}
-    for key in sorted({(r["contender"], r["n"]) for r in runs}):
-        scores = [r["macro_f1"] for r in runs if (r["contender"], r["n"]) == key]
+    for key in sorted({(label(r), r["n"]) for r in runs}):
+        scores = [r["macro_f1"] for r in runs if (label(r), r["n"]) == key]
         out[f"{key[0]}@{key[1]}"] = {
             "mean": round(statistics.mean(scores), 4),
             "sd": round(statistics.stdev(scores), 4) if len(scores) > 1 else None,
@@ -254,7 +281,7 @@ def _save(out: Path, runs: list[dict], dev_rows: list[dict], train_rows: list[di
         "encoder": args.encoder,
         "max_length": args.max_length,
         "runs": runs,
-        "summary": _summary(runs),
+        "summary": summary(runs),
         "versions": {
             p: importlib.metadata.version(p) for p in ("setfit", "sentence-transformers", "transformers", "torch")
         },
@@ -274,7 +301,7 @@ def main() -> None:
     kept = json.loads(Path(args.keep).read_text(encoding="utf-8")) if args.keep else {}
     runs: list[dict] = kept.get("runs", [])
     args.earlier_commands = kept.get("commands") or ([kept["command"]] if "command" in kept else [])
-    done = {(r["contender"], r["n"], r["seed"]) for r in runs}
+    done = {(label(r), r["n"], r["seed"]) for r in runs}
     out = Path(args.out or ROOT / "benchmarks" / "results" / f"few_shot-{dataset.name}-{args.task}.json")
     with tempfile.TemporaryDirectory() as tmp_name:
         for n in args.shots:

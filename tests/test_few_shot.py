@@ -104,7 +104,8 @@ def test_the_model_card_says_how_a_retrained_models_heads_and_new_labels_started
 def _few_shot_config(tmp_path, tiny_backbone, name, rows=None, **training):
     data = {"train": str(rows)} if rows else {}
     tasks = [{"name": "topic", "class_weights": "balanced"}, {"name": "stance"}]
-    settings = {"recipe": "few_shot", "few_shot_steps": 27, **training}
+    # a short pair stage: these tests are about the recipe's behaviour, not its default length
+    settings = {"recipe": "few_shot", "few_shot_steps": 27, "few_shot_contrastive_steps": 20, **training}
     return config_from_dict(experiment(tmp_path / name, tiny_backbone, data=data, tasks=tasks, training=settings))
 
 

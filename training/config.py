@@ -195,9 +195,11 @@ class TrainingConfig:
         few_shot_contrastive_steps: steps of the few-shot recipe's contrastive stage, before the heads are set
             (:func:`aranews.training.few_shot.contrastive_stage`: pairs of training rows, the encoder's
             pooled features pulled together for a shared label and apart otherwise, as SetFit does); 0: none.
-            Measured at 8 rows per label, three seeds, e5-small (``BENCHMARKS.md``, few labels): dev macro-F1
-            0.689 -> 0.753 on ANT multisource (higher on every seed; SetFit 0.768 on one), 0.430 -> 0.418 on
-            Mawqif (within its seed spread of about 0.1). It costs about five CPU minutes per 100 steps there.
+            Measured with e5-small, three seeds (``BENCHMARKS.md``, few labels): 100 steps against none at 8
+            rows per label, dev macro-F1 0.689 -> 0.753 on ANT multisource (higher on every seed), 0.430 ->
+            0.418 on Mawqif (within its seed spread of about 0.1); 300 steps (the default) against 100 on ANS,
+            0.338 -> 0.410 at 8 rows per label and 0.334 -> 0.492 at 16, where SetFit has 0.309 and 0.358. The
+            stage costs a few CPU minutes per 100 steps at these sizes on 2 cores.
             Not run when retraining (``init_from``): the old model's encoder is kept under its heads.
         few_shot_contrastive_learning_rate: the encoder's learning rate in that stage.
         few_shot_train_encoder: whether the few-shot steps train the encoder too; ``null`` (the default): not after
@@ -241,7 +243,7 @@ class TrainingConfig:
     baseline: bool = True
     recipe: Literal["auto", "standard", "few_shot"] = "auto"
     few_shot_steps: int = 100
-    few_shot_contrastive_steps: int = 100
+    few_shot_contrastive_steps: int = 300
     few_shot_contrastive_learning_rate: float = 2.0e-5
     few_shot_train_encoder: bool | None = None
 
