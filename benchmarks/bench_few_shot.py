@@ -168,7 +168,9 @@ def _library(recipe: str, tmp: Path, args: argparse.Namespace, seed: int) -> tup
         seed,
         task={"class_weights": weights} if weights else None,
         recipe="few_shot" if recipe.startswith("few_shot") else recipe,
-        few_shot_contrastive_steps=getattr(args, "contrastive_steps", 100) if recipe == "few_shot_contrastive" else 0,
+        few_shot_contrastive_steps=(
+            getattr(args, "contrastive_steps", _library_contrastive_steps()) if recipe == "few_shot_contrastive" else 0
+        ),
         epochs=getattr(args, "epochs", 10),
         early_stopping_patience=getattr(args, "early_stopping", 3),
         few_shot_steps=args.few_shot_steps,
@@ -232,11 +234,8 @@ def _draw(train_rows, dev_rows, n: int, seed: int, args, tmp: Path, done: set) -
     only = {"standard": args.standard_seeds, "setfit": args.setfit_seeds}
     for contender in args.contenders:
         steps = {"contrastive_steps": args.contrastive_steps} if contender == "few_shot_contrastive" else {}
-        if (only.get(contender) and seed not in only[contender]) or (
-            label({"contender": contender, **steps}),
-            n,
-            seed,
-        ) in done:
+        column = label({"contender": contender, **steps})
+        if (only.get(contender) and seed not in only[contender]) or (column, n, seed) in done:
             continue
         started = time.perf_counter()
         extra: dict[str, Any] = {}

@@ -117,7 +117,7 @@ def test_intervals_cover_about_as_often_as_they_say_on_label_shifted_archives():
 
 
 def test_the_prior_keeps_intervals_honest_when_a_label_has_a_handful_of_dev_rows(monkeypatch):
-    """A label with about 5 dev rows: resampling those rows alone under-covers (0.85 here), because new rows
+    """A label with about 5 dev rows: resampling those rows alone under-covers (0.887 here), because new rows
     of the label may look like none of the five; the prior of one pseudo-row spread over dev restores it."""
     from aranews.inference import shares
 
