@@ -675,6 +675,57 @@ def _select_loop() -> list[str]:
     return lines
 
 
+def _select_proxy() -> list[str]:
+    files = sorted((ROOT / "benchmarks" / "results").glob("select_proxy-*.json"))
+    if not files:
+        return []
+    lines = ["### The same loop on a frozen encoder: a proxy with many seeds", "",
+             "`benchmarks/bench_select_proxy.py`: the loop above with the encoder frozen (its mean-pooled "
+             "embeddings with its `query: ` prefix, computed once) and a logistic-regression head (class weights "
+             "balanced) as each round's model, so that twenty seeds take minutes. The picks are made by the "
+             "library's own picking code with the proxy model's probabilities and embeddings: `select` is "
+             "`aranews select`'s defaults (margin, pool 10 x n, k-means diversity), `margin` the same without the "
+             "diversity step, `typical` TypiClust (Hacohen et al. 2022: the most typical row of each least "
+             "covered k-means cluster, no model needed). It says what the picking rule does with a fixed "
+             "representation, not what it does when the encoder is fine-tuned every round. *Reaches random's "
+             "final*: the labels at which a strategy's mean curve first reaches random picking's final mean "
+             "(interpolated between rounds), and their share of random's labels, with a 90% interval from a bootstrap "
+             "over seeds; the goal is at most 70%.", ""]  # fmt: skip
+    for path in files:
+        r = json.loads(path.read_text(encoding="utf-8"))
+        name, summary = Path(r["dataset"]).name, r["summary"]
+        strategies = list(summary)
+        lines += [f"**{name}** ({r['task']}, {len(r['labels'])} labels, pool {r['train_rows']} train rows, "
+                  f"{r['dev_rows']} dev rows; {r['start_per_label']} per label to start, {r['added_per_round']} "
+                  f"added per round; {len(r['seeds'])} seeds; {r['cpu']}; `{r['command']}`):", "",
+                  "| labels used | " + " | ".join(strategies) + " |",
+                  "| --- |" + " --- |" * len(strategies)]  # fmt: skip
+        for k, used in enumerate(r["labels_used"]):
+            cells = [f"{summary[s]['mean'][k]:.3f} ± {summary[s]['sd'][k]:.3f}" for s in strategies]
+            lines.append(f"| {used} | " + " | ".join(cells) + " |")
+        reach = []
+        for s in strategies:
+            f = summary[s]
+            if s == "random":
+                continue
+            low, high = f.get("share_90_interval") or (None, None)
+            band = (f", 90% interval over seeds {'over 100%' if low is None else f'{low:.0%}'} to "
+                    f"{'over 100%' if high is None else f'{high:.0%}'}") if "share_90_interval" in f else ""  # fmt: skip
+            needs = f["labels_to_reach_randoms_final"]
+            reach.append(f"{s} {needs:.0f} ({f['share_of_randoms_labels']:.0%}{band})" if needs is not None
+                         else f"{s} not within these rounds ({band.lstrip(', ') or 'no interval'})")  # fmt: skip
+        select = summary.get("select", {}).get("share_of_randoms_labels")
+        verdict = ("not reached within these rounds" if select is None
+                   else f"{select:.0%}: {'met' if select <= 0.7 else 'not met'}")  # fmt: skip
+        final = summary["random"]["mean"][-1] if "random" in summary else None
+        if final is not None:
+            lines += ["", f"Labels to reach random's final {final:.3f} (of {r['labels_used'][-1]}): "
+                      + "; ".join(reach) + f". The goal for `select` (at most 70% of random's labels) in this proxy: "
+                      f"{verdict}."]  # fmt: skip
+        lines.append("")
+    return lines
+
+
 def _floor(figures: dict) -> str:
     floor = figures.get("ece_floor")
     return f"{floor['mean']:.3f} ({floor['p90']:.3f})" if floor else "not measured"
@@ -978,6 +1029,7 @@ def main() -> None:
         + _report()
         + _select()
         + _select_loop()
+        + _select_proxy()
         + _calibration()
         + _few_shot()
         + _training()
