@@ -34,6 +34,7 @@ labels it needs to reach random picking's final mean figure (interpolated betwee
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -203,17 +204,21 @@ def share_interval(runs: list[list[float]], random_runs: list[list[float]], used
 
 def _data(args, labels: list[str], train: list[dict], dev: list[dict]) -> dict[str, np.ndarray]:
     cache = Path(args.cache) if args.cache else None
+    # what the embeddings depend on: a cache made with other rows, encoder or windows is not read
+    key = json.dumps([args.encoder, args.max_length, args.prefix, args.bf16, args.pair_column, args.task,
+                      [str(r["id"]) for r in train + dev]])  # fmt: skip
     if cache and cache.exists():
         data = dict(np.load(cache))
-        if len(data["xt"]) == len(train) and len(data["xd"]) == len(dev):
+        if str(data.get("key", "")) == key:
             return data
-        print(f"{cache}: embeddings of another split size; computing them again", flush=True)
+        print(f"{cache}: embeddings of other rows or settings; computing them again", flush=True)
     texts = [_text(r, args.pair_column, args.prefix) for r in train + dev]
     x = embed(args.encoder, texts, args.max_length, args.bf16)
     data = {
         "xt": x[: len(train)], "xd": x[len(train) :],
         "yt": np.array([labels.index(str(r[args.task])) for r in train]),
         "yd": np.array([labels.index(str(r[args.task])) for r in dev]),
+        "key": np.array(key),
     }  # fmt: skip
     if cache:
         np.savez(cache, **data)
