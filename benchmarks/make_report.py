@@ -555,6 +555,47 @@ def _report() -> list[str]:
     ]
 
 
+def _window() -> list[str]:
+    """bench_window.py: per data set, the probe's dev macro-F1 and the scoring speed at each window length."""
+    runs = [_load(p.name) for p in sorted(RESULTS.glob("window-*.json"))]
+    runs = [r for r in runs if r and r.get("lengths")]
+    if not runs:
+        return []
+    first = runs[0]
+    lines = [
+        "## Window length as a speed setting (issue 24)",
+        "",
+        "`benchmarks/bench_window.py`: the library's model at each `max_length` (`head_tail`: a quarter of the "
+        "window from the start, the rest from the end; e5-small's mean pooling and `query: ` prefix; "
+        "preprocessing `strip_boilerplate arabert_v02`). **Quality is a linear probe**: the encoder frozen, the "
+        "article embeddings the heads read for the whole train and dev splits, a logistic regression (class "
+        "weights balanced, C by 5-fold cross-validation on train). It measures what each window lets the encoder "
+        "see, not what fine-tuning reaches (the fine-tuned figures at 512 are in the quality table above). "
+        "**Speed** is `predict_proba` over the dev articles in `--precision auto` after a warm-up, e5-small size "
+        f"(the default AraBERT-base costs about 4x as much per token). Machine: {first['cpu']} "
+        f"({first['threads']} threads; {', '.join(first['cpu_flags'])}), {first['date']}.",
+        "",
+        "| data set | window | probe dev macro-F1 | accuracy | tokens read per article | articles cut | "
+        "articles/s | speed vs 512 |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in runs:
+        by = r["lengths"]
+        top = by.get("512", {}).get("speed", {}).get("articles_per_second")
+        for length, m in sorted(by.items(), key=lambda kv: int(kv[0])):
+            emb = m["embedding"].get("dev", {})
+            read = f"{emb['mean_tokens_read']:.0f}" if emb else "–"
+            aps = m["speed"]["articles_per_second"]
+            ratio = f"{aps / top:.2f}x" if top else "–"
+            lines.append(
+                f"| {Path(r['dataset']).name} ({r['task']}, {r['n_train']} train / {r['n_dev']} dev) | {length} "
+                f"| {m['probe']['macro_f1']:.3f} | {m['probe']['accuracy']:.3f} | {read} "
+                f"| {m['speed']['cut_share']:.0%} | {aps:.1f} ({m['speed']['precision']}) | {ratio} |"
+            )
+    lines += ["", "Commands: " + "; ".join(f"`{r['command']}`" for r in runs) + ".", ""]
+    return lines
+
+
 def _select() -> list[str]:
     r = _load("select.json")
     if r is None:
@@ -1025,6 +1066,7 @@ def main() -> None:
         + _int8()
         + SCORING_NOTES
         + _memory()
+        + _window()
         + _ray()
         + _report()
         + _select()

@@ -1,0 +1,40 @@
+"""The window-length benchmark's model, embeddings, probe and speed (benchmarks/bench_window.py)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+
+import bench_window
+
+
+def _rows(sample_rows: dict[str, list[dict]], split: str) -> list[dict]:
+    return [{"text": r["text"], "topic": r["topic"]} for r in sample_rows[split]]
+
+
+def test_each_window_length_reads_at_most_its_tokens_and_the_probe_learns_the_sample(
+    tiny_backbone, sample_rows, tmp_path
+):
+    train, dev = _rows(sample_rows, "train"), _rows(sample_rows, "dev")
+    labels = sorted({r["topic"] for r in train})
+    read, cut = {}, {}
+    for length in (32, 128):
+        model = bench_window.build_model(
+            str(tiny_backbone), length, "topic", labels, None, ["none"], tmp_path / f"m{length}", "mean", ""
+        )
+        x_train, info = bench_window.embed(model, train, "topic", None)
+        x_dev, _ = bench_window.embed(model, dev, "topic", None)
+        assert x_train.shape[0] == len(train) and x_dev.shape == (len(dev), x_train.shape[1])
+        assert np.isfinite(x_train).all()
+        read[length] = info["mean_tokens_read"]
+        assert read[length] <= length  # one head_tail window per article, special tokens included
+        speed = bench_window.speed(model, dev, "topic", None)
+        assert speed["articles"] == len(dev) and speed["articles_per_second"] > 0
+        cut[length] = speed["cut_share"]
+        quality = bench_window.probe(x_train, [r["topic"] for r in train], x_dev, [r["topic"] for r in dev], labels)
+        assert 0.0 <= quality["macro_f1"] <= 1.0 and quality["C"] in (0.001, 0.01, 0.1, 1.0)
+    assert read[32] < read[128] and cut[32] > cut[128]
