@@ -101,6 +101,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--keep", help="an earlier result file of the same data set and task: its runs are kept, not run again"
     )
+    parser.add_argument(
+        "--probe-heads",
+        action="store_true",
+        help="few_shot_contrastive: also score logistic-regression heads on the trained encoder's features",
+    )
     parser.add_argument("--out")
     return parser
 
@@ -154,6 +159,25 @@ def library_config(
     }
 
 
+def _probe_heads(model: Path, train: list[dict], dev: list[dict], args: argparse.Namespace) -> dict[str, Any]:
+    """Dev macro-F1 of other heads on the trained encoder's article features (the ones its heads read): SetFit's
+    head (logistic regression, its defaults) and a logistic regression on standardised features with ``C`` by
+    cross-validation on the training rows -- which part of a gap to SetFit is the head's."""
+    from bench_window import embed, probe
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import f1_score
+
+    x_train, _ = embed(model, train, args.task, args.pair_column)
+    x_dev, _ = embed(model, dev, args.task, args.pair_column)
+    y_train, y_dev = [str(r[args.task]) for r in train], [str(r[args.task]) for r in dev]
+    labels = sorted(set(y_train) | set(y_dev))
+    setfit_head = LogisticRegression(max_iter=1000).fit(x_train, y_train)
+    return {
+        "logistic_c1": round(float(f1_score(y_dev, setfit_head.predict(x_dev), labels=labels, average="macro")), 4),
+        "logistic_cv": round(probe(x_train, y_train, x_dev, y_dev, labels)["macro_f1"], 4),
+    }
+
+
 def _library(recipe: str, tmp: Path, args: argparse.Namespace, seed: int) -> tuple[float, dict]:
     """Train with the library's ``recipe``; the dev macro-F1 of the model it keeps."""
     from aranews.training.config import config_from_dict
@@ -180,6 +204,10 @@ def _library(recipe: str, tmp: Path, args: argparse.Namespace, seed: int) -> tup
     extra = {"epochs": len(metrics["epochs"]), "recipe": metrics["recipe"]}
     if "seeds" in metrics["recipe"]:
         extra["seed_runs"] = [r["dev_score"] for r in metrics["recipe"]["seeds"]["runs"]]
+    if getattr(args, "probe_heads", False) and recipe == "few_shot_contrastive":
+        read = [json.loads(line) for line in (tmp / "train.jsonl").read_text(encoding="utf-8").splitlines()]
+        dev = [json.loads(line) for line in (tmp / "dev.jsonl").read_text(encoding="utf-8").splitlines()]
+        extra["probe_heads"] = _probe_heads(tmp / f"run-{recipe}" / "model", read, dev, args)
     return metrics["dev"][args.task]["macro_f1"], extra
 
 

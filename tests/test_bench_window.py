@@ -1,4 +1,5 @@
-"""The window-length benchmark's model, embeddings, probe and speed (benchmarks/bench_window.py)."""
+"""The window-length benchmark's model, embeddings, probe and speed (benchmarks/bench_window.py), and the few-shot
+benchmark's head probe (benchmarks/bench_few_shot.py)."""
 
 from __future__ import annotations
 
@@ -38,3 +39,19 @@ def test_each_window_length_reads_at_most_its_tokens_and_the_probe_learns_the_sa
         quality = bench_window.probe(x_train, [r["topic"] for r in train], x_dev, [r["topic"] for r in dev], labels)
         assert 0.0 <= quality["macro_f1"] <= 1.0 and quality["C"] in (0.001, 0.01, 0.1, 1.0)
     assert read[32] < read[128] and cut[32] > cut[128]
+
+
+def test_the_few_shot_benchmark_scores_other_heads_on_a_models_features(tiny_backbone, sample_rows, tmp_path):
+    import argparse
+
+    import bench_few_shot
+
+    train, dev = _rows(sample_rows, "train"), _rows(sample_rows, "dev")
+    labels = sorted({r["topic"] for r in train})
+    model = bench_window.build_model(
+        str(tiny_backbone), 64, "topic", labels, None, ["none"], tmp_path / "m", "mean", ""
+    )
+    args = argparse.Namespace(task="topic", pair_column=None)
+    heads = bench_few_shot._probe_heads(model, train, dev, args)
+    assert set(heads) == {"logistic_c1", "logistic_cv"}
+    assert all(0.0 <= f1 <= 1.0 for f1 in heads.values())
