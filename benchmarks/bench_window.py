@@ -139,6 +139,26 @@ def speed(model: Path, rows: list[dict[str, Any]], task: str, pair_column: str |
     }
 
 
+def _cache_key(args: argparse.Namespace, length: int, train: list[dict], dev: list[dict]) -> str:
+    """What the cached embeddings were made from: the encoder and its settings, the window and the rows, so that
+    a cache is never read for another encoder, preprocessing or split."""
+    import hashlib
+
+    made_from = hashlib.sha256()
+    settings = [
+        str(Path(args.encoder).resolve()),
+        args.preprocessing,
+        args.pooling,
+        args.prefix,
+        length,
+        args.pair_column,
+    ]
+    made_from.update(json.dumps(settings).encode())
+    for row in (*train, *dev):
+        made_from.update(str(row["text"]).encode() + b"\0" + str(row.get(args.pair_column or "", "")).encode() + b"\1")
+    return made_from.hexdigest()[:16]
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dataset", required=True)
@@ -193,7 +213,9 @@ def main() -> None:
         for length in args.lengths:
             model = build_model(args.encoder, length, args.task, labels, args.pair_column, args.preprocessing,
                                 tmp / f"model-{length}", args.pooling, args.prefix)  # fmt: skip
-            stored = cache / f"{name}-{args.task}-{length}.npz" if cache else None
+            stored = (
+                cache / f"{name}-{args.task}-{length}-{_cache_key(args, length, train, dev)}.npz" if cache else None
+            )
             if stored and stored.is_file():
                 saved = np.load(stored, allow_pickle=False)
                 x_train, x_dev = saved["train"], saved["dev"]

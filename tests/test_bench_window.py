@@ -55,3 +55,15 @@ def test_the_few_shot_benchmark_scores_other_heads_on_a_models_features(tiny_bac
     heads = bench_few_shot._probe_heads(model, train, dev, args)
     assert set(heads) == {"logistic_c1", "logistic_cv"}
     assert all(0.0 <= f1 <= 1.0 for f1 in heads.values())
+
+
+def test_cached_embeddings_are_keyed_by_what_made_them():
+    args = bench_window.build_parser().parse_args(["--dataset", "d", "--task", "topic", "--encoder", "e"])
+    rows = [{"text": "أ"}, {"text": "ب"}]
+    key = bench_window._cache_key(args, 128, rows, rows)
+    assert key == bench_window._cache_key(args, 128, [dict(r) for r in rows], rows)
+    other = bench_window.build_parser().parse_args(
+        ["--dataset", "d", "--task", "topic", "--encoder", "e", "--preprocessing", "strip_boilerplate"]
+    )
+    assert len({key, bench_window._cache_key(other, 128, rows, rows), bench_window._cache_key(args, 256, rows, rows),
+                bench_window._cache_key(args, 128, rows[:1], rows)}) == 4  # fmt: skip
