@@ -65,9 +65,10 @@ def _library_contrastive_steps() -> int:
 def label(run: dict[str, Any]) -> str:
     """The column a run belongs to: its contender, and for the contrastive recipe its number of pair steps
     (runs made before the field was recorded had 100, the default then)."""
+    tail = "+embeddings" if run.get("train_embeddings") else ""
     if run["contender"] != "few_shot_contrastive":
-        return run["contender"]
-    return f"few_shot_contrastive/{run.get('contrastive_steps', 100)}"
+        return run["contender"] + tail
+    return f"few_shot_contrastive/{run.get('contrastive_steps', 100)}{tail}"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -100,6 +101,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--setfit-seeds", type=int, nargs="*", help="run SetFit on these seeds only")
     parser.add_argument(
         "--keep", help="an earlier result file of the same data set and task: its runs are kept, not run again"
+    )
+    parser.add_argument(
+        "--train-embeddings",
+        action="store_true",
+        help="the library's recipes train the word embeddings too (as SetFit does; default: frozen)",
     )
     parser.add_argument(
         "--probe-heads",
@@ -146,7 +152,7 @@ def library_config(
             "eval_batch_size": 64,
             "learning_rate": args.learning_rate,
             "head_learning_rate": getattr(args, "head_learning_rate", None),
-            "freeze_embeddings": True,
+            "freeze_embeddings": not getattr(args, "train_embeddings", False),
             "mixed_precision": "auto",
             "seed": seed,
             "resume": False,
@@ -262,6 +268,8 @@ def _draw(train_rows, dev_rows, n: int, seed: int, args, tmp: Path, done: set) -
     only = {"standard": args.standard_seeds, "setfit": args.setfit_seeds}
     for contender in args.contenders:
         steps = {"contrastive_steps": args.contrastive_steps} if contender == "few_shot_contrastive" else {}
+        if args.train_embeddings and contender in ("standard", "few_shot", "few_shot_contrastive", "few_shot_soup"):
+            steps["train_embeddings"] = True
         column = label({"contender": contender, **steps})
         if (only.get(contender) and seed not in only[contender]) or (column, n, seed) in done:
             continue
