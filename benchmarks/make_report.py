@@ -593,7 +593,31 @@ def _window() -> list[str]:
                 f"| {m['speed']['cut_share']:.0%} | {aps:.1f} ({m['speed']['precision']}) | {ratio} |"
             )
     lines += ["", "Commands: " + "; ".join(f"`{r['command']}`" for r in runs) + ".", ""]
-    return lines
+    return lines + _window_preprocessing(runs)
+
+
+def _window_preprocessing(runs: list[dict]) -> list[str]:
+    """The same probe without ``arabert_v02`` (AraBERT's own normalisation) for e5-small, where it was run."""
+    pairs, commands = [], []
+    for r in runs:
+        other = RESULTS / "ablations" / f"window-strip_boilerplate_only-{Path(r['dataset']).name}-{r['task']}.json"
+        if not other.is_file():
+            continue
+        alt = json.loads(other.read_text(encoding="utf-8"))
+        commands.append(f"`{alt['command']}`")
+        for length, m in sorted(alt["lengths"].items(), key=lambda kv: int(kv[0])):
+            if length in r["lengths"]:
+                base = r["lengths"][length]["probe"]["macro_f1"]
+                pairs.append(f"{Path(r['dataset']).name} at {length}: {m['probe']['macro_f1']:.3f} without it, "
+                             f"{base:.3f} with it")  # fmt: skip
+    if not pairs:
+        return []
+    return [
+        "Does AraBERT's normalisation (`arabert_v02`) suit e5-small? The same probe with `strip_boilerplate` "
+        f"alone: {'; '.join(pairs)} (`benchmarks/results/ablations/window-strip_boilerplate_only-*.json`; "
+        f"{'; '.join(commands)}). At full data it helps e5-small too, so `configs/e5-small.yaml` keeps it.",
+        "",
+    ]
 
 
 def _select() -> list[str]:
