@@ -932,6 +932,39 @@ def _few_shot_goal(r: dict, shots: list[int]) -> list[str]:
             "from each peer on the same rows): " + ". ".join(found) + "."]  # fmt: skip
 
 
+def _few_shot_gap() -> list[str]:
+    """Where the recipe's gap to SetFit on ANT multisource at n=8 is (not): the head, or the frozen embeddings."""
+    folder = ROOT / "benchmarks" / "results" / "ablations"
+    heads = _json_or_none(folder / "few_shot-gap-probe_heads-ant_multisource-topic.json")
+    embeddings = _json_or_none(folder / "few_shot-gap-train_embeddings-ant_multisource-topic.json")
+    main = _json_or_none(ROOT / "benchmarks" / "results" / "few_shot-ant_multisource-topic.json")
+    if not heads or not main:
+        return []
+    setfit = {r["seed"]: r["macro_f1"] for r in main["runs"] if r["contender"] == "setfit" and r["n"] == 8}
+    parts = []
+    for run in heads["runs"]:
+        probe = run["probe_heads"]
+        parts.append(f"draw {run['seed']}: the recipe's head {run['macro_f1']:.3f}, SetFit's head (logistic "
+                     f"regression, C=1) on the same encoder {probe['logistic_c1']:.3f}, a cross-validated logistic "
+                     f"regression {probe['logistic_cv']:.3f}; SetFit itself {setfit.get(run['seed'], float('nan')):.3f}")  # fmt: skip
+    for run in (embeddings or {}).get("runs", []):
+        parts.append(f"draw {run['seed']} with the word embeddings trained too, as SetFit trains them: "
+                     f"{run['macro_f1']:.3f} in {run['seconds']:.0f} s")  # fmt: skip
+    commands = "; ".join(f"`{c}`" for r in (heads, embeddings) if r for c in r["commands"])
+    return [
+        "Where the gap to SetFit on ANT multisource at n=8 is not (pair stage of 300 steps; the draws recorded, "
+        "which are fewer than a command asks where it was stopped; "
+        f"`benchmarks/results/ablations/few_shot-gap-*.json`): {'; '.join(parts)}. Neither the head nor the "
+        "frozen embeddings account for it: on that draw the encoder after the recipe's pair stage is what is "
+        f"worse than SetFit's. Commands: {commands}.",
+        "",
+    ]
+
+
+def _json_or_none(path: Path) -> dict | None:
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
 def _few_shot() -> list[str]:
     import bench_few_shot
 
@@ -1009,6 +1042,7 @@ def _few_shot() -> list[str]:
                   f"{runs}. The heads alone on the pretrained encoder lose to fine-tuning it (0.728 on that draw); "
                   "after the contrastive stage they beat it. The recipe therefore trains the heads only after the "
                   "stage (`training.few_shot_train_encoder`).", ""]  # fmt: skip
+    lines += _few_shot_gap()
     for path in sorted((ROOT / "benchmarks" / "results").glob("new_label-*.json")):
         nl = json.loads(path.read_text(encoding="utf-8"))
         f, first = nl["summary"], nl["runs"][0]
