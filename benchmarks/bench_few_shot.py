@@ -66,6 +66,7 @@ def label(run: dict[str, Any]) -> str:
     """The column a run belongs to: its contender, and for the contrastive recipe its number of pair steps
     (runs made before the field was recorded had 100, the default then)."""
     tail = "+embeddings" if run.get("train_embeddings") else ""
+    tail += f"+{run['mixed_precision']}" if run.get("mixed_precision", "auto") != "auto" else ""
     if run["contender"] != "few_shot_contrastive":
         return run["contender"] + tail
     return f"few_shot_contrastive/{run.get('contrastive_steps', 100)}{tail}"
@@ -106,6 +107,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--train-embeddings",
         action="store_true",
         help="the library's recipes train the word embeddings too (as SetFit does; default: frozen)",
+    )
+    parser.add_argument(
+        "--mixed-precision",
+        default="auto",
+        choices=["auto", "no", "bf16"],
+        help="the library's recipes' training.mixed_precision (default auto: bf16 where the CPU has it)",
     )
     parser.add_argument(
         "--probe-heads",
@@ -153,7 +160,7 @@ def library_config(
             "learning_rate": args.learning_rate,
             "head_learning_rate": getattr(args, "head_learning_rate", None),
             "freeze_embeddings": not getattr(args, "train_embeddings", False),
-            "mixed_precision": "auto",
+            "mixed_precision": getattr(args, "mixed_precision", "auto"),
             "seed": seed,
             "resume": False,
             "progress": False,
@@ -270,6 +277,13 @@ def _draw(train_rows, dev_rows, n: int, seed: int, args, tmp: Path, done: set) -
         steps = {"contrastive_steps": args.contrastive_steps} if contender == "few_shot_contrastive" else {}
         if args.train_embeddings and contender in ("standard", "few_shot", "few_shot_contrastive", "few_shot_soup"):
             steps["train_embeddings"] = True
+        if args.mixed_precision != "auto" and contender in (
+            "standard",
+            "few_shot",
+            "few_shot_contrastive",
+            "few_shot_soup",
+        ):
+            steps["mixed_precision"] = args.mixed_precision
         column = label({"contender": contender, **steps})
         if (only.get(contender) and seed not in only[contender]) or (column, n, seed) in done:
             continue
