@@ -561,7 +561,6 @@ def _window() -> list[str]:
     runs = [r for r in runs if r and r.get("lengths")]
     if not runs:
         return []
-    first = runs[0]
     lines = [
         "## Window length as a speed setting (issue 24)",
         "",
@@ -572,8 +571,13 @@ def _window() -> list[str]:
         "weights balanced, C by 5-fold cross-validation on train). It measures what each window lets the encoder "
         "see, not what fine-tuning reaches (the fine-tuned figures at 512 are in the quality table above). "
         "**Speed** is `predict_proba` over the dev articles in `--precision auto` after a warm-up, e5-small size "
-        f"(the default AraBERT-base costs about 4x as much per token). Machine: {first['cpu']} "
-        f"({first['threads']} threads; {', '.join(first['cpu_flags'])}), {first['date']}.",
+        "(the default AraBERT-base costs about 4x as much per token). Each data set's lengths were timed in one "
+        "run, back to back; the data sets were timed on different days and machines of one kind: compare speeds "
+        "within a data set (the last column), not across. Machines: "
+        + "; ".join(
+            sorted({f"{r['cpu']} ({r['threads']} threads; {', '.join(r['cpu_flags'])}), {r['date']}" for r in runs})
+        )
+        + ".",
         "",
         "| data set | window | probe dev macro-F1 | accuracy | tokens read per article | articles cut | "
         "articles/s | speed vs 512 |",
