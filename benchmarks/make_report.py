@@ -940,7 +940,10 @@ def _few_shot_gap() -> list[str]:
     """Where the recipe's gap to SetFit on ANT multisource at n=8 is (not): the head, or the frozen embeddings."""
     folder = ROOT / "benchmarks" / "results" / "ablations"
     heads = _json_or_none(folder / "few_shot-gap-probe_heads-ant_multisource-topic.json")
-    embeddings = _json_or_none(folder / "few_shot-gap-train_embeddings-ant_multisource-topic.json")
+    variants = [
+        _json_or_none(folder / f"few_shot-gap-{v}-ant_multisource-topic.json") for v in ("train_embeddings", "fp32")
+    ]
+    variants = [v for v in variants if v]
     main = _json_or_none(ROOT / "benchmarks" / "results" / "few_shot-ant_multisource-topic.json")
     if not heads or not main:
         return []
@@ -950,11 +953,13 @@ def _few_shot_gap() -> list[str]:
         probe = run["probe_heads"]
         parts.append(f"draw {run['seed']}: the recipe's head {run['macro_f1']:.3f}, SetFit's head (logistic "
                      f"regression, C=1) on the same encoder {probe['logistic_c1']:.3f}, a cross-validated logistic "
-                     f"regression {probe['logistic_cv']:.3f}; SetFit itself {setfit.get(run['seed'], float('nan')):.3f}")  # fmt: skip
-    for run in (embeddings or {}).get("runs", []):
-        parts.append(f"draw {run['seed']} with the word embeddings trained too, as SetFit trains them: "
-                     f"{run['macro_f1']:.3f} in {run['seconds']:.0f} s")  # fmt: skip
-    commands = "; ".join(f"`{c}`" for r in (heads, embeddings) if r for c in r["commands"])
+                     f"regression {probe['logistic_cv']:.3f}; SetFit itself {setfit.get(run['seed'], float('nan')):.3f}; the recipe "
+                     f"in {run['seconds']:.0f} s")  # fmt: skip
+    for run in (run for v in variants for run in v["runs"]):
+        what = ("with the word embeddings trained too, as SetFit trains them" if run.get("train_embeddings") else
+                "in fp32 throughout, as SetFit runs on CPU (the default trains under bf16 autocast here)")  # fmt: skip
+        parts.append(f"draw {run['seed']} {what}: {run['macro_f1']:.3f} in {run['seconds']:.0f} s")
+    commands = "; ".join(f"`{c}`" for r in (heads, *variants) for c in r["commands"])
     return [
         "Where the gap to SetFit on ANT multisource at n=8 is not (pair stage of 300 steps; the draws recorded, "
         "which are fewer than a command asks where it was stopped; "
