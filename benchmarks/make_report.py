@@ -963,8 +963,8 @@ def _few_shot_gap() -> list[str]:
     return [
         "Where the gap to SetFit on ANT multisource at n=8 is not (pair stage of 300 steps; the draws recorded, "
         "which are fewer than a command asks where it was stopped; "
-        f"`benchmarks/results/ablations/few_shot-gap-*.json`): {'; '.join(parts)}. Neither the head nor the "
-        "frozen embeddings account for it: on that draw the encoder after the recipe's pair stage is what is "
+        f"`benchmarks/results/ablations/few_shot-gap-*.json`): {'; '.join(parts)}. Neither the head, the frozen "
+        "embeddings nor bf16 account for it: on that draw the encoder after the recipe's pair stage is what is "
         f"worse than SetFit's. Commands: {commands}.",
         "",
     ]
