@@ -54,6 +54,7 @@ from results_io import write_result
 
 ROOT = Path(__file__).resolve().parent.parent
 CONTENDERS = ("tfidf", "standard", "few_shot", "few_shot_contrastive", "few_shot_soup", "setfit")
+LIBRARY_CONTENDERS = ("standard", "few_shot", "few_shot_contrastive", "few_shot_soup")  # trained by the library
 
 
 def _library_contrastive_steps() -> int:
@@ -63,8 +64,9 @@ def _library_contrastive_steps() -> int:
 
 
 def label(run: dict[str, Any]) -> str:
-    """The column a run belongs to: its contender, and for the contrastive recipe its number of pair steps
-    (runs made before the field was recorded had 100, the default then)."""
+    """The column a run belongs to: its contender, for the contrastive recipe its number of pair steps (runs
+    made before the field was recorded had 100, the default then), and ``+embeddings`` / ``+<precision>`` when
+    the library's recipe ran with ``--train-embeddings`` / another ``--mixed-precision``."""
     tail = "+embeddings" if run.get("train_embeddings") else ""
     tail += f"+{run['mixed_precision']}" if run.get("mixed_precision", "auto") != "auto" else ""
     if run["contender"] != "few_shot_contrastive":
@@ -217,10 +219,6 @@ def _library(recipe: str, tmp: Path, args: argparse.Namespace, seed: int) -> tup
     extra = {"epochs": len(metrics["epochs"]), "recipe": metrics["recipe"]}
     if "seeds" in metrics["recipe"]:
         extra["seed_runs"] = [r["dev_score"] for r in metrics["recipe"]["seeds"]["runs"]]
-    if getattr(args, "probe_heads", False) and recipe == "few_shot_contrastive":
-        read = [json.loads(line) for line in (tmp / "train.jsonl").read_text(encoding="utf-8").splitlines()]
-        dev = [json.loads(line) for line in (tmp / "dev.jsonl").read_text(encoding="utf-8").splitlines()]
-        extra["probe_heads"] = _probe_heads(tmp / f"run-{recipe}" / "model", read, dev, args)
     return metrics["dev"][args.task]["macro_f1"], extra
 
 
@@ -275,15 +273,9 @@ def _draw(train_rows, dev_rows, n: int, seed: int, args, tmp: Path, done: set) -
     only = {"standard": args.standard_seeds, "setfit": args.setfit_seeds}
     for contender in args.contenders:
         steps = {"contrastive_steps": args.contrastive_steps} if contender == "few_shot_contrastive" else {}
-        if args.train_embeddings and contender in ("standard", "few_shot", "few_shot_contrastive", "few_shot_soup"):
-            steps["train_embeddings"] = True
-        if args.mixed_precision != "auto" and contender in (
-            "standard",
-            "few_shot",
-            "few_shot_contrastive",
-            "few_shot_soup",
-        ):
-            steps["mixed_precision"] = args.mixed_precision
+        if contender in LIBRARY_CONTENDERS:
+            steps |= {"train_embeddings": True} if args.train_embeddings else {}
+            steps |= {"mixed_precision": args.mixed_precision} if args.mixed_precision != "auto" else {}
         column = label({"contender": contender, **steps})
         if (only.get(contender) and seed not in only[contender]) or (column, n, seed) in done:
             continue
@@ -295,6 +287,8 @@ def _draw(train_rows, dev_rows, n: int, seed: int, args, tmp: Path, done: set) -
             score = _tfidf(train, dev_rows, args, seed)
         else:
             score, extra = _library(contender, tmp, args, seed)
+            if args.probe_heads and contender == "few_shot_contrastive":
+                extra["probe_heads"] = _probe_heads(tmp / f"run-{contender}" / "model", train, dev_rows, args)
         runs.append({"contender": contender, "n": n, "seed": seed, "train_rows": len(train), "macro_f1": round(score, 4),
                      "seconds": round(time.perf_counter() - started, 1), **steps, **extra})  # fmt: skip
         print(f"n={n} seed={seed} {contender}: macro-F1 {score:.3f} ({runs[-1]['seconds']:.0f} s)", flush=True)

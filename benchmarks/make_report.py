@@ -938,13 +938,10 @@ def _few_shot_goal(r: dict, shots: list[int]) -> list[str]:
 
 def _few_shot_gap() -> list[str]:
     """Where the recipe's gap to SetFit on ANT multisource at n=8 is (not): the head, or the frozen embeddings."""
-    folder = ROOT / "benchmarks" / "results" / "ablations"
-    heads = _json_or_none(folder / "few_shot-gap-probe_heads-ant_multisource-topic.json")
-    variants = [
-        _json_or_none(folder / f"few_shot-gap-{v}-ant_multisource-topic.json") for v in ("train_embeddings", "fp32")
-    ]
+    heads = _load("ablations/few_shot-gap-probe_heads-ant_multisource-topic.json")
+    variants = [_load(f"ablations/few_shot-gap-{v}-ant_multisource-topic.json") for v in ("train_embeddings", "fp32")]
     variants = [v for v in variants if v]
-    main = _json_or_none(ROOT / "benchmarks" / "results" / "few_shot-ant_multisource-topic.json")
+    main = _load("few_shot-ant_multisource-topic.json")
     if not heads or not main:
         return []
     setfit = {r["seed"]: r["macro_f1"] for r in main["runs"] if r["contender"] == "setfit" and r["n"] == 8}
@@ -968,10 +965,6 @@ def _few_shot_gap() -> list[str]:
         f"worse than SetFit's. Commands: {commands}.",
         "",
     ]
-
-
-def _json_or_none(path: Path) -> dict | None:
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
 def _few_shot() -> list[str]:
