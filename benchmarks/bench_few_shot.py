@@ -29,6 +29,10 @@ as in ``bench_quality.py``):
   a cap also sets the exact number: SetFit then runs that many). Pair-conditioned rows are given to it as
   ``"<pair> | <text>"``.
 
+The library's recipes read a long article as the library does by default (``head_tail``: a quarter of the
+window from the start, the rest from the end); ``--long-document head`` reads its start only, as SetFit does
+(its runs get a column of their own, ``+head``).
+
 Writes ``benchmarks/results/few_shot-<data>-<task>.json`` (every run, then mean and spread per contender and
 ``n``) with the machine's processor and the wall time of each run.
 """
@@ -66,9 +70,10 @@ def _library_contrastive_steps() -> int:
 def label(run: dict[str, Any]) -> str:
     """The column a run belongs to: its contender, for the contrastive recipe its number of pair steps (runs
     made before the field was recorded had 100, the default then), and ``+embeddings`` / ``+<precision>`` when
-    the library's recipe ran with ``--train-embeddings`` / another ``--mixed-precision``."""
+    the library's recipe ran with ``--train-embeddings`` / another ``--mixed-precision`` / ``--long-document``."""
     tail = "+embeddings" if run.get("train_embeddings") else ""
     tail += f"+{run['mixed_precision']}" if run.get("mixed_precision", "auto") != "auto" else ""
+    tail += f"+{run['long_document']}" if run.get("long_document", "head_tail") != "head_tail" else ""
     if run["contender"] != "few_shot_contrastive":
         return run["contender"] + tail
     return f"few_shot_contrastive/{run.get('contrastive_steps', 100)}{tail}"
@@ -117,6 +122,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="the library's recipes' training.mixed_precision (default auto: bf16 where the CPU has it)",
     )
     parser.add_argument(
+        "--long-document",
+        default="head_tail",
+        choices=["head_tail", "head"],
+        help="how the library's recipes read an article longer than the window (default head_tail: a quarter of "
+        "it from the start, the rest from the end; SetFit reads the head)",
+    )
+    parser.add_argument(
         "--probe-heads",
         action="store_true",
         help="few_shot_contrastive: also score logistic-regression heads on the trained encoder's features",
@@ -152,7 +164,11 @@ def library_config(
             "preprocessing": args.preprocessing,
             "max_length": args.max_length,
             "pair_max_length": min(64, args.max_length // 4),
-            "long_document": {"strategy": "head_tail", "head_tokens": args.max_length // 4},
+            "long_document": (
+                {"strategy": "head_tail", "head_tokens": args.max_length // 4}
+                if getattr(args, "long_document", "head_tail") == "head_tail"
+                else {"strategy": args.long_document}
+            ),
             "pooling": args.pooling,
         },
         "training": {
@@ -276,6 +292,7 @@ def _draw(train_rows, dev_rows, n: int, seed: int, args, tmp: Path, done: set) -
         if contender in LIBRARY_CONTENDERS:
             steps |= {"train_embeddings": True} if args.train_embeddings else {}
             steps |= {"mixed_precision": args.mixed_precision} if args.mixed_precision != "auto" else {}
+            steps |= {"long_document": args.long_document} if args.long_document != "head_tail" else {}
         column = label({"contender": contender, **steps})
         if (only.get(contender) and seed not in only[contender]) or (column, n, seed) in done:
             continue

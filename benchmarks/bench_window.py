@@ -1,11 +1,11 @@
-"""Window length as a speed setting: dev macro-F1 and scoring speed at 128, 256 and 512 tokens (head_tail).
+"""Window length as a speed setting: dev macro-F1 and scoring speed at 128, 256 and 512 tokens.
 
     .venv/bin/python benchmarks/bench_window.py --dataset ../shared/data/ant_jawharafm --task topic \\
         --encoder runs/demo/e5-small --lengths 128 256 512
 
 For each window length it builds the library's model at that ``max_length`` (``head_tail``, a quarter of the
-window from the start, the rest from the end; the encoder's own pooling and prefix; the data sets'
-preprocessing) and measures, on the same rows:
+window from the start, the rest from the end, unless ``--strategy head`` / ``--head-tokens`` say otherwise; the
+encoder's own pooling and prefix; the data sets' preprocessing) and measures, on the same rows:
 
 * **quality, with the encoder frozen** (a linear probe): the article embeddings the library's heads read
   (:meth:`NewsClassifier.features_from_encoded`, bf16 where the CPU has it, else fp32) for the whole train
@@ -46,14 +46,16 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def build_model(encoder: str, length: int, task: str, labels: list[str], pair_column: str | None,
                 preprocessing: list[str], folder: Path, pooling: str | None = None,
-                prefix: str | None = None) -> Path:  # fmt: skip
+                prefix: str | None = None, strategy: str = "head_tail",
+                head_tokens: int | None = None) -> Path:  # fmt: skip
     """The library's untrained model of one task at window ``length``, saved as the library saves one; the
-    encoder's pooling and prefix as ``aranews zero-shot`` reads them (or as given)."""
+    encoder's pooling and prefix as ``aranews zero-shot`` reads them (or as given); long articles read by
+    ``strategy`` (``head_tokens`` from the start under ``head_tail``: ``None`` for a quarter of the window)."""
     import torch
     from transformers import AutoTokenizer
 
     from aranews.inference.classifier import NewsClassifier
-    from aranews.inference.config import ModelConfig, TaskSpec
+    from aranews.inference.config import LongDocumentConfig, ModelConfig, TaskSpec
     from aranews.inference.modeling import MultiTaskClassifier
     from aranews.training.zero_shot import encoder_convention
 
@@ -64,6 +66,7 @@ def build_model(encoder: str, length: int, task: str, labels: list[str], pair_co
         max_length=length,
         pooling=convention.pooling,
         input_prefix=convention.text_prefix,
+        long_document=LongDocumentConfig(strategy=strategy, head_tokens=head_tokens),
     )
     torch.manual_seed(0)
     model = MultiTaskClassifier.from_encoder(settings, [TaskSpec(task, labels, pair_column=pair_column)])
@@ -152,6 +155,8 @@ def _cache_key(args: argparse.Namespace, length: int, train: list[dict], dev: li
         args.prefix,
         length,
         args.pair_column,
+        args.strategy,
+        args.head_tokens,
     ]
     made_from.update(json.dumps(settings).encode())
     for row in (*train, *dev):
@@ -168,6 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--pooling", choices=["mean", "cls"], help="the encoder's pooling (read for e5 models)")
     parser.add_argument("--prefix", help="the encoder's input prefix (read for e5 models)")
     parser.add_argument("--lengths", type=int, nargs="+", default=[128, 256, 512])
+    parser.add_argument("--strategy", choices=["head", "head_tail"], default="head_tail",
+                        help="how an article longer than the window is read")  # fmt: skip
+    parser.add_argument("--head-tokens", type=int, help="with head_tail, tokens from the start (a quarter)")
     parser.add_argument("--preprocessing", nargs="+", default=["strip_boilerplate", "arabert_v02"])
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--cache", help="a folder for the embeddings (read when there, else written)")
@@ -191,12 +199,13 @@ def main() -> None:
     cache = Path(args.cache) if args.cache else None
     record: dict[str, Any] = {
         "what": "dev macro-F1 of a linear probe on the library's article embeddings (encoder frozen) and "
-        "scoring speed (predict_proba, precision auto), per window length (head_tail)",
+        "scoring speed (predict_proba, precision auto), per window length",
         "dataset": args.dataset,
         "task": args.task,
         "pair_column": args.pair_column,
         "encoder": args.encoder,
         "preprocessing": args.preprocessing,
+        "long_document": {"strategy": args.strategy, "head_tokens": args.head_tokens},
         "n_train": len(train),
         "n_dev": len(dev),
         "lengths": {},
@@ -212,7 +221,8 @@ def main() -> None:
         os.environ.setdefault("ARANEWS_CACHE", str(tmp / "cache"))
         for length in args.lengths:
             model = build_model(args.encoder, length, args.task, labels, args.pair_column, args.preprocessing,
-                                tmp / f"model-{length}", args.pooling, args.prefix)  # fmt: skip
+                                tmp / f"model-{length}", args.pooling, args.prefix, args.strategy,
+                                args.head_tokens)  # fmt: skip
             stored = (
                 cache / f"{name}-{args.task}-{length}-{_cache_key(args, length, train, dev)}.npz" if cache else None
             )

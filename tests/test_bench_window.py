@@ -65,5 +65,39 @@ def test_cached_embeddings_are_keyed_by_what_made_them():
     other = bench_window.build_parser().parse_args(
         ["--dataset", "d", "--task", "topic", "--encoder", "e", "--preprocessing", "strip_boilerplate"]
     )
+    head = bench_window.build_parser().parse_args(
+        ["--dataset", "d", "--task", "topic", "--encoder", "e", "--strategy", "head"]
+    )
     assert len({key, bench_window._cache_key(other, 128, rows, rows), bench_window._cache_key(args, 256, rows, rows),
-                bench_window._cache_key(args, 128, rows[:1], rows)}) == 4  # fmt: skip
+                bench_window._cache_key(args, 128, rows[:1], rows), bench_window._cache_key(head, 128, rows, rows)}) == 5  # fmt: skip
+
+
+def test_the_model_reads_long_articles_by_the_strategy_asked(tiny_backbone, sample_rows, tmp_path):
+    from aranews.inference.classifier import load_classifier
+
+    labels = sorted({r["topic"] for r in sample_rows["train"]})
+    for strategy, head_tokens in (("head", None), ("head_tail", 8)):
+        model = bench_window.build_model(str(tiny_backbone), 32, "topic", labels, None, ["none"],
+                                         tmp_path / strategy, "mean", "", strategy, head_tokens)  # fmt: skip
+        read = load_classifier(model, device="cpu").config.model.long_document
+        assert (read.strategy, read.head_tokens) == (strategy, head_tokens)
+
+
+def test_the_few_shot_benchmark_tells_apart_runs_of_other_settings(tmp_path):
+    import bench_few_shot
+
+    base = {"contender": "few_shot_contrastive", "contrastive_steps": 300}
+    assert bench_few_shot.label(base) == "few_shot_contrastive/300"
+    assert bench_few_shot.label({"contender": "few_shot_contrastive"}) == "few_shot_contrastive/100"  # before the field
+    assert bench_few_shot.label({**base, "long_document": "head"}) == "few_shot_contrastive/300+head"
+    assert bench_few_shot.label({**base, "train_embeddings": True, "mixed_precision": "no"}) == (
+        "few_shot_contrastive/300+embeddings+no"
+    )
+    assert bench_few_shot.label({"contender": "setfit"}) == "setfit"
+    argv = ["--dataset", "d", "--task", "topic", "--encoder", "e", "--max-length", "128"]
+    for extra, expected in (
+        ([], {"strategy": "head_tail", "head_tokens": 32}),
+        (["--long-document", "head"], {"strategy": "head"}),
+    ):
+        args = bench_few_shot.build_parser().parse_args(argv + extra)
+        assert bench_few_shot.library_config(args, tmp_path, "run", 13)["model"]["long_document"] == expected
