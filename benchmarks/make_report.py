@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+import statistics
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -604,8 +605,7 @@ def _window_strategy(runs: list[dict]) -> list[str]:
     """The same probe reading the head of a long article only (``--strategy head``), where it was run."""
     rows, commands = [], []
     for r in runs:
-        other = RESULTS / "ablations" / f"window-head-{Path(r['dataset']).name}-{r['task']}.json"
-        alt = json.loads(other.read_text(encoding="utf-8")) if other.is_file() else None
+        alt = _load(f"ablations/window-head-{Path(r['dataset']).name}-{r['task']}.json")
         if alt is None:
             continue
         commands.append(f"`{alt['command']}`")
@@ -642,10 +642,9 @@ def _window_preprocessing(runs: list[dict]) -> list[str]:
     """The same probe without ``arabert_v02`` (AraBERT's own normalisation) for e5-small, where it was run."""
     pairs, commands = [], []
     for r in runs:
-        other = RESULTS / "ablations" / f"window-strip_boilerplate_only-{Path(r['dataset']).name}-{r['task']}.json"
-        if not other.is_file():
+        alt = _load(f"ablations/window-strip_boilerplate_only-{Path(r['dataset']).name}-{r['task']}.json")
+        if alt is None:
             continue
-        alt = json.loads(other.read_text(encoding="utf-8"))
         commands.append(f"`{alt['command']}`")
         for length, m in sorted(alt["lengths"].items(), key=lambda kv: int(kv[0])):
             if length in r["lengths"]:
@@ -992,13 +991,13 @@ def _few_shot_gap() -> list[str]:
                      f"regression, C=1) on the same encoder {probe['logistic_c1']:.3f}, a cross-validated logistic "
                      f"regression {probe['logistic_cv']:.3f}; SetFit itself {setfit.get(run['seed'], float('nan')):.3f}; the recipe "
                      f"in {run['seconds']:.0f} s")  # fmt: skip
-    for run in (run for v in variants for run in v["runs"]):
+    for run, v_length in ((run, v["max_length"]) for v in variants for run in v["runs"]):
         if run.get("train_embeddings"):
             what = "with the word embeddings trained too, as SetFit trains them"
         elif run.get("mixed_precision") == "no":
             what = "in fp32 throughout, as SetFit runs on CPU (the default trains under bf16 autocast here)"
         else:
-            what = "reading each article's first 128 tokens, as SetFit reads them (`long_document: head`)"
+            what = f"reading each article's first {v_length} tokens, as SetFit reads them (`long_document: head`)"
         parts.append(f"draw {run['seed']} {what}: {run['macro_f1']:.3f} (SetFit {setfit.get(run['seed'], float('nan')):.3f}) "
                      f"in {run['seconds']:.0f} s")  # fmt: skip
     commands = "; ".join(f"`{c}`" for r in (heads, *variants) for c in r["commands"])
@@ -1007,11 +1006,27 @@ def _few_shot_gap() -> list[str]:
         "which are fewer than a command asks where it was stopped; "
         f"`benchmarks/results/ablations/few_shot-gap-*.json`): {'; '.join(parts)}. Neither the head, the frozen "
         "embeddings nor bf16 account for it: on that draw the encoder after the recipe's pair stage is what is "
-        "worse than SetFit's. Reading the head as SetFit does moves draw 15 up and draw 14 down (mean over the "
-        "three draws 0.747 against 0.742 with head_tail, SetFit 0.765): not the gap either. Still untested: "
-        f"SetFit's pairs (each unique pair once, self-pairs included, ~120 steps). Commands: {commands}.",
+        "worse than SetFit's." + _few_shot_gap_head(variants, main, setfit) + " Still untested: SetFit's pairs "
+        f"(each unique pair once, self-pairs included, ~120 steps). Commands: {commands}.",
         "",
     ]
+
+
+def _few_shot_gap_head(variants: list[dict], main: dict, setfit: dict[int, float]) -> str:
+    """The means over the draws of the recipe reading the head, of the same recipe reading head_tail, of SetFit."""
+    head = {r["seed"]: r["macro_f1"] for v in variants for r in v["runs"] if r.get("long_document") == "head"}
+    tail = {r["seed"]: r["macro_f1"] for r in main["runs"] if r["n"] == 8 and r["contender"] == "few_shot_contrastive"
+            and r.get("contrastive_steps") == 300}  # fmt: skip
+    seeds = sorted(set(head) & set(tail) & set(setfit))
+    if not seeds:
+        return ""
+
+    def mean(of: dict[int, float]) -> float:
+        return statistics.mean(of[s] for s in seeds)
+
+    return (f" Reading the head as SetFit does, over draws {', '.join(map(str, seeds))}: {mean(head):.3f} against "
+            f"{mean(tail):.3f} reading head_tail (SetFit {mean(setfit):.3f}); per draw "
+            + ", ".join(f"{s} {head[s] - tail[s]:+.3f}" for s in seeds) + ": not the gap either.")  # fmt: skip
 
 
 def _few_shot() -> list[str]:
