@@ -31,7 +31,8 @@ as in ``bench_quality.py``):
 
 The library's recipes read a long article as the library does by default (``head_tail``: a quarter of the
 window from the start, the rest from the end); ``--long-document head`` reads its start only, as SetFit does
-(its runs get a column of their own, ``+head``).
+(its runs get a column of their own, ``+head``). ``--pairs setfit`` gives the contrastive stage SetFit's pair
+set (``training.few_shot_pairs: setfit``; column tail ``+setfit-pairs``).
 
 Writes ``benchmarks/results/few_shot-<data>-<task>.json`` (every run, then mean and spread per contender and
 ``n``) with the machine's processor and the wall time of each run.
@@ -70,10 +71,12 @@ def _library_contrastive_steps() -> int:
 def label(run: dict[str, Any]) -> str:
     """The column a run belongs to: its contender, for the contrastive recipe its number of pair steps (runs
     made before the field was recorded had 100, the default then), and ``+embeddings`` / ``+<precision>`` when
-    the library's recipe ran with ``--train-embeddings`` / another ``--mixed-precision`` / ``--long-document``."""
+    the library's recipe ran with ``--train-embeddings`` / another ``--mixed-precision`` / ``--long-document``,
+    ``+setfit-pairs`` with ``--pairs setfit``."""
     tail = "+embeddings" if run.get("train_embeddings") else ""
     tail += f"+{run['mixed_precision']}" if run.get("mixed_precision", "auto") != "auto" else ""
     tail += f"+{run['long_document']}" if run.get("long_document", "head_tail") != "head_tail" else ""
+    tail += "+setfit-pairs" if run.get("pairs", "sampled") != "sampled" else ""
     if run["contender"] != "few_shot_contrastive":
         return run["contender"] + tail
     return f"few_shot_contrastive/{run.get('contrastive_steps', 100)}{tail}"
@@ -127,6 +130,13 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["head_tail", "head"],
         help="how the library's recipes read an article longer than the window (default head_tail: a quarter of "
         "it from the start, the rest from the end; SetFit reads the head)",
+    )
+    parser.add_argument(
+        "--pairs",
+        default="sampled",
+        choices=["sampled", "setfit"],
+        help="few_shot_contrastive's training.few_shot_pairs (default sampled; setfit: SetFit's pair set, walked "
+        "without replacement, self-pairs included)",
     )
     parser.add_argument(
         "--probe-heads",
@@ -229,6 +239,7 @@ def _library(recipe: str, tmp: Path, args: argparse.Namespace, seed: int) -> tup
         epochs=getattr(args, "epochs", 10),
         early_stopping_patience=getattr(args, "early_stopping", 3),
         few_shot_steps=args.few_shot_steps,
+        few_shot_pairs=getattr(args, "pairs", "sampled"),
         **lottery,
     )
     metrics = Trainer(config_from_dict(config)).train().metrics
@@ -289,6 +300,7 @@ def _draw(train_rows, dev_rows, n: int, seed: int, args, tmp: Path, done: set) -
     only = {"standard": args.standard_seeds, "setfit": args.setfit_seeds}
     for contender in args.contenders:
         steps = {"contrastive_steps": args.contrastive_steps} if contender == "few_shot_contrastive" else {}
+        steps |= {"pairs": args.pairs} if contender == "few_shot_contrastive" and args.pairs != "sampled" else {}
         if contender in LIBRARY_CONTENDERS:
             steps |= {"train_embeddings": True} if args.train_embeddings else {}
             steps |= {"mixed_precision": args.mixed_precision} if args.mixed_precision != "auto" else {}

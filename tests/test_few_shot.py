@@ -3,6 +3,7 @@ a fixed number of steps with the last model kept, both tasks, partial labels, cl
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 
@@ -18,6 +19,7 @@ from aranews.training.few_shot import (
     _centroid_layer,
     _fit_new_rows,
     _pair_sampler,
+    _triangle,
     choose_recipe,
 )
 from aranews.training.trainer import Trainer
@@ -201,6 +203,51 @@ def test_contrastive_pairs_are_balanced_never_self_pairs_and_skip_unlabelled_row
     np.testing.assert_allclose(target, jaccard)
 
 
+def test_setfit_pairs_walk_every_pair_once_per_pass_self_pairs_included():
+    task = TaskSpec("topic", ["a", "b", "c"])
+    labels = np.array([0, 0, 0, 1, 1, -100, 2, 1, 0])  # groups of 4, 3 and 1 labelled rows
+    positives = {
+        tuple(sorted(p)) for g in ([0, 1, 2, 8], [3, 4, 7], [6]) for p in itertools.combinations_with_replacement(g, 2)
+    }
+    negatives = {
+        (i, j)
+        for i in range(9)
+        for j in range(i + 1, 9)
+        if labels[i] != labels[j] and -100 not in (labels[i], labels[j])
+    }
+    assert (len(positives), len(negatives)) == (17, 19)
+    pairs = _pair_sampler(task, labels, torch.Generator().manual_seed(0), "setfit", budget=19)
+    left, right, target = pairs(38)  # 19 of each: one pass of the negatives, the positives once and 2 again
+    drawn = [tuple(sorted(p)) for p in zip(left.tolist(), right.tolist())]
+    assert set(drawn[:19]) == positives and len(set(drawn[:17])) == 17  # each positive once before any twice
+    assert sorted(drawn[19:]) == sorted(negatives)  # each negative exactly once
+    assert (6, 6) in drawn[:17] and target[:19].all() and not target[19:].any()  # a row alone pairs with itself
+    assert ((labels[left] == labels[right]) == (target == 1)).all()
+    again = _pair_sampler(task, labels, torch.Generator().manual_seed(0), "setfit", budget=19)(38)
+    assert all(np.array_equal(a, b) for a, b in zip(again, (left, right, target)))  # the seed decides
+    multi = TaskSpec("tags", ["x", "y", "z"], problem_type="multi_label")
+    sets = np.array([[1, 0, 0], [1, 1, 0], [0, 0, 1], [1, 1, 0]])
+    left, right, target = _pair_sampler(multi, sets, torch.Generator().manual_seed(1), "setfit", budget=10)(10)
+    assert len({tuple(sorted(p)) for p in zip(left.tolist(), right.tolist())}) == 10  # 4 * 5 / 2 pairs, once each
+    np.testing.assert_allclose(
+        target, [(sets[i] & sets[j]).sum() / (sets[i] | sets[j]).sum() for i, j in zip(left, right)]
+    )
+    with pytest.raises(ValueError, match="pair_set='all'"):
+        _pair_sampler(task, labels, torch.Generator(), "all")
+
+
+def test_setfit_pairs_of_a_large_training_set_cost_what_is_drawn():
+    k = np.array([0, 1, 2, 3, 4, 5, 10**12, 10**12 + 7, 5 * 10**17])
+    i, j = _triangle(k)
+    assert (i * (i + 1) // 2 + j == k).all() and ((j >= 0) & (j <= i)).all()
+    assert list(zip(i[:6].tolist(), j[:6].tolist())) == [(0, 0), (1, 0), (1, 1), (2, 0), (2, 1), (2, 2)]
+    labels = np.repeat([0, 1, 2], 200_000)  # 6e10 pairs: not listed, numbered
+    left, right, target = _pair_sampler(
+        TaskSpec("topic", ["a", "b", "c"]), labels, torch.Generator(), "setfit", budget=64
+    )(64)
+    assert ((labels[left] == labels[right]) == (target == 1)).all() and target.sum() == 32
+
+
 def test_the_contrastive_stage_pulls_same_label_rows_together(tmp_path, tiny_backbone, sample_rows, monkeypatch):
     """On the training rows, the stage makes same-label pairs more similar than different-label pairs, encoding
     each row drawn in a step once."""
@@ -247,6 +294,10 @@ def test_the_contrastive_stage_pulls_same_label_rows_together(tmp_path, tiny_bac
     assert sum(map(len, encoded)) < 60 * 32  # on 8 rows per label some are drawn twice in a step
     assert figures["steps"] == 60 and figures["loss_last_tenth"] < figures["loss_first_tenth"]
     assert after > before + 0.1  # 0.002 before, 0.19 after, on this machine
+    encoded.clear()
+    figures = contrastive_stage(model, data, specs, windower.pad_token_id, steps=3, batch_size=16,
+                                learning_rate=1e-3, seed=0, pair_set="setfit")  # fmt: skip
+    assert figures["pair_set"] == "setfit" and [len(step) for step in encoded] == [32, 32, 32]  # every side encoded
 
 
 def test_after_a_contrastive_stage_the_steps_train_the_heads_only_and_a_resume_does_not_repeat_it(

@@ -202,6 +202,10 @@ class TrainingConfig:
             stage costs a few CPU minutes per 100 steps at these sizes on 2 cores.
             Not run when retraining (``init_from``): the old model's encoder is kept under its heads.
         few_shot_contrastive_learning_rate: the encoder's learning rate in that stage.
+        few_shot_pairs: the pairs of that stage: ``sampled`` (the default: each step draws pairs with replacement,
+            half sharing a label, never a row with itself, and encodes a row drawn twice once) or ``setfit``
+            (SetFit 1.2's pair set walked in passes without replacement: every same-label pair, a row with
+            itself included, against every different-label pair, each side of a pair encoded on its own).
         few_shot_train_encoder: whether the few-shot steps train the encoder too; ``null`` (the default): not after
             a contrastive stage (the pairs tuned it; the steps then train the heads, at ``head_learning_rate`` or
             1e-3), yes without one.
@@ -245,6 +249,7 @@ class TrainingConfig:
     few_shot_steps: int = 100
     few_shot_contrastive_steps: int = 300
     few_shot_contrastive_learning_rate: float = 2.0e-5
+    few_shot_pairs: Literal["sampled", "setfit"] = "sampled"
     few_shot_train_encoder: bool | None = None
 
     def check(self) -> Problems:

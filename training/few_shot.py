@@ -38,6 +38,7 @@ from aranews.inference.inputs import collate_articles, mean_per_article
 __all__ = [
     "FEW_SHOT_MAX_PER_LABEL",
     "HEAD_ONLY_LEARNING_RATE",
+    "PAIR_SETS",
     "RECIPES",
     "choose_recipe",
     "contrastive_stage",
@@ -305,22 +306,73 @@ def init_new_label_rows(
     return figures
 
 
-def _pair_sampler(task: TaskSpec, labels: np.ndarray, generator: torch.Generator) -> Any:
+PAIR_SETS = ("sampled", "setfit")
+
+
+def _triangle(k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The pair ``(i, j)``, ``j <= i``, numbered ``k = i (i + 1) / 2 + j``: the pairs with replacement of a list
+    in the order (0, 0), (1, 0), (1, 1), (2, 0), ..."""
+    k = np.asarray(k, dtype=np.int64)
+    i = ((np.sqrt(8.0 * k + 1) - 1) // 2).astype(np.int64)
+    i -= (i * (i + 1) // 2 > k).astype(np.int64)  # the float square root can be one off either way
+    i += ((i + 1) * (i + 2) // 2 <= k).astype(np.int64)
+    return i, k - i * (i + 1) // 2
+
+
+def _passes(size: int, rng: np.random.Generator, budget: int) -> Callable[[int], np.ndarray]:
+    """``take(k)``: the next ``k`` of ``budget`` indices into a set of ``size`` pairs, drawn as passes over the set,
+    each in random order and without replacement (SetFit's epochs over its pair set; a side smaller than the
+    other is repeated). A pass is drawn only as far as the budget reaches (numpy samples a large population
+    without materialising it), so the memory is O(budget) however many pairs the rows make; past the budget
+    the passes start again."""
+    if budget < 1:
+        raise ValueError(f"pair budget={budget}; expected at least 1")
+    order = np.concatenate(
+        [rng.choice(size, size=min(size, budget - start), replace=False) for start in range(0, budget, size)]
+    )
+    position = 0
+
+    def take(k: int) -> np.ndarray:
+        nonlocal position
+        picked = order[(position + np.arange(k)) % len(order)]
+        position += k
+        return picked
+
+    return take
+
+
+def _pair_sampler(
+    task: TaskSpec, labels: np.ndarray, generator: torch.Generator, pair_set: str = "sampled", budget: int = 0
+) -> Any:
     """A function ``pairs(k) -> (left, right, target)``: ``k`` pairs of labelled rows of one task, half of them
     sharing their label (target 1) and half not (target 0), as SetFit balances them; for a multi-label task
-    random pairs with the Jaccard overlap of their label sets as target. ``None`` when no pair can be made."""
+    random pairs with the Jaccard overlap of their label sets as target. ``None`` when no pair can be made.
+
+    ``pair_set``: ``sampled`` draws each pair with replacement and never pairs a row with itself; ``setfit``
+    walks SetFit 1.2's pair set (``ContrastiveDataset``): every pair of rows sharing a label, a row with itself
+    included, and every pair of rows that do not, each side in passes without replacement, ``budget`` pairs
+    at most per side before it starts again (the stage's steps times its batch size is enough)."""
     keep = np.flatnonzero(task.kind.labelled(labels))
+    if pair_set not in PAIR_SETS:
+        raise ValueError(f"pair_set={pair_set!r}; expected one of {PAIR_SETS}")
     if len(keep) < 2:
         return None
+    setfit = pair_set == "setfit"
+    # drawn only for SetFit's set: the sampled set's draws stay those of the runs before the option
+    rng = np.random.default_rng(int(torch.randint(2**62, (1,), generator=generator))) if setfit else None
 
     def pick(values: np.ndarray, k: int) -> np.ndarray:
         return values[torch.randint(len(values), (k,), generator=generator).numpy()]
 
     if not task.kind.one_label_per_row:
         sets = labels[keep].astype(bool)
+        every_pair = _passes(len(keep) * (len(keep) + 1) // 2, rng, budget) if setfit else None
 
         def random_pairs(k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-            i, j = pick(np.arange(len(keep)), k), pick(np.arange(len(keep)), k)
+            if every_pair is not None:
+                i, j = _triangle(every_pair(k))
+            else:
+                i, j = pick(np.arange(len(keep)), k), pick(np.arange(len(keep)), k)
             union = (sets[i] | sets[j]).sum(1)
             target = np.where(union > 0, (sets[i] & sets[j]).sum(1) / np.maximum(union, 1), 1.0)
             return keep[i], keep[j], target
@@ -328,8 +380,12 @@ def _pair_sampler(task: TaskSpec, labels: np.ndarray, generator: torch.Generator
         return random_pairs
     truth = labels[keep].astype(int)
     by_label = {c: keep[truth == c] for c in np.unique(truth)}
+    if len(by_label) < 2:
+        return None
+    if setfit:
+        return _setfit_pairs(list(by_label.values()), rng, budget)
     pairable = [c for c, rows in by_label.items() if len(rows) >= 2]
-    if not pairable or len(by_label) < 2:
+    if not pairable:
         return None
     pairable_rows = np.concatenate([by_label[c] for c in pairable])
     label_of = dict(zip(keep.tolist(), truth.tolist()))
@@ -346,6 +402,35 @@ def _pair_sampler(task: TaskSpec, labels: np.ndarray, generator: torch.Generator
         return left, right, np.r_[np.ones(positives), np.zeros(negatives)]
 
     return balanced_pairs
+
+
+def _setfit_pairs(groups: list[np.ndarray], rng: np.random.Generator, budget: int) -> Any:
+    """SetFit's pair set of a single-label task whose rows are ``groups`` (one array per label), numbered without
+    being listed: positives are the pairs with replacement within each group, negatives the products of every
+    two groups; ``pairs(k)`` takes ``(k + 1) // 2`` of the first and ``k // 2`` of the second."""
+    sizes = np.array([len(g) for g in groups], dtype=np.int64)
+    positive_ends = np.cumsum(sizes * (sizes + 1) // 2)
+    couples = [(a, b) for a in range(len(groups)) for b in range(a + 1, len(groups))]
+    negative_ends = np.cumsum([sizes[a] * sizes[b] for a, b in couples])
+    positive = _passes(int(positive_ends[-1]), rng, budget)
+    negative = _passes(int(negative_ends[-1]), rng, budget)
+
+    def pairs(k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        left, right = [], []
+        for index in positive((k + 1) // 2):
+            c = int(np.searchsorted(positive_ends, index, side="right"))
+            i, j = _triangle(index - (positive_ends[c - 1] if c else 0))
+            left.append(groups[c][i])
+            right.append(groups[c][j])
+        for index in negative(k // 2):
+            n = int(np.searchsorted(negative_ends, index, side="right"))
+            a, b = couples[n]
+            local = index - (negative_ends[n - 1] if n else 0)
+            left.append(groups[a][local // sizes[b]])
+            right.append(groups[b][local % sizes[b]])
+        return np.array(left), np.array(right), np.r_[np.ones((k + 1) // 2), np.zeros(k // 2)]
+
+    return pairs
 
 
 def _article_embeddings(model: Any, articles: Sequence[Any], pad_id: int, device: Any) -> torch.Tensor:
@@ -369,22 +454,28 @@ def contrastive_stage(
     device: Any = "cpu",
     skip_parameters: Callable[[str], bool] = lambda name: False,
     autocast: Callable[[], AbstractContextManager[Any]] = nullcontext,
+    pair_set: str = "sampled",
 ) -> dict[str, Any]:
     """Fine-tune the encoder on pairs of training rows before the heads are set (in place), as SetFit does
-    (Tunstall et al., 2022): each step takes ``batch_size`` pairs of one task (the tasks in turn), half sharing a
-    label and half not, and moves the cosine similarity of their pooled features towards 1 or 0 (mean squared
-    error; AdamW, linear warm-up over the first tenth, then linear decay). Pairs are drawn with replacement
-    from a generator seeded by ``seed``, so a rerun (and a resumed run) gets the same encoder. A row drawn more
-    than once in a step is encoded once (at 8 rows per label of 6 labels, 32 draws are about 23 rows).
+        (Tunstall et al., 2022): each step takes ``batch_size`` pairs of one task (the tasks in turn), half sharing a
+        label and half not, and moves the cosine similarity of their pooled features towards 1 or 0 (mean squared
+        error; AdamW, linear warm-up over the first tenth, then linear decay). Pairs are drawn with replacement
+        from a generator seeded by ``seed``, so a rerun (and a resumed run) gets the same encoder. A row drawn more
+        than once in a step is encoded once (at 8 rows per label of 6 labels, 32 draws are about 23 rows).
 
-    Returns the number of steps made, the rows encoded per step, and the loss of the first and the last tenth.
+    ``pair_set="setfit"`` walks SetFit's pair set instead (:func:`_pair_sampler`) and encodes each side of each
+    pair on its own, as sentence-transformers does: a row paired with itself is then two dropout draws of it.
+
+        Returns the number of steps made, the rows encoded per step, and the loss of the first and the last tenth.
     """
     generator = torch.Generator().manual_seed(seed)
     samplers = []
     for column, names in model.config.input_groups().items():
         for name in names:
             task = next(t for t in tasks if t.name == name)
-            sampler = _pair_sampler(task, data.labels[name].numpy(), generator)
+            sampler = _pair_sampler(
+                task, data.labels[name].numpy(), generator, pair_set, budget=max(1, steps) * batch_size
+            )
             if sampler is not None:
                 samplers.append((column, sampler))
     if not samplers or steps <= 0:
@@ -405,8 +496,10 @@ def contrastive_stage(
             column, sampler = samplers[step % len(samplers)]
             left, right, target = sampler(batch_size)
             articles = data.groups[column]
-            # a row drawn twice in a step (ten rows per label make that common) is encoded once
-            rows, where = np.unique(np.r_[left, right], return_inverse=True)
+            if pair_set == "setfit":  # every side of every pair encoded on its own
+                rows, where = np.r_[left, right], np.arange(2 * len(left))
+            else:  # a row drawn twice in a step (ten rows per label make that common) is encoded once
+                rows, where = np.unique(np.r_[left, right], return_inverse=True)
             encoded += len(rows)
             with autocast():
                 embeddings = _article_embeddings(model, [articles[i] for i in rows], pad_id, device)
@@ -426,6 +519,7 @@ def contrastive_stage(
     tenth = max(1, len(losses) // 10)
     figures = {
         "steps": len(losses),
+        "pair_set": pair_set,
         "rows_encoded_per_step": round(encoded / max(1, len(losses)), 1),
         "loss_first_tenth": round(float(np.mean(losses[:tenth])), 4),
         "loss_last_tenth": round(float(np.mean(losses[-tenth:])), 4),

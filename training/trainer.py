@@ -632,6 +632,7 @@ class Trainer:
                 device=accelerator.device,
                 skip_parameters=self._frozen,
                 autocast=accelerator.autocast,
+                pair_set=tcfg.few_shot_pairs,
             )
         # after a contrastive stage the pairs have tuned the encoder: the labels tune the heads
         contrastive = bool(recipe.get("contrastive", {}).get("steps"))
