@@ -977,7 +977,8 @@ def _few_shot_gap() -> list[str]:
     """Where the recipe's gap to SetFit on ANT multisource at n=8 is (not): the head, or the frozen embeddings."""
     heads = _load("ablations/few_shot-gap-probe_heads-ant_multisource-topic.json")
     variants = [
-        _load(f"ablations/few_shot-gap-{v}-ant_multisource-topic.json") for v in ("train_embeddings", "fp32", "head")
+        _load(f"ablations/few_shot-gap-{v}-ant_multisource-topic.json")
+        for v in ("train_embeddings", "fp32", "head", "setfit-pairs")
     ]
     variants = [v for v in variants if v]
     main = _load("few_shot-ant_multisource-topic.json")
@@ -992,7 +993,10 @@ def _few_shot_gap() -> list[str]:
                      f"regression {probe['logistic_cv']:.3f}; SetFit itself {setfit.get(run['seed'], float('nan')):.3f}; the recipe "
                      f"in {run['seconds']:.0f} s")  # fmt: skip
     for run, v_length in ((run, v["max_length"]) for v in variants for run in v["runs"]):
-        if run.get("train_embeddings"):
+        if run.get("pairs") == "setfit":
+            what = (f"with SetFit's pair set (`training.few_shot_pairs: setfit`: each pair once, self-pairs "
+                    f"included, {run['contrastive_steps']} steps, SetFit's one epoch), reading the head")  # fmt: skip
+        elif run.get("train_embeddings"):
             what = "with the word embeddings trained too, as SetFit trains them"
         elif run.get("mixed_precision") == "no":
             what = "in fp32 throughout, as SetFit runs on CPU (the default trains under bf16 autocast here)"
@@ -1006,15 +1010,36 @@ def _few_shot_gap() -> list[str]:
         "which are fewer than a command asks where it was stopped; "
         f"`benchmarks/results/ablations/few_shot-gap-*.json`): {'; '.join(parts)}. Neither the head, the frozen "
         "embeddings nor bf16 account for it: on that draw the encoder after the recipe's pair stage is what is "
-        "worse than SetFit's." + _few_shot_gap_head(variants, main, setfit) + " Still untested: SetFit's pairs "
-        f"(each unique pair once, self-pairs included, ~120 steps). Commands: {commands}.",
+        "worse than SetFit's."
+        + _few_shot_gap_head(variants, main, setfit)
+        + _few_shot_gap_pairs(variants, setfit)
+        + f" Commands: {commands}.",
         "",
     ]
 
 
+def _few_shot_gap_pairs(variants: list[dict], setfit: dict[int, float]) -> str:
+    """The means over the draws of the recipe on SetFit's pair set, on its own sampled pairs (both reading the
+    head), and of SetFit."""
+    runs = [r for v in variants for r in v["runs"] if r.get("long_document") == "head"]
+    ours = {r["seed"]: r["macro_f1"] for r in runs if r.get("pairs") == "setfit"}
+    sampled = {r["seed"]: r["macro_f1"] for r in runs if r.get("pairs", "sampled") == "sampled"}
+    seeds = sorted(set(ours) & set(sampled) & set(setfit))
+    if not seeds:
+        return " Still untested: SetFit's pairs (each unique pair once, self-pairs included, ~120 steps)."
+
+    def mean(of: dict[int, float]) -> float:
+        return statistics.mean(of[s] for s in seeds)
+
+    return (f" SetFit's pair set, over draws {', '.join(map(str, seeds))}: {mean(ours):.3f} against {mean(sampled):.3f} "
+            f"on the recipe's sampled pairs (both reading the head; SetFit {mean(setfit):.3f}); per draw "
+            + ", ".join(f"{s} {ours[s] - sampled[s]:+.3f}" for s in seeds) + ".")  # fmt: skip
+
+
 def _few_shot_gap_head(variants: list[dict], main: dict, setfit: dict[int, float]) -> str:
     """The means over the draws of the recipe reading the head, of the same recipe reading head_tail, of SetFit."""
-    head = {r["seed"]: r["macro_f1"] for v in variants for r in v["runs"] if r.get("long_document") == "head"}
+    head = {r["seed"]: r["macro_f1"] for v in variants for r in v["runs"]
+            if r.get("long_document") == "head" and r.get("pairs", "sampled") == "sampled"}  # fmt: skip
     tail = {r["seed"]: r["macro_f1"] for r in main["runs"] if r["n"] == 8 and r["contender"] == "few_shot_contrastive"
             and r.get("contrastive_steps") == 300}  # fmt: skip
     seeds = sorted(set(head) & set(tail) & set(setfit))
