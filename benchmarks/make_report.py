@@ -977,8 +977,8 @@ def _few_shot_gap() -> list[str]:
     """Where the recipe's gap to SetFit on ANT multisource at n=8 is (not): the head, or the frozen embeddings."""
     heads = _load("ablations/few_shot-gap-probe_heads-ant_multisource-topic.json")
     variants = [
-        _load(f"ablations/few_shot-gap-{v}-ant_multisource-topic.json")
-        for v in ("train_embeddings", "fp32", "head", "setfit-pairs")
+        _load(f"ablations/few_shot-{v}-ant_multisource-topic.json")
+        for v in ("gap-train_embeddings", "gap-fp32", "gap-head", "gap-setfit-pairs", "pairs")
     ]
     variants = [v for v in variants if v]
     main = _load("few_shot-ant_multisource-topic.json")
@@ -995,7 +995,8 @@ def _few_shot_gap() -> list[str]:
     for run, v_length in ((run, v["max_length"]) for v in variants for run in v["runs"]):
         if run.get("pairs") == "setfit":
             what = (f"with SetFit's pair set (`training.few_shot_pairs: setfit`: each pair once, self-pairs "
-                    f"included, {run['contrastive_steps']} steps, SetFit's one epoch), reading the head")  # fmt: skip
+                    f"included, {run['contrastive_steps']} steps, SetFit's one epoch), reading "
+                    f"{'the head' if run.get('long_document') == 'head' else 'head_tail'}")  # fmt: skip
         elif run.get("train_embeddings"):
             what = "with the word embeddings trained too, as SetFit trains them"
         elif run.get("mixed_precision") == "no":
@@ -1010,48 +1011,47 @@ def _few_shot_gap() -> list[str]:
         "which are fewer than a command asks where it was stopped; "
         f"`benchmarks/results/ablations/few_shot-gap-*.json`): {'; '.join(parts)}. Neither the head, the frozen "
         "embeddings nor bf16 account for it: on that draw the encoder after the recipe's pair stage is what is "
-        "worse than SetFit's."
-        + _few_shot_gap_head(variants, main, setfit)
-        + _few_shot_gap_pairs(variants, setfit)
-        + f" Commands: {commands}.",
+        "worse than SetFit's." + _few_shot_gap_head(variants, main, setfit) + f" Commands: {commands}.",
         "",
     ]
 
 
-def _few_shot_gap_pairs(variants: list[dict], setfit: dict[int, float]) -> str:
-    """The means over the draws of the recipe on SetFit's pair set, on its own sampled pairs (both reading the
-    head), and of SetFit."""
-    runs = [r for v in variants for r in v["runs"] if r.get("long_document") == "head"]
-    ours = {r["seed"]: r["macro_f1"] for r in runs if r.get("pairs") == "setfit"}
-    sampled = {r["seed"]: r["macro_f1"] for r in runs if r.get("pairs", "sampled") == "sampled"}
-    seeds = sorted(set(ours) & set(sampled) & set(setfit))
-    if not seeds:
-        return " Still untested: SetFit's pairs (each unique pair once, self-pairs included, ~120 steps)."
-
-    def mean(of: dict[int, float]) -> float:
-        return statistics.mean(of[s] for s in seeds)
-
-    return (f" SetFit's pair set, over draws {', '.join(map(str, seeds))}: {mean(ours):.3f} against {mean(sampled):.3f} "
-            f"on the recipe's sampled pairs (both reading the head; SetFit {mean(setfit):.3f}); per draw "
-            + ", ".join(f"{s} {ours[s] - sampled[s]:+.3f}" for s in seeds) + ".")  # fmt: skip
-
-
-def _few_shot_gap_head(variants: list[dict], main: dict, setfit: dict[int, float]) -> str:
-    """The means over the draws of the recipe reading the head, of the same recipe reading head_tail, of SetFit."""
-    head = {r["seed"]: r["macro_f1"] for v in variants for r in v["runs"]
-            if r.get("long_document") == "head" and r.get("pairs", "sampled") == "sampled"}  # fmt: skip
-    tail = {r["seed"]: r["macro_f1"] for r in main["runs"] if r["n"] == 8 and r["contender"] == "few_shot_contrastive"
-            and r.get("contrastive_steps") == 300}  # fmt: skip
-    seeds = sorted(set(head) & set(tail) & set(setfit))
+def _versus(a: dict[int, float], b: dict[int, float], setfit: dict[int, float], a_is: str, b_is: str) -> str:
+    """``a`` against ``b`` (dev macro-F1 by draw) over the draws both and SetFit ran: means and per-draw gaps."""
+    seeds = sorted(set(a) & set(b) & set(setfit))
     if not seeds:
         return ""
 
     def mean(of: dict[int, float]) -> float:
         return statistics.mean(of[s] for s in seeds)
 
-    return (f" Reading the head as SetFit does, over draws {', '.join(map(str, seeds))}: {mean(head):.3f} against "
-            f"{mean(tail):.3f} reading head_tail (SetFit {mean(setfit):.3f}); per draw "
-            + ", ".join(f"{s} {head[s] - tail[s]:+.3f}" for s in seeds) + ": not the gap either.")  # fmt: skip
+    return (f" {a_is}, over draws {', '.join(map(str, seeds))}: {mean(a):.3f} against {mean(b):.3f} {b_is} "
+            f"(SetFit {mean(setfit):.3f}); per draw " + ", ".join(f"{s} {a[s] - b[s]:+.3f}" for s in seeds))  # fmt: skip
+
+
+def _by_draw(runs: list[dict], **where: Any) -> dict[int, float]:
+    """Dev macro-F1 by draw of the runs whose fields equal ``where`` (a field left out of a run reads as
+    ``None``; ``pairs`` and ``long_document`` read as their defaults)."""
+    defaults = {"pairs": "sampled", "long_document": "head_tail"}
+    return {r["seed"]: r["macro_f1"] for r in runs
+            if all(r.get(k, defaults.get(k)) == v for k, v in where.items())}  # fmt: skip
+
+
+def _few_shot_gap_head(variants: list[dict], main: dict, setfit: dict[int, float]) -> str:
+    """The recipe reading the head against reading head_tail, then SetFit's pair set against the sampled pairs
+    (reading the head, and reading head_tail where it was run), with SetFit's mean on the same draws."""
+    runs = [r for v in variants for r in v["runs"]]
+    eight = [r for r in main["runs"] if r["n"] == 8 and r["contender"] == "few_shot_contrastive"]
+    sampled_tail = _by_draw(eight, contrastive_steps=300)
+    sampled_head = _by_draw(runs, long_document="head", pairs="sampled")
+    text = _versus(sampled_head, sampled_tail, setfit, "Reading the head as SetFit does", "reading head_tail")
+    text += ": not the gap either." if text else ""
+    pairs = _versus(_by_draw(runs, long_document="head", pairs="setfit"), sampled_head, setfit,
+                    "SetFit's pair set (reading the head)", "on the recipe's sampled pairs at 300 steps")  # fmt: skip
+    pairs += _versus(_by_draw(runs, long_document="head_tail", pairs="setfit"), sampled_tail, setfit,
+                     "; reading head_tail, SetFit's pair set", "on the sampled pairs at 300 steps").replace(" ;", ";")  # fmt: skip
+    return text + (pairs + "." if pairs else " Still untested: SetFit's pairs (each unique pair once, self-pairs "
+                   "included, ~120 steps).")  # fmt: skip
 
 
 def _few_shot() -> list[str]:
