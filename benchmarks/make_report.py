@@ -1010,7 +1010,7 @@ def _few_shot_gap() -> list[str]:
         "Where the gap to SetFit on ANT multisource at n=8 is not (pair stage of 300 steps; the draws recorded, "
         "which are fewer than a command asks where it was stopped; "
         f"`benchmarks/results/ablations/few_shot-gap-*.json`): {'; '.join(parts)}. Neither the head, the frozen "
-        "embeddings nor bf16 account for it: on that draw the encoder after the recipe's pair stage is what is "
+        "embeddings nor bf16 account for it (nor, below, SetFit's pair set): on that draw the encoder after the recipe's pair stage is what is "
         "worse than SetFit's." + _few_shot_gap_head(variants, main, setfit) + f" Commands: {commands}.",
         "",
     ]
@@ -1048,8 +1048,12 @@ def _few_shot_gap_head(variants: list[dict], main: dict, setfit: dict[int, float
     text += ": not the gap either." if text else ""
     pairs = _versus(_by_draw(runs, long_document="head", pairs="setfit"), sampled_head, setfit,
                     "SetFit's pair set (reading the head)", "on the recipe's sampled pairs at 300 steps")  # fmt: skip
-    pairs += _versus(_by_draw(runs, long_document="head_tail", pairs="setfit"), sampled_tail, setfit,
-                     "; reading head_tail, SetFit's pair set", "on the sampled pairs at 300 steps").replace(" ;", ";")  # fmt: skip
+    setfit_tail = _by_draw(runs, long_document="head_tail", pairs="setfit")
+    pairs += _versus(setfit_tail, sampled_tail, setfit, "; reading head_tail, SetFit's pair set",
+                     "on the sampled pairs at 300 steps").replace(" ;", ";")  # fmt: skip
+    near = _versus(setfit_tail, _by_draw(eight, contrastive_steps=100), setfit, "; the same",
+                   "on the sampled pairs at 100 steps").replace(" ;", ";")  # fmt: skip
+    pairs += f"{near}: at about the same number of steps the two pair sets are alike" if near else ""
     return text + (pairs + "." if pairs else " Still untested: SetFit's pairs (each unique pair once, self-pairs "
                    "included, ~120 steps).")  # fmt: skip
 
