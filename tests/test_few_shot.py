@@ -298,6 +298,11 @@ def test_the_contrastive_stage_pulls_same_label_rows_together(tmp_path, tiny_bac
     figures = contrastive_stage(model, data, specs, windower.pad_token_id, steps=3, batch_size=16,
                                 learning_rate=1e-3, seed=0, pair_set="setfit")  # fmt: skip
     assert figures["pair_set"] == "setfit" and [len(step) for step in encoded] == [32, 32, 32]  # every side encoded
+    from aranews.training.model_card import _recipe_line
+
+    recipe = {"name": "few_shot", "why": "chosen", "contrastive": figures, "train_encoder": False}
+    line = _recipe_line({"epochs": [{}]}, recipe)
+    assert "pairs of training rows (SetFit's pair set) for 3 contrastive steps" in line
 
 
 def test_after_a_contrastive_stage_the_steps_train_the_heads_only_and_a_resume_does_not_repeat_it(

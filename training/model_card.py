@@ -373,8 +373,12 @@ def _recipe_line(metrics: dict[str, Any], recipe: dict[str, Any]) -> str:
             f"(dev {metrics['selection_metric']}: {scores}); kept: {lottery['kept']}."
         )
     if recipe.get("name") == "few_shot":
-        steps = (recipe.get("contrastive") or {}).get("steps")
-        stage = f"the encoder tuned on pairs of training rows for {steps} contrastive steps, then " if steps else ""
+        contrastive = recipe.get("contrastive") or {}
+        steps = contrastive.get("steps")
+        pairs = " (SetFit's pair set)" if contrastive.get("pair_set") == "setfit" else ""
+        stage = (
+            f"the encoder tuned on pairs of training rows{pairs} for {steps} contrastive steps, then " if steps else ""
+        )
         heads = "" if recipe.get("train_encoder", True) else " (the heads only)"
         heads_start = recipe.get("heads")
         start = "heads started as nearest-centroid classifiers"
