@@ -441,6 +441,20 @@ def _article_embeddings(model: Any, articles: Sequence[Any], pad_id: int, device
     return mean_per_article(states, owners, len(articles))
 
 
+def _task_samplers(
+    model: Any, data: Any, tasks: Sequence[TaskSpec], generator: torch.Generator, pair_set: str, budget: int
+) -> list[tuple[Any, Any]]:
+    """``(input column, pair sampler)`` for each task that can make pairs, in the model's order of tasks."""
+    samplers = []
+    for column, names in model.config.input_groups().items():
+        for name in names:
+            task = next(t for t in tasks if t.name == name)
+            sampler = _pair_sampler(task, data.labels[name].numpy(), generator, pair_set, budget=budget)
+            if sampler is not None:
+                samplers.append((column, sampler))
+    return samplers
+
+
 def contrastive_stage(
     model: Any,
     data: Any,
@@ -469,15 +483,7 @@ def contrastive_stage(
         Returns the number of steps made, the rows encoded per step, and the loss of the first and the last tenth.
     """
     generator = torch.Generator().manual_seed(seed)
-    samplers = []
-    for column, names in model.config.input_groups().items():
-        for name in names:
-            task = next(t for t in tasks if t.name == name)
-            sampler = _pair_sampler(
-                task, data.labels[name].numpy(), generator, pair_set, budget=max(1, steps) * batch_size
-            )
-            if sampler is not None:
-                samplers.append((column, sampler))
+    samplers = _task_samplers(model, data, tasks, generator, pair_set, budget=max(1, steps) * batch_size)
     if not samplers or steps <= 0:
         return {"steps": 0}
     parameters = [p for n, p in model.encoder.named_parameters() if p.requires_grad and not skip_parameters(n)]
