@@ -408,27 +408,24 @@ def _setfit_pairs(groups: list[np.ndarray], rng: np.random.Generator, budget: in
     """SetFit's pair set of a single-label task whose rows are ``groups`` (one array per label), numbered without
     being listed: positives are the pairs with replacement within each group, negatives the products of every
     two groups; ``pairs(k)`` takes ``(k + 1) // 2`` of the first and ``k // 2`` of the second."""
+    rows = np.concatenate(groups)
     sizes = np.array([len(g) for g in groups], dtype=np.int64)
-    positive_ends = np.cumsum(sizes * (sizes + 1) // 2)
-    couples = [(a, b) for a in range(len(groups)) for b in range(a + 1, len(groups))]
-    negative_ends = np.cumsum([sizes[a] * sizes[b] for a, b in couples])
+    first = np.cumsum(sizes) - sizes  # where each group starts in ``rows``
+    a, b = np.triu_indices(len(groups), k=1)  # the couples of groups that make the negatives
+    positive_ends, negative_ends = np.cumsum(sizes * (sizes + 1) // 2), np.cumsum(sizes[a] * sizes[b])
     positive = _passes(int(positive_ends[-1]), rng, budget)
     negative = _passes(int(negative_ends[-1]), rng, budget)
 
     def pairs(k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        left, right = [], []
-        for index in positive((k + 1) // 2):
-            c = int(np.searchsorted(positive_ends, index, side="right"))
-            i, j = _triangle(index - (positive_ends[c - 1] if c else 0))
-            left.append(groups[c][i])
-            right.append(groups[c][j])
-        for index in negative(k // 2):
-            n = int(np.searchsorted(negative_ends, index, side="right"))
-            a, b = couples[n]
-            local = index - (negative_ends[n - 1] if n else 0)
-            left.append(groups[a][local // sizes[b]])
-            right.append(groups[b][local % sizes[b]])
-        return np.array(left), np.array(right), np.r_[np.ones((k + 1) // 2), np.zeros(k // 2)]
+        index = positive((k + 1) // 2)
+        c = np.searchsorted(positive_ends, index, side="right")
+        i, j = _triangle(index - (positive_ends - sizes * (sizes + 1) // 2)[c])
+        index = negative(k // 2)
+        n = np.searchsorted(negative_ends, index, side="right")
+        local = index - (negative_ends - sizes[a] * sizes[b])[n]
+        left = np.r_[rows[first[c] + i], rows[first[a[n]] + local // sizes[b[n]]]]
+        right = np.r_[rows[first[c] + j], rows[first[b[n]] + local % sizes[b[n]]]]
+        return left, right, np.r_[np.ones((k + 1) // 2), np.zeros(k // 2)]
 
     return pairs
 
