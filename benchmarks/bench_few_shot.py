@@ -143,6 +143,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="few_shot_contrastive: also score logistic-regression heads on the trained encoder's features",
     )
+    parser.add_argument(
+        "--prior-shift",
+        action="store_true",
+        help="the library's recipes: also score their posteriors moved from the training rows' label shares to dev's, "
+        "estimated by EM from dev's texts alone and (an oracle) dev's true shares",
+    )
     parser.add_argument("--out")
     return parser
 
@@ -216,6 +222,42 @@ def _probe_heads(model: Path, train: list[dict], dev: list[dict], args: argparse
     return {
         "logistic_c1": round(float(f1_score(y_dev, setfit_head.predict(x_dev), labels=labels, average="macro")), 4),
         "logistic_cv": round(probe(x_train, y_train, x_dev, y_dev, labels)["macro_f1"], 4),
+    }
+
+
+def _prior_shift(model: Path, train: list[dict], dev: list[dict], args: argparse.Namespace) -> dict[str, Any]:
+    """Dev macro-F1 of the kept model's posteriors moved by Bayes' rule from the training rows' label shares (even,
+    in a stratified draw) to dev's: to the shares EM estimates from dev's posteriors alone (Saerens et al. 2002;
+    no dev label is read: what scoring an archive could do) and to dev's true shares (an oracle, the bound)."""
+    import numpy as np
+    from sklearn.metrics import f1_score
+
+    from aranews.inference import load_classifier
+    from aranews.inference.shares import em_prior, shifted
+
+    classifier = load_classifier(model)
+    labels = list(classifier.labels[args.task])
+    pairs = {args.pair_column: [r[args.pair_column] for r in dev]} if args.pair_column else None
+    probs = classifier.predict_proba([r["text"] for r in dev], pairs=pairs, tasks=[args.task], score_non_arabic=True)[
+        args.task
+    ]
+    truth = [str(r[args.task]) for r in dev]
+
+    def shares(rows: list[dict]) -> np.ndarray:
+        counts = np.array([sum(str(r[args.task]) == name for r in rows) for name in labels], dtype=np.float64)
+        return counts / counts.sum()
+
+    def f1(p: np.ndarray) -> float:
+        return round(float(f1_score(truth, [labels[i] for i in p.argmax(1)], labels=labels, average="macro")), 4)
+
+    source = shares(train)
+    estimated = em_prior(probs, source)
+    return {
+        "raw": f1(probs),
+        "em": f1(shifted(probs, source, estimated)),
+        "oracle": f1(shifted(probs, source, shares(dev))),
+        "em_shares": dict(zip(labels, np.round(estimated, 3).tolist(), strict=True)),
+        "dev_shares": dict(zip(labels, np.round(shares(dev), 3).tolist(), strict=True)),
     }
 
 
@@ -318,6 +360,8 @@ def _draw(train_rows, dev_rows, n: int, seed: int, args, tmp: Path, done: set) -
             score, extra = _library(contender, tmp, args, seed)
             if args.probe_heads and contender == "few_shot_contrastive":
                 extra["probe_heads"] = _probe_heads(tmp / f"run-{contender}" / "model", train, dev_rows, args)
+            if args.prior_shift:
+                extra["prior_shift"] = _prior_shift(tmp / f"run-{contender}" / "model", train, dev_rows, args)
         runs.append({"contender": contender, "n": n, "seed": seed, "train_rows": len(train), "macro_f1": round(score, 4),
                      "seconds": round(time.perf_counter() - started, 1), **steps, **extra})  # fmt: skip
         print(f"n={n} seed={seed} {contender}: macro-F1 {score:.3f} ({runs[-1]['seconds']:.0f} s)", flush=True)

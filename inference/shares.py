@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["METHODS", "MIN_ROWS", "DevRates", "estimate", "estimate_shares"]
+__all__ = ["METHODS", "MIN_ROWS", "DevRates", "em_prior", "estimate", "estimate_shares", "shifted"]
 
 METHODS = ("cc", "pcc", "acc", "pacc", "emq")
 MIN_ROWS = 30
@@ -81,14 +81,26 @@ def _adjust(rates: np.ndarray, unadjusted: np.ndarray) -> np.ndarray:
         return _clip(unadjusted)
 
 
+def shifted(probs: np.ndarray, source_prior: np.ndarray, target_prior: np.ndarray) -> np.ndarray:
+    """Posteriors fitted where the labels had ``source_prior``, moved by Bayes' rule to where they have
+    ``target_prior`` (Saerens et al. 2002): each column times the ratio of the priors, rows renormalised."""
+    adjusted = (np.asarray(target_prior, dtype=np.float64) / source_prior) * probs
+    return adjusted / adjusted.sum(axis=1, keepdims=True)
+
+
+def em_prior(probs: np.ndarray, source_prior: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """The label prior of unlabelled rows with these posteriors (fitted under ``source_prior``), by the EM of
+    Saerens et al. (2002): the prior and the shifted posteriors re-estimated from each other to a fixed point."""
+    return _em(np.asarray(source_prior, dtype=np.float64), np.asarray(probs, dtype=np.float64), weights)
+
+
 def _em(prior: np.ndarray, probs: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
     if np.prod(prior) == 0:
         prior = (prior + EM_EPSILON) / (prior + EM_EPSILON).sum()
     w = None if weights is None else weights / weights.sum()
     q, previous = prior.copy(), None
     for step in range(EM_MAX_ITER):
-        adjusted = (q / prior) * probs
-        adjusted /= adjusted.sum(axis=1, keepdims=True)
+        adjusted = shifted(probs, prior, q)
         q = adjusted.mean(axis=0) if w is None else w @ adjusted
         if previous is not None and np.abs(q - previous).mean() < EM_EPSILON and step > 10:
             break

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
@@ -55,6 +56,30 @@ def test_the_few_shot_benchmark_scores_other_heads_on_a_models_features(tiny_bac
     heads = bench_few_shot._probe_heads(model, train, dev, args)
     assert set(heads) == {"logistic_c1", "logistic_cv"}
     assert all(0.0 <= f1 <= 1.0 for f1 in heads.values())
+
+
+def test_the_few_shot_benchmark_moves_a_models_posteriors_to_devs_label_shares(tiny_backbone, sample_rows, tmp_path):
+    import argparse
+
+    import bench_few_shot
+    from sklearn.metrics import f1_score
+
+    from aranews.inference import load_classifier
+
+    train, dev = _rows(sample_rows, "train"), _rows(sample_rows, "dev")
+    labels = sorted({r["topic"] for r in train})
+    model = bench_window.build_model(
+        str(tiny_backbone), 64, "topic", labels, None, ["none"], tmp_path / "m", "mean", ""
+    )
+    shift = bench_few_shot._prior_shift(model, train, dev, argparse.Namespace(task="topic", pair_column=None))
+    probs = load_classifier(model).predict_proba([r["text"] for r in dev], tasks=["topic"])["topic"]
+    raw = f1_score([r["topic"] for r in dev], [labels[i] for i in probs.argmax(1)], labels=labels, average="macro")
+    assert shift["raw"] == round(float(raw), 4)
+    assert all(0.0 <= shift[k] <= 1.0 for k in ("em", "oracle"))
+    for shares in (shift["em_shares"], shift["dev_shares"]):
+        assert list(shares) == labels and sum(shares.values()) == pytest.approx(1.0, abs=0.01)
+    counts = {name: sum(r["topic"] == name for r in dev) / len(dev) for name in labels}
+    assert shift["dev_shares"] == pytest.approx(counts, abs=0.001)
 
 
 def test_cached_embeddings_are_keyed_by_what_made_them():

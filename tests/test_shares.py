@@ -252,3 +252,19 @@ def test_the_report_shows_the_summarys_shares(trained_model, sample_rows, tmp_pa
     shown = data["summary"]["topic: estimated shares (pacc, 90% interval)"]
     assert shown.count("[") == len(clf.tasks[0].labels)
     assert data["summary"]["topic: rows given no label (uncertain)"] >= 0
+
+
+def test_shifted_posteriors_are_bayes_under_the_new_prior_and_em_finds_that_prior():
+    from aranews.inference.shares import em_prior, shifted
+
+    rng = np.random.default_rng(1)
+    means, source, target = np.array([-2.0, 0.0, 2.0]), np.full(3, 1 / 3), np.array([0.7, 0.2, 0.1])
+    truth = rng.choice(3, size=20000, p=target)
+    x = rng.normal(means[truth], 1.0)
+    likelihood = np.exp(-0.5 * (x[:, None] - means[None, :]) ** 2)
+    posterior = lambda prior: likelihood * prior / (likelihood * prior).sum(1, keepdims=True)  # noqa: E731
+    np.testing.assert_allclose(shifted(posterior(source), source, target), posterior(target), rtol=1e-10)
+    np.testing.assert_allclose(shifted(posterior(source), source, source), posterior(source), rtol=1e-12)
+    estimated = em_prior(posterior(source), source)
+    assert estimated.sum() == pytest.approx(1.0)
+    assert np.abs(estimated - target).max() < 0.02  # sampling error of 20,000 rows, not the source's 1/3
