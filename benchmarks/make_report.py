@@ -1121,7 +1121,7 @@ def _few_shot_prior_shift() -> list[str]:
             tfidf = {x["seed"]: x["macro_f1"] for x in r["runs"] if x["n"] == n and x["contender"] == "tfidf"}
             seeds = sorted(shifted)
 
-            def mean(key: str, seeds: list[int] = seeds) -> float:
+            def mean(key: str, seeds: list[int] = seeds, shifted: dict = shifted) -> float:
                 return statistics.mean(shifted[s][key] for s in seeds)
 
             wins = sum(shifted[s]["em"] > shifted[s]["raw"] for s in seeds)
