@@ -358,10 +358,11 @@ def _draw(train_rows, dev_rows, n: int, seed: int, args, tmp: Path, done: set) -
             score = _tfidf(train, dev_rows, args, seed)
         else:
             score, extra = _library(contender, tmp, args, seed)
+            model = tmp / f"run-{contender}" / "model"
             if args.probe_heads and contender == "few_shot_contrastive":
-                extra["probe_heads"] = _probe_heads(tmp / f"run-{contender}" / "model", train, dev_rows, args)
+                extra["probe_heads"] = _probe_heads(model, train, dev_rows, args)
             if args.prior_shift:
-                extra["prior_shift"] = _prior_shift(tmp / f"run-{contender}" / "model", train, dev_rows, args)
+                extra["prior_shift"] = _prior_shift(model, train, dev_rows, args)
         runs.append({"contender": contender, "n": n, "seed": seed, "train_rows": len(train), "macro_f1": round(score, 4),
                      "seconds": round(time.perf_counter() - started, 1), **steps, **extra})  # fmt: skip
         print(f"n={n} seed={seed} {contender}: macro-F1 {score:.3f} ({runs[-1]['seconds']:.0f} s)", flush=True)

@@ -1120,28 +1120,25 @@ def _few_shot_prior_shift() -> list[str]:
             shifted = {x["seed"]: x["prior_shift"] for x in r["runs"] if (x["n"], x["contender"]) == (n, contender)}
             tfidf = {x["seed"]: x["macro_f1"] for x in r["runs"] if x["n"] == n and x["contender"] == "tfidf"}
             seeds = sorted(shifted)
-
-            def mean(key: str, seeds: list[int] = seeds, shifted: dict = shifted) -> float:
-                return statistics.mean(shifted[s][key] for s in seeds)
-
+            mean = {key: statistics.mean(shifted[s][key] for s in seeds) for key in ("raw", "em", "oracle")}
             wins = sum(shifted[s]["em"] > shifted[s]["raw"] for s in seeds)
             top = max(shifted[seeds[0]]["dev_shares"].items(), key=lambda kv: kv[1])[0]
             em_top = statistics.mean(shifted[s]["em_shares"][top] for s in seeds)
-            baseline = (f"; TF-IDF on the same draws {statistics.mean(tfidf[s] for s in seeds):.3f}"
-                        if set(seeds) <= set(tfidf) else "")  # fmt: skip
+            tfidf_mean = statistics.mean(tfidf[s] for s in seeds) if set(seeds) <= set(tfidf) else None
+            baseline = f"; TF-IDF on the same draws {tfidf_mean:.3f}" if tfidf_mean is not None else ""
             verdict = ""
-            if baseline and mean("oracle") < statistics.mean(tfidf[s] for s in seeds):
+            if tfidf_mean is not None and mean["oracle"] < tfidf_mean:
                 verdict = (": even dev's true shares leave it below TF-IDF, so what fails is not the label prior "
                            "but how the classes are told apart")  # fmt: skip
-            if mean("em") < mean("raw"):
+            if mean["em"] < mean["raw"]:
                 verdict += ("; EM's shares, estimated from posteriors this far from calibrated, run toward one "
                             "label and cost more than they give")  # fmt: skip
             parts.append(
                 f"{Path(r['dataset']).name}, `{contender}` reading {r['max_length']} tokens at n={n} over draws {', '.join(map(str, seeds))}: raw "
-                f"{mean('raw'):.3f}, moved to EM's shares {mean('em'):.3f} ({wins} of {len(seeds)} draws above raw; "
+                f"{mean['raw']:.3f}, moved to EM's shares {mean['em']:.3f} ({wins} of {len(seeds)} draws above raw; "
                 f"per draw "
                 + ", ".join(f"{s} {shifted[s]['em'] - shifted[s]['raw']:+.3f}" for s in seeds)
-                + f"), to dev's true shares {mean('oracle'):.3f}{baseline}; EM put `{top}` at {em_top:.2f} of dev "
+                + f"), to dev's true shares {mean['oracle']:.3f}{baseline}; EM put `{top}` at {em_top:.2f} of dev "
                 f"(truly {shifted[seeds[0]]['dev_shares'][top]:.2f}){verdict}"
             )
     if not parts:

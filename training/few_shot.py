@@ -412,17 +412,19 @@ def _setfit_pairs(groups: list[np.ndarray], rng: np.random.Generator, budget: in
     sizes = np.array([len(g) for g in groups], dtype=np.int64)
     first = np.cumsum(sizes) - sizes  # where each group starts in ``rows``
     a, b = np.triu_indices(len(groups), k=1)  # the couples of groups that make the negatives
-    positive_ends, negative_ends = np.cumsum(sizes * (sizes + 1) // 2), np.cumsum(sizes[a] * sizes[b])
+    positive_counts, negative_counts = sizes * (sizes + 1) // 2, sizes[a] * sizes[b]
+    positive_ends, negative_ends = np.cumsum(positive_counts), np.cumsum(negative_counts)
+    positive_starts, negative_starts = positive_ends - positive_counts, negative_ends - negative_counts
     positive = _passes(int(positive_ends[-1]), rng, budget)
     negative = _passes(int(negative_ends[-1]), rng, budget)
 
     def pairs(k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         index = positive((k + 1) // 2)
         c = np.searchsorted(positive_ends, index, side="right")
-        i, j = _triangle(index - (positive_ends - sizes * (sizes + 1) // 2)[c])
+        i, j = _triangle(index - positive_starts[c])
         index = negative(k // 2)
         n = np.searchsorted(negative_ends, index, side="right")
-        local = index - (negative_ends - sizes[a] * sizes[b])[n]
+        local = index - negative_starts[n]
         left = np.r_[rows[first[c] + i], rows[first[a[n]] + local // sizes[b[n]]]]
         right = np.r_[rows[first[c] + j], rows[first[b[n]] + local % sizes[b[n]]]]
         return left, right, np.r_[np.ones((k + 1) // 2), np.zeros(k // 2)]
