@@ -31,8 +31,10 @@ as in ``bench_quality.py``):
 
 The library's recipes read a long article as the library does by default (``head_tail``: a quarter of the
 window from the start, the rest from the end); ``--long-document head`` reads its start only, as SetFit does
-(its runs get a column of their own, ``+head``). ``--pairs setfit`` gives the contrastive stage SetFit's pair
-set (``training.few_shot_pairs: setfit``; column tail ``+setfit-pairs``).
+(its runs get a column of their own, ``+head``), ``--long-document chunks`` reads all of it in up to
+``--max-chunks`` windows, their logits pooled by ``--chunk-pooling`` (``+chunks/<max>/<pooling>``). ``--pairs setfit``
+gives the contrastive stage SetFit's pair set (``training.few_shot_pairs: setfit``; column tail ``+setfit-pairs``).
+``--pair-encoding bi`` encodes a claim apart from the article (``model.pair_encoding: bi``; ``+bi``).
 
 Writes ``benchmarks/results/few_shot-<data>-<task>.json`` (every run, then mean and spread per contender and
 ``n``) with the machine's processor and the wall time of each run.
@@ -72,10 +74,14 @@ def label(run: dict[str, Any]) -> str:
     """The column a run belongs to: its contender, for the contrastive recipe its number of pair steps (runs
     made before the field was recorded had 100, the default then), and ``+embeddings`` / ``+<precision>`` when
     the library's recipe ran with ``--train-embeddings`` / another ``--mixed-precision`` / ``--long-document``,
-    ``+setfit-pairs`` with ``--pairs setfit``."""
+    ``+setfit-pairs`` with ``--pairs setfit``, ``+bi`` with ``--pair-encoding bi``, ``+heads-only`` / ``+encoder``
+    with ``--train-encoder``."""
     tail = "+embeddings" if run.get("train_embeddings") else ""
     tail += f"+{run['mixed_precision']}" if run.get("mixed_precision", "auto") != "auto" else ""
-    tail += f"+{run['long_document']}" if run.get("long_document", "head_tail") != "head_tail" else ""
+    tail += f"+{run['long_document']}" if run.get("long_document", "head_tail") not in ("head_tail", "chunks") else ""
+    tail += f"+chunks/{run['max_chunks']}/{run['chunk_pooling']}" if run.get("long_document") == "chunks" else ""
+    tail += "+bi" if run.get("pair_encoding", "cross") != "cross" else ""
+    tail += {"no": "+heads-only", "yes": "+encoder"}.get(run.get("train_encoder", "auto"), "")
     tail += "+setfit-pairs" if run.get("pairs", "sampled") != "sampled" else ""
     if run["contender"] != "few_shot_contrastive":
         return run["contender"] + tail
@@ -127,9 +133,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--long-document",
         default="head_tail",
-        choices=["head_tail", "head"],
+        choices=["head_tail", "head", "chunks"],
         help="how the library's recipes read an article longer than the window (default head_tail: a quarter of "
-        "it from the start, the rest from the end; SetFit reads the head)",
+        "it from the start, the rest from the end; SetFit reads the head; chunks: windows over the whole article)",
+    )
+    parser.add_argument("--max-chunks", type=int, default=8, help="with --long-document chunks: windows per article")
+    parser.add_argument("--chunk-pooling", choices=["mean", "max"], default="max", help="with --long-document chunks")
+    parser.add_argument(
+        "--train-encoder",
+        choices=["auto", "yes", "no"],
+        default="auto",
+        help="the few-shot recipes' training.few_shot_train_encoder (default auto: not after a contrastive stage)",
+    )
+    parser.add_argument(
+        "--pair-encoding",
+        choices=["cross", "bi"],
+        default="cross",
+        help="the library's model.pair_encoding for a --pair-column task (default cross: claim and article in one "
+        "sequence; bi: the claim encoded apart, each article window read beside it)",
     )
     parser.add_argument(
         "--pairs",
@@ -163,6 +184,16 @@ def _sample(rows: list[dict], task: str, n: int, seed: int) -> list[dict]:
     return picked
 
 
+def _long_document(args: argparse.Namespace) -> dict[str, Any]:
+    strategy = getattr(args, "long_document", "head_tail")
+    if strategy == "head_tail":
+        return {"strategy": "head_tail", "head_tokens": args.max_length // 4}
+    if strategy == "chunks":
+        return {"strategy": "chunks", "max_chunks": args.max_chunks, "stride": args.max_length // 8,
+                "chunk_pooling": args.chunk_pooling}  # fmt: skip
+    return {"strategy": strategy}
+
+
 def library_config(
     args: argparse.Namespace, tmp: Path, name: str, seed: int, *, train: str = "train.jsonl",
     dev: str = "dev.jsonl", task: dict[str, Any] | None = None, **training: Any,
@@ -179,13 +210,12 @@ def library_config(
             "encoder": args.encoder,
             "preprocessing": args.preprocessing,
             "max_length": args.max_length,
-            "pair_max_length": min(64, args.max_length // 4),
-            "long_document": (
-                {"strategy": "head_tail", "head_tokens": args.max_length // 4}
-                if getattr(args, "long_document", "head_tail") == "head_tail"
-                else {"strategy": args.long_document}
+            "pair_max_length": min(
+                64, args.max_length // (2 if getattr(args, "pair_encoding", "cross") == "bi" else 4)
             ),
+            "long_document": _long_document(args),
             "pooling": args.pooling,
+            "pair_encoding": getattr(args, "pair_encoding", "cross"),
         },
         "training": {
             "output_dir": f"{tmp}/{name}",
@@ -282,6 +312,7 @@ def _library(recipe: str, tmp: Path, args: argparse.Namespace, seed: int) -> tup
         early_stopping_patience=getattr(args, "early_stopping", 3),
         few_shot_steps=args.few_shot_steps,
         few_shot_pairs=getattr(args, "pairs", "sampled"),
+        few_shot_train_encoder={"auto": None, "yes": True, "no": False}[getattr(args, "train_encoder", "auto")],
         **lottery,
     )
     metrics = Trainer(config_from_dict(config)).train().metrics
@@ -347,6 +378,10 @@ def _draw(train_rows, dev_rows, n: int, seed: int, args, tmp: Path, done: set) -
             steps |= {"train_embeddings": True} if args.train_embeddings else {}
             steps |= {"mixed_precision": args.mixed_precision} if args.mixed_precision != "auto" else {}
             steps |= {"long_document": args.long_document} if args.long_document != "head_tail" else {}
+            if args.long_document == "chunks":
+                steps |= {"max_chunks": args.max_chunks, "chunk_pooling": args.chunk_pooling}
+            steps |= {"pair_encoding": args.pair_encoding} if args.pair_encoding != "cross" else {}
+            steps |= {"train_encoder": args.train_encoder} if args.train_encoder != "auto" else {}
         column = label({"contender": contender, **steps})
         if (only.get(contender) and seed not in only[contender]) or (column, n, seed) in done:
             continue

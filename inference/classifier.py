@@ -40,8 +40,8 @@ from aranews.inference.inputs import (
 )
 from aranews.inference.modeling import MultiTaskClassifier
 from aranews.inference.preprocessing import has_arabic
-from aranews.inference.runners import make_runner
-from aranews.inference.runtime import PrecisionError, resolve_precision, token_budget_batches
+from aranews.inference.runners import TORCH_MODES, make_runner
+from aranews.inference.runtime import PrecisionError, auto_precision, resolve_precision, token_budget_batches
 from aranews.inference.schema import ConfigError
 
 __all__ = [
@@ -217,7 +217,12 @@ class NewsClassifier:
         self.batch_tokens = batch_tokens
         self.source = source
         self._precision = resolve_precision(precision, self._device)
+        if precision in (None, "auto") and self._precision not in TORCH_MODES and self._reads_claims_apart():
+            self._precision = auto_precision(self._device)  # pair_encoding: bi runs in torch only
         self._runner = make_runner(self._precision, self._model, self._device, source)
+
+    def _reads_claims_apart(self) -> bool:
+        return any(self._model.pairs_apart(names) for names in self.config.input_groups().values())
 
     # -- what the model is --------------------------------------------------------------------------
     @property
@@ -513,9 +518,12 @@ class NewsClassifier:
         self, batch: dict[str, torch.Tensor], tasks: list[str], features: bool = False
     ) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
         article_index = batch.pop("article_index")
-        windows, pooled = self._runner.windows(batch, tasks, features)
+        apart = self._model.pairs_apart(tasks)
+        windows, pooled = self._runner.windows(
+            {**batch, "article_index": article_index} if apart else batch, tasks, features
+        )
         article_index = article_index.to(next(iter(windows.values())).device)
-        logits = self._model.pool_windows(windows, article_index)
+        logits = self._model.pool_windows(windows, self._model.scored_windows(article_index, tasks))
         if pooled is None:
             return logits, None
         return logits, mean_per_article(pooled, article_index, int(article_index.max()) + 1)
@@ -725,13 +733,16 @@ class NewsClassifier:
 
     def _window_views(self, article: EncodedArticle, paired: bool) -> list[WindowView]:
         t = self._windower.template
-        if paired:
+        windows = article.input_ids
+        if paired and self.config.model.pair_encoding == "bi":  # the claim's window first, then the article's
+            start, end, windows = len(t.single_prefix), len(t.single_suffix), windows[1:]
+        elif paired:
             kept_pair = min(article.n_tokens - article.text_tokens, self._windower.pair_max_length)
             start, end = len(t.pair_prefix) + kept_pair + len(t.pair_middle), len(t.pair_suffix)
         else:
             start, end = len(t.single_prefix), len(t.single_suffix)
         views = []
-        for ids in article.input_ids:
+        for ids in windows:
             body = list(ids[start : len(ids) - end])
             views.append(WindowView(self._tokenizer.decode(body), len(body)))
         return views

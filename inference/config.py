@@ -222,6 +222,12 @@ class ModelConfig:
         input_prefix: text put before every window's tokens, after the special tokens that start it: the
             encoder's own input convention, e.g. ``"query: "`` for the E5 family (trained with it); empty by
             default. Its tokens come out of each window's budget.
+        pair_encoding: how a target-conditioned task reads its target or claim beside the article: ``cross``
+            (one sequence, ``target [SEP] article``: the encoder attends across them; exportable) or ``bi`` (the
+            claim and the article's windows encoded apart, as a sentence-embedding encoder was trained to read
+            a query and a passage; each window's head reads ``[v, u, |v - u|, v * u, cos(u, v)]``, ``u`` the
+            claim's pooled state and ``v`` the window's, and the windows' logits are pooled per article).
+            ``bi`` runs in torch (precision fp32, bf16, fp16) and cannot be exported to a transformers model.
     """
 
     encoder: str = DEFAULT_ENCODER
@@ -234,6 +240,7 @@ class ModelConfig:
     pooling: Literal["cls", "mean"] = "cls"
     dropout: float = 0.1
     input_prefix: str = ""
+    pair_encoding: Literal["cross", "bi"] = "cross"
 
     def check(self) -> Problems:
         out: Problems = []
@@ -273,9 +280,10 @@ def window_problems(model: ModelConfig, paired: bool) -> Problems:
                 )
             )
             return out
-        budgets["the article beside its target/claim"] = (
-            model.max_length - MAX_SPECIAL_TOKENS["pair"] - model.pair_max_length
-        )
+        if model.pair_encoding == "cross":  # bi: the claim has a window of its own
+            budgets["the article beside its target/claim"] = (
+                model.max_length - MAX_SPECIAL_TOKENS["pair"] - model.pair_max_length
+            )
     what, budget = min(budgets.items(), key=lambda kv: kv[1])
     if budget < MIN_TEXT_TOKENS:
         out.append(

@@ -124,6 +124,11 @@ def export_task(model: NewsClassifier | str | Path, task: str, out_dir: str | Pa
     if clf.holds_reduced_weights:
         raise ExportError(f"the classifier holds its weights in {clf.precision}; load {clf.source} with precision fp32")
     spec = clf.config.task(task)
+    if clf.model.pairs_apart([task]):
+        raise ExportError(
+            f"task {task!r} reads its {spec.pair_column!r} apart (model.pair_encoding: bi), beside each article "
+            "window: a standard sequence-classification model reads one sequence; only pair_encoding: cross exports"
+        )
     if clf.config.model.pooling != "cls":
         raise ExportError(
             f"model.pooling={clf.config.model.pooling!r}: standard sequence-classification models read the first "

@@ -15,6 +15,10 @@ way it was trained. Three long-document strategies:
 * ``chunks``: overlapping windows of the whole article (``stride`` tokens shared between neighbours,
   at most ``max_chunks``); the model pools the windows' logits per article.
 
+A target or claim goes into every window beside the article text (``pair_encoding: cross``), or, with
+``pair_encoding: bi``, into a window of its own, the article's first: the article's windows then hold
+article text alone, and the model compares each of them with it.
+
 Every article reports how many tokens it had and how many were dropped, so truncation is never silent.
 """
 
@@ -163,6 +167,8 @@ class ArticleWindower:
         max_chunks: for ``chunks``, the most windows per article.
         pair_max_length: the most tokens kept of a pair text (target or claim).
         input_prefix: text whose tokens start every window, after its leading special tokens (``query: ``).
+        pair_encoding: ``cross`` (the pair text in every window, before the article's) or ``bi`` (the pair text
+            alone in the article's first window).
     """
 
     def __init__(
@@ -176,6 +182,7 @@ class ArticleWindower:
         max_chunks: int = 8,
         pair_max_length: int = 64,
         input_prefix: str = "",
+        pair_encoding: str = "cross",
     ) -> None:
         if strategy not in LONG_DOCUMENT_STRATEGIES:
             raise ValueError(f"long_document.strategy={strategy!r}; expected one of {LONG_DOCUMENT_STRATEGIES}")
@@ -189,6 +196,7 @@ class ArticleWindower:
         self.stride = stride
         self.max_chunks = max_chunks
         self.pair_max_length = pair_max_length
+        self.pair_encoding = pair_encoding
         self.template = _detect_template(tokenizer)
         self.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         single = len(self.template.single_prefix) + len(self.template.single_suffix)
@@ -225,6 +233,7 @@ class ArticleWindower:
             max_chunks=ld.max_chunks,
             pair_max_length=model.pair_max_length,
             input_prefix=model.input_prefix,
+            pair_encoding=model.pair_encoding,
         )
 
     def preprocess(self, text: str) -> str:
@@ -287,12 +296,30 @@ class ArticleWindower:
         if len(pairs) != len(texts):
             raise ValueError(f"got {len(texts)} texts but {len(pairs)} pair texts")
         pair_ids, _ = self._tokenize(pairs)
+        if self.pair_encoding == "bi":
+            return self._encode_apart(text_ids, pair_ids, removed)
         for ids, p_ids, chars in zip(text_ids, pair_ids, removed, strict=True):
             kept_pair = p_ids[: self.pair_max_length]
             windows, dropped = self._windows(ids, self._pair_budget - len(kept_pair))
             first = t.pair_prefix + tuple(kept_pair) + t.pair_middle
             input_ids = tuple(first + tuple(w) + t.pair_suffix for w in windows)
             types = tuple((t.first_type,) * len(first) + (t.second_type,) * (len(w) - len(first)) for w in input_ids)
+            n = len(ids) + len(p_ids)
+            articles.append(EncodedArticle(input_ids, types, n, dropped + len(p_ids) - len(kept_pair), len(ids), chars))
+        return articles
+
+    def _encode_apart(
+        self, text_ids: list[list[int]], pair_ids: list[list[int]], removed: list[int]
+    ) -> list[EncodedArticle]:
+        """``pair_encoding: bi``: the pair text (at most ``pair_max_length`` tokens) alone in the first window,
+        then the article's windows, each as a text of its own."""
+        t = self.template
+        articles = []
+        for ids, p_ids, chars in zip(text_ids, pair_ids, removed, strict=True):
+            kept_pair = p_ids[: min(self.pair_max_length, self._single_budget)]
+            windows, dropped = self._windows(ids, self._single_budget)
+            input_ids = tuple(t.single_prefix + tuple(w) + t.single_suffix for w in [kept_pair, *windows])
+            types = tuple((t.first_type,) * len(w) for w in input_ids)
             n = len(ids) + len(p_ids)
             articles.append(EncodedArticle(input_ids, types, n, dropped + len(p_ids) - len(kept_pair), len(ids), chars))
         return articles

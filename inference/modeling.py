@@ -12,6 +12,12 @@ and RoBERTa's classification head compute, so any one task can be exported as a 
 sequence-classification model (:mod:`aranews.inference.export`). Tasks that read the same input share
 one encoder pass. With the ``chunks`` strategy an article is several windows; their logits are averaged
 (or max-pooled) per article before the loss and before prediction.
+
+With ``pair_encoding: bi`` a target-conditioned task's claim is encoded apart, in the article's first window
+(:class:`~aranews.inference.inputs.ArticleWindower`), and its head reads each article window ``v`` beside the
+claim ``u`` as ``[v, u, |v - u|, v * u, cos(u, v)]`` (the sentence-pair features of Conneau et al., 2017 and
+Reimers and Gurevych, 2019, with the cosine a sentence-embedding encoder was trained to rank by): a head
+``4 * hidden + 1`` wide, which no transformers sequence-classification model has.
 """
 
 from __future__ import annotations
@@ -28,7 +34,14 @@ from torch import nn
 from aranews.inference.config import ClassifierConfig, ModelConfig, TaskSpec, library_versions
 from aranews.inference.schema import ConfigError
 
-__all__ = ["WEIGHTS_NAME", "ClassificationHead", "MultiTaskClassifier", "MultiTaskOutput"]
+__all__ = [
+    "WEIGHTS_NAME",
+    "ClassificationHead",
+    "MultiTaskClassifier",
+    "MultiTaskOutput",
+    "claim_windows",
+    "pair_features",
+]
 
 WEIGHTS_NAME = "model.safetensors"
 
@@ -79,6 +92,31 @@ class ClassificationHead(nn.Module):
         return self.out_proj(self.dropout(x))
 
 
+def claim_windows(article_index: torch.Tensor) -> torch.Tensor:
+    """``pair_encoding: bi``: the mask of each article's first window, its claim (see :func:`pair_features`)."""
+    first = torch.ones_like(article_index, dtype=torch.bool)
+    first[1:] = article_index[1:] != article_index[:-1]
+    n_articles = int(article_index.max().item()) + 1 if article_index.numel() else 0
+    if int(first.sum()) != n_articles:
+        raise ValueError("pair_encoding: bi needs each article's windows together, numbered from 0, its claim first")
+    return first
+
+
+def pair_features(pooled: torch.Tensor, article_index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``pair_encoding: bi``: each article's first window is its claim ``u``; every other window ``v`` becomes
+    ``[v, u, |v - u|, v * u, cos(u, v)]``. Returns those rows and the article of each.
+
+    Args:
+        pooled: ``(windows, hidden)``, the windows of each article contiguous, its claim first.
+        article_index: ``(windows,)``, the article of each window (as :func:`collate_articles` gives it).
+    """
+    first = claim_windows(article_index)
+    owners = article_index[~first]
+    u, v = pooled[first][owners], pooled[~first]
+    cosine = nn.functional.cosine_similarity(v, u, dim=-1, eps=1e-6).unsqueeze(-1)
+    return torch.cat([v, u, (v - u).abs(), v * u, cosine], dim=-1), owners
+
+
 def _weights_problems(path: Path, config: ClassifierConfig, model: nn.Module) -> list[str]:
     """Compare a weights file's tensor names and shapes with the model its config describes."""
     try:
@@ -120,7 +158,12 @@ class MultiTaskClassifier(nn.Module):
         self.encoder = encoder if encoder is not None else _transformer_from_config(config.encoder_config)
         hidden = self.encoder.config.hidden_size
         self.heads = nn.ModuleDict(
-            {t.name: ClassificationHead(hidden, len(t.labels), config.model.dropout) for t in config.tasks}
+            {
+                t.name: ClassificationHead(
+                    4 * hidden + 1 if self.pairs_apart([t.name]) else hidden, len(t.labels), config.model.dropout
+                )
+                for t in config.tasks
+            }
         )
         # Per-task class weights for the loss; set by the trainer, never saved.
         self.class_weights: dict[str, torch.Tensor] = {}
@@ -189,6 +232,32 @@ class MultiTaskClassifier(nn.Module):
         reduce = "amax" if self.config.model.long_document.chunk_pooling == "max" else "mean"
         return out.scatter_reduce(0, index, logits, reduce=reduce, include_self=False)
 
+    def pairs_apart(self, tasks: list[str] | None = None) -> bool:
+        """Whether ``tasks`` (default: all; one input group) read their claim encoded apart (``pair_encoding:
+        bi``), so that a window's logits need its article's claim window (:meth:`head_features`)."""
+        if self.config.model.pair_encoding != "bi":
+            return False
+        paired = {self.config.task(name).pair_column is not None for name in tasks or list(self.heads)}
+        if len(paired) > 1:
+            raise ValueError(f"tasks {tasks} mix target-conditioned and text-only inputs; run one input group")
+        return paired == {True}
+
+    def head_features(
+        self, pooled: torch.Tensor, article_index: torch.Tensor | None, tasks: list[str] | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """What the heads of ``tasks`` (one input group) read, one row per scored window, and the article of each
+        row: the windows' pooled states as they are, or with ``pair_encoding: bi`` :func:`pair_features`."""
+        if not self.pairs_apart(tasks):
+            return pooled, article_index
+        if article_index is None:
+            raise ValueError("pair_encoding: bi needs article_index: each article's first window is its claim")
+        return pair_features(pooled, article_index)
+
+    def scored_windows(self, article_index: torch.Tensor, tasks: list[str] | None = None) -> torch.Tensor:
+        """The article of each window the heads of ``tasks`` score: every window's, or with ``pair_encoding: bi``
+        every window's but the claim's (the rows :meth:`head_features` gives)."""
+        return article_index[~claim_windows(article_index)] if self.pairs_apart(tasks) else article_index
+
     def window_logits(
         self,
         input_ids: torch.Tensor,
@@ -196,7 +265,10 @@ class MultiTaskClassifier(nn.Module):
         token_type_ids: torch.Tensor | None = None,
         tasks: list[str] | None = None,
     ) -> dict[str, torch.Tensor]:
-        """Per task, the logits of every window ``(windows, labels)``: encoder, token pooling, heads."""
+        """Per task, the logits of every window ``(windows, labels)``: encoder, token pooling, heads. Not for a
+        ``pair_encoding: bi`` task, whose windows are scored beside their claim (:meth:`forward`)."""
+        if self.pairs_apart(tasks):
+            raise ValueError("pair_encoding: bi scores a window beside its article's claim: call forward")
         pooled = self.window_features(input_ids, attention_mask, token_type_ids)
         return {name: self.heads[name](pooled) for name in tasks or list(self.heads)}
 
@@ -242,7 +314,9 @@ class MultiTaskClassifier(nn.Module):
             A :class:`MultiTaskOutput`.
         """
         tasks = tasks or list(self.heads)
-        logits = self.pool_windows(self.window_logits(input_ids, attention_mask, token_type_ids, tasks), article_index)
+        pooled = self.window_features(input_ids, attention_mask, token_type_ids)
+        features, owners = self.head_features(pooled, article_index, tasks)
+        logits = self.pool_windows({name: self.heads[name](features) for name in tasks}, owners)
         output = MultiTaskOutput(logits=logits)
         if labels is not None:
             for name in tasks:

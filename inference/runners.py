@@ -20,7 +20,7 @@ from aranews.inference.runtime import OnnxInt8Runner
 if TYPE_CHECKING:
     from aranews.inference.modeling import MultiTaskClassifier
 
-__all__ = ["OnnxInt8", "OpenVino", "Runner", "TorchRunner", "make_runner"]
+__all__ = ["TORCH_MODES", "OnnxInt8", "OpenVino", "Runner", "TorchRunner", "make_runner"]
 
 Windows = dict[str, torch.Tensor]
 
@@ -37,6 +37,9 @@ class Runner:
     def windows(
         self, batch: dict[str, torch.Tensor], tasks: list[str], features: bool
     ) -> tuple[Windows, torch.Tensor | None]:
+        """Each task's logits per scored window and, when ``features``, every window's pooled state. ``batch``
+        carries ``article_index`` only for tasks that read their claim apart (``pair_encoding: bi``), whose
+        scored windows are the article windows, not the claim's."""
         raise NotImplementedError
 
 
@@ -68,9 +71,11 @@ class TorchRunner(Runner):
         if self.release_encoder and self.dtype is not None and not self.weights_held:
             self._hold_weights()
         batch = {k: v.to(self.device) for k, v in batch.items()}
+        article_index = batch.pop("article_index", None)  # given for pair_encoding: bi only
         with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype is not None):
             pooled = self.model.window_features(**batch)
-            out = {name: self.model.heads[name](pooled) for name in tasks}
+            read = self.model.head_features(pooled, article_index, tasks)[0] if tasks else pooled
+            out = {name: self.model.heads[name](read) for name in tasks}
         return {name: value.float() for name, value in out.items()}, (pooled.float() if features else None)
 
 
@@ -138,8 +143,23 @@ class OpenVino(_SessionRunner):
         return {name: out[name] for name in tasks}, (pooled if features else None)
 
 
+TORCH_MODES = tuple(TorchRunner._DTYPES)  # the modes the torch model runs in itself
+
+
 def make_runner(mode: str, model: MultiTaskClassifier, device: torch.device, source: str | None) -> Runner:
-    """The runner of a resolved precision mode (see :func:`aranews.inference.runtime.resolve_precision`)."""
+    """The runner of a resolved precision mode (see :func:`aranews.inference.runtime.resolve_precision`).
+
+    Raises:
+        ValueError: a model whose tasks read their claim apart (``pair_encoding: bi``) in a mode other than
+            torch's (``fp32``, ``bf16``, ``fp16``): the other backends export per-window logits.
+    """
+    if mode not in TORCH_MODES and model.config.model.pair_encoding == "bi":
+        paired = [t.name for t in model.config.tasks if t.pair_column is not None]
+        if paired:
+            raise ValueError(
+                f"precision {mode}: tasks {paired} read their claim apart (model.pair_encoding: bi), which runs in "
+                "torch only: use precision fp32 or bf16"
+            )
     if mode == "int8":
         return OnnxInt8(model, source)
     if mode.startswith("openvino-"):

@@ -282,9 +282,9 @@ def test_the_contrastive_stage_pulls_same_label_rows_together(tmp_path, tiny_bac
 
     encoded: list[list[int]] = []
 
-    def counting(model, articles, pad_id, device):
+    def counting(model, articles, pad_id, device, names=None):
         encoded.append([id(a) for a in articles])
-        return _article_embeddings(model, articles, pad_id, device)
+        return _article_embeddings(model, articles, pad_id, device, names)
 
     monkeypatch.setattr(few_shot, "_article_embeddings", counting)
     figures = contrastive_stage(model, data, specs, windower.pad_token_id, steps=60, batch_size=16,

@@ -92,3 +92,14 @@ def test_an_encoder_whose_conventions_are_unknown_asks_for_them(tmp_path, tiny_b
     assert encoder_convention("intfloat/multilingual-e5-small").text_prefix == "query: "
     with pytest.raises(ConfigError, match="--pooling mean"):
         encoder_convention("aubmindlab/bert-base-arabertv02")
+
+
+def test_a_zero_shot_start_of_a_claim_read_apart_is_refused_by_name(tmp_path, tiny_backbone, capsys):
+    path = tmp_path / "zero.yaml"
+    task = {"name": "topic", "labels": list(DESCRIPTIONS), "descriptions": DESCRIPTIONS, "pair_column": "claim"}
+    model = {"max_length": 64, "pair_max_length": 16, "pair_encoding": "bi"}
+    path.write_text(yaml.safe_dump({"tasks": [task], "model": model}, allow_unicode=True), encoding="utf-8")
+    argv = ["zero-shot", "--config", str(path), "--encoder", str(tiny_backbone), "--out", str(tmp_path / "z")]
+    err = _refused([*argv, "--pooling", "mean", "--prefix", ""], capsys)
+    assert "model.pair_encoding" in err and "'bi'" in err and "['topic']" in err
+    assert not (tmp_path / "z").exists()

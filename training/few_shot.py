@@ -88,15 +88,21 @@ def few_shot_epochs(steps: int, steps_per_epoch: int) -> int:
 
 
 @torch.no_grad()
-def _window_states(model: Any, data: Any, column: str, pad_id: int, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Every window's pooled encoder state ``(windows, hidden)`` and the article it belongs to, in eval mode."""
+def _window_states(
+    model: Any, data: Any, column: str, names: list[str], pad_id: int, batch: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """What the heads of ``names`` (the tasks of input ``column``) read of every window they score
+    (``(windows, features)``: the pooled encoder state, or its pair features) and the article of each, in eval mode."""
     articles = data.groups[column]
     device = next(model.parameters()).device
     states, owners = [], []
     for start in range(0, len(articles), batch):
         inputs = collate_articles(articles[start : start + batch], pad_id)
-        owners.append(inputs.pop("article_index") + start)
-        states.append(model.window_features(**{k: v.to(device) for k, v in inputs.items()}).double().cpu())
+        index = inputs.pop("article_index").to(device)
+        pooled = model.window_features(**{k: v.to(device) for k, v in inputs.items()})
+        read, owner = model.head_features(pooled, index, names)
+        states.append(read.double().cpu())
+        owners.append(owner.cpu() + start)
     return torch.cat(states), torch.cat(owners)
 
 
@@ -172,7 +178,7 @@ def _labelled_heads(
             names = [n for n in names if wanted(n)]
             if not names:
                 continue
-            states, owners = _window_states(model, data, column, pad_id, batch)
+            states, owners = _window_states(model, data, column, names, pad_id, batch)
             for name in names:
                 task = next(t for t in tasks if t.name == name)
                 labels = data.labels[name].numpy()
@@ -432,25 +438,30 @@ def _setfit_pairs(groups: list[np.ndarray], rng: np.random.Generator, budget: in
     return pairs
 
 
-def _article_embeddings(model: Any, articles: Sequence[Any], pad_id: int, device: Any) -> torch.Tensor:
-    """Each article's pooled feature (the mean over its windows), with gradients."""
+def _article_embeddings(
+    model: Any, articles: Sequence[Any], pad_id: int, device: Any, names: list[str] | None = None
+) -> torch.Tensor:
+    """Each article's feature as the heads of ``names`` read it (the mean over its scored windows), with
+    gradients."""
     inputs = collate_articles(articles, pad_id)
-    owners = inputs.pop("article_index").to(device)
-    states = model.window_features(**{k: v.to(device) for k, v in inputs.items()})
+    index = inputs.pop("article_index").to(device)
+    states, owners = model.head_features(
+        model.window_features(**{k: v.to(device) for k, v in inputs.items()}), index, names
+    )
     return mean_per_article(states, owners, len(articles))
 
 
 def _task_samplers(
     model: Any, data: Any, tasks: Sequence[TaskSpec], generator: torch.Generator, pair_set: str, budget: int
-) -> list[tuple[Any, Any]]:
-    """``(input column, pair sampler)`` for each task that can make pairs, in the model's order of tasks."""
+) -> list[tuple[Any, Any, list[str]]]:
+    """``(input column, pair sampler, [task])`` for each task that can make pairs, in the model's order of tasks."""
     samplers = []
     for column, names in model.config.input_groups().items():
         for name in names:
             task = next(t for t in tasks if t.name == name)
             sampler = _pair_sampler(task, data.labels[name].numpy(), generator, pair_set, budget=budget)
             if sampler is not None:
-                samplers.append((column, sampler))
+                samplers.append((column, sampler, [name]))
     return samplers
 
 
@@ -498,7 +509,7 @@ def contrastive_stage(
     encoded = 0
     try:
         for step in range(steps):
-            column, sampler = samplers[step % len(samplers)]
+            column, sampler, names = samplers[step % len(samplers)]
             left, right, target = sampler(batch_size)
             articles = data.groups[column]
             if pair_set == "setfit":  # every side of every pair encoded on its own
@@ -507,7 +518,7 @@ def contrastive_stage(
                 rows, where = np.unique(np.r_[left, right], return_inverse=True)
             encoded += len(rows)
             with autocast():
-                embeddings = _article_embeddings(model, [articles[i] for i in rows], pad_id, device)
+                embeddings = _article_embeddings(model, [articles[i] for i in rows], pad_id, device, names)
             u, v = embeddings.float()[torch.as_tensor(where.reshape(-1), device=embeddings.device)].split(len(left))
             similarity = torch.nn.functional.cosine_similarity(u, v)
             loss = torch.nn.functional.mse_loss(

@@ -249,6 +249,15 @@ def _introduction(run: _Run) -> list[str]:
         f"A multi-task classifier of Arabic news articles fine-tuned from `{m.encoder}`: one shared encoder, one head "
         f"per task (dense + tanh + linear on the {reads}), trained with `aranews train` "
         "([aranews-classifier](https://github.com/aranews-classifier/aranews-classifier)).",
+        *(
+            [
+                "A task with a target or claim reads it encoded apart from the article (`pair_encoding: bi`): its head "
+                "reads each article window beside the claim, `[v, u, |v - u|, v * u, cos(u, v)]`; it runs in torch "
+                "only and cannot be exported to a transformers model."
+            ]
+            if m.pair_encoding == "bi" and any(t.pair_column for t in run.config.tasks)
+            else []
+        ),
         "",
         *(how_to_use(run.saved) if run.saved else []),
         "## Intended use",
