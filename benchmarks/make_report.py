@@ -1156,6 +1156,56 @@ def _few_shot_prior_shift() -> list[str]:
     ]
 
 
+def _few_shot_pair_encoding() -> list[str]:
+    """The claim read apart from the article (``model.pair_encoding: bi``, ``bench_few_shot.py --pair-encoding bi``,
+    ``ablations/few_shot-pair_encoding-*.json``) against the recipe that reads them in one sequence, SetFit and
+    TF-IDF on the same draws (the same rows: a draw is fixed by its seed), those taken from the set's curve file."""
+    import bench_few_shot
+
+    parts, commands = [], []
+    for path in sorted((ROOT / "benchmarks" / "results" / "ablations").glob("few_shot-pair_encoding-*.json")):
+        r = json.loads(path.read_text(encoding="utf-8"))
+        curve = ROOT / "benchmarks" / "results" / path.name.replace("-pair_encoding", "")
+        peers = json.loads(curve.read_text(encoding="utf-8"))["runs"] if curve.is_file() else []
+        commands += r["commands"]
+        scores: dict[tuple[str, int], dict[int, float]] = {}
+        for x in peers + r["runs"]:
+            scores.setdefault((bench_few_shot.label(x), x["n"]), {})[x["seed"]] = x["macro_f1"]
+        for column, n in sorted(
+            {(bench_few_shot.label(x), x["n"]) for x in r["runs"] if x.get("pair_encoding") == "bi"}
+        ):
+            ours = scores[(column, n)]
+            seeds = sorted(ours)
+            compared = []
+            for peer in ("few_shot", "setfit", "tfidf"):
+                theirs = scores.get((peer, n), {})
+                if set(seeds) <= set(theirs):
+                    gaps = [ours[s] - theirs[s] for s in seeds]
+                    won = sum(g > 0 for g in gaps)
+                    compared.append(f"{peer} {statistics.mean(theirs[s] for s in seeds):.3f} ({statistics.mean(gaps):+.3f}, "
+                                    f"{won} of {len(seeds)} won)")  # fmt: skip
+            parts.append(
+                f"{Path(r['dataset']).name} at n={n}, `{column}` ({r['max_length']} tokens), draw{'s' * (len(seeds) > 1)} "
+                f"{', '.join(map(str, seeds))}: {statistics.mean(ours.values()):.3f} (per draw "
+                + ", ".join(f"{s} {ours[s]:.3f}" for s in seeds)
+                + "); on the same draws "
+                + ", ".join(compared)
+            )
+    if not parts:
+        return []
+    return [
+        "The claim read apart from the article (`model.pair_encoding: bi`: the claim in a window of its own, each "
+        "article window read beside it as `[v, u, |v - u|, v * u, cos(u, v)]`; `+heads-only`: the encoder kept as "
+        "pretrained, `+chunks/<k>/max`: up to k windows over the whole article, the best window's logits kept), "
+        "against the same recipe reading claim and article in one sequence (`few_shot`): "
+        + "; ".join(parts)
+        + ". Commands: "
+        + "; ".join(f"`{c}`" for c in commands)
+        + ".",
+        "",
+    ]
+
+
 def _few_shot() -> list[str]:
     import bench_few_shot
 
@@ -1236,6 +1286,7 @@ def _few_shot() -> list[str]:
     lines += _few_shot_gap()
     lines += _few_shot_pair_sets()
     lines += _few_shot_prior_shift()
+    lines += _few_shot_pair_encoding()
     for path in sorted((ROOT / "benchmarks" / "results").glob("new_label-*.json")):
         nl = json.loads(path.read_text(encoding="utf-8"))
         f, first = nl["summary"], nl["runs"][0]

@@ -147,7 +147,11 @@ def build_zero_shot_model(config: Any, encoder: str, out: str | Path, convention
     paired = [t.name for t in config.tasks if t.pair_column is not None]
     if paired and config.model.pair_encoding == "bi":
         raise ConfigError(
-            [problem("model.pair_encoding", "bi", f"cross for a zero-shot start of tasks {paired} (bi heads are trained)")]
+            [
+                problem(
+                    "model.pair_encoding", "bi", f"cross for a zero-shot start of tasks {paired} (bi heads are trained)"
+                )
+            ]
         )
     settings = ModelConfig(
         **{**config.model.__dict__, "encoder": encoder, "pooling": convention.pooling, "input_prefix": convention.text_prefix}
