@@ -248,7 +248,8 @@ def estimate_shares(
     mistakes on this many rows and the finite dev set the error rates came from. For ``cc`` and ``pcc``,
     which do not correct the classifier's bias, the interval is centred on the estimate and shows its noise
     only; the adjusted methods' intervals also carry what is left of the bias. Without dev (older models),
-    the interval is a bootstrap over the rows: the sampling noise of the count, not its bias.
+    the interval is a bootstrap over the rows: the sampling noise of the count, not its bias. An interval always
+    contains its estimate: where the simulated errors all lie on one side of it, it is widened to it.
 
     Returns ``{"method", "level", "rows", "interval", "labels": {label: {"share", "low", "high"}}}``, or with
     ``"too_few_rows": true`` and no interval when there are fewer than :data:`MIN_ROWS` rows.
@@ -271,6 +272,10 @@ def estimate_shares(
         errors = _simulated_errors(method, point, len(probs), dev, replicates, rng)
         draws = point + (errors - errors.mean(axis=0) if method in ("cc", "pcc") else errors)
     low, high = np.clip(np.percentile(draws, [100 * (1 - level) / 2, 100 * (1 + level) / 2], axis=0), 0.0, 1.0)
+    # where the simulated errors lie all on one side (a classifier that tells few labels apart: its adjusted
+    # estimate is far off and its bias is not known well enough to correct), the interval is widened to the
+    # estimate rather than published beside it without containing it
+    low, high = np.minimum(low, point), np.maximum(high, point)
     out["labels"] = {
         lbl: {"share": round(float(p), 4), "low": round(float(lo), 4), "high": round(float(hi), 4)}
         for lbl, p, lo, hi in zip(labels, point, low, high)
