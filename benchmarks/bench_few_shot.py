@@ -34,7 +34,8 @@ window from the start, the rest from the end); ``--long-document head`` reads it
 (its runs get a column of their own, ``+head``), ``--long-document chunks`` reads all of it in up to
 ``--max-chunks`` windows, their logits pooled by ``--chunk-pooling`` (``+chunks/<max>/<pooling>``). ``--pairs setfit``
 gives the contrastive stage SetFit's pair set (``training.few_shot_pairs: setfit``; column tail ``+setfit-pairs``).
-``--pair-encoding bi`` encodes a claim apart from the article (``model.pair_encoding: bi``; ``+bi``).
+``--pair-encoding bi`` encodes a claim apart from the article (``model.pair_encoding: bi``; ``+bi``), ``similarity``
+also, its head reading the claim's cosines to the article only (``+similarity``).
 
 Writes ``benchmarks/results/few_shot-<data>-<task>.json`` (every run, then mean and spread per contender and
 ``n``) with the machine's processor and the wall time of each run.
@@ -74,14 +75,15 @@ def label(run: dict[str, Any]) -> str:
     """The column a run belongs to: its contender, for the contrastive recipe its number of pair steps (runs
     made before the field was recorded had 100, the default then), and ``+embeddings`` / ``+<precision>`` when
     the library's recipe ran with ``--train-embeddings`` / another ``--mixed-precision`` / ``--long-document``,
-    ``+setfit-pairs`` with ``--pairs setfit``, ``+bi`` with ``--pair-encoding bi``, ``+heads-only`` / ``+encoder``
-    with ``--train-encoder``."""
+    ``+setfit-pairs`` with ``--pairs setfit``, ``+bi`` / ``+similarity`` with ``--pair-encoding``, ``+heads-only`` / ``+encoder``
+    with ``--train-encoder``, ``+<k>steps`` with ``--few-shot-steps`` other than 100."""
     tail = "+embeddings" if run.get("train_embeddings") else ""
     tail += f"+{run['mixed_precision']}" if run.get("mixed_precision", "auto") != "auto" else ""
     tail += f"+{run['long_document']}" if run.get("long_document", "head_tail") not in ("head_tail", "chunks") else ""
     tail += f"+chunks/{run['max_chunks']}/{run['chunk_pooling']}" if run.get("long_document") == "chunks" else ""
-    tail += "+bi" if run.get("pair_encoding", "cross") != "cross" else ""
+    tail += f"+{run['pair_encoding']}" if run.get("pair_encoding", "cross") != "cross" else ""
     tail += {"no": "+heads-only", "yes": "+encoder"}.get(run.get("train_encoder", "auto"), "")
+    tail += f"+{run['few_shot_steps']}steps" if run.get("few_shot_steps", 100) != 100 else ""
     tail += "+setfit-pairs" if run.get("pairs", "sampled") != "sampled" else ""
     if run["contender"] != "few_shot_contrastive":
         return run["contender"] + tail
@@ -147,10 +149,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--pair-encoding",
-        choices=["cross", "bi"],
+        choices=["cross", "bi", "similarity"],
         default="cross",
         help="the library's model.pair_encoding for a --pair-column task (default cross: claim and article in one "
-        "sequence; bi: the claim encoded apart, each article window read beside it)",
+        "sequence; bi: the claim encoded apart, each article window read beside it; similarity: the same, the head "
+        "reading the claim's cosines to the article's windows only)",
     )
     parser.add_argument(
         "--pairs",
@@ -211,7 +214,7 @@ def library_config(
             "preprocessing": args.preprocessing,
             "max_length": args.max_length,
             "pair_max_length": min(
-                64, args.max_length // (2 if getattr(args, "pair_encoding", "cross") == "bi" else 4)
+                64, args.max_length // (2 if getattr(args, "pair_encoding", "cross") != "cross" else 4)
             ),
             "long_document": _long_document(args),
             "pooling": args.pooling,
@@ -382,6 +385,7 @@ def _draw(train_rows, dev_rows, n: int, seed: int, args, tmp: Path, done: set) -
                 steps |= {"max_chunks": args.max_chunks, "chunk_pooling": args.chunk_pooling}
             steps |= {"pair_encoding": args.pair_encoding} if args.pair_encoding != "cross" else {}
             steps |= {"train_encoder": args.train_encoder} if args.train_encoder != "auto" else {}
+            steps |= {"few_shot_steps": args.few_shot_steps} if args.few_shot_steps != 100 else {}
         column = label({"contender": contender, **steps})
         if (only.get(contender) and seed not in only[contender]) or (column, n, seed) in done:
             continue

@@ -1157,7 +1157,7 @@ def _few_shot_prior_shift() -> list[str]:
 
 
 def _few_shot_pair_encoding() -> list[str]:
-    """The claim read apart from the article (``model.pair_encoding: bi``, ``bench_few_shot.py --pair-encoding bi``,
+    """The claim read apart from the article (``model.pair_encoding: bi | similarity``, ``bench_few_shot.py --pair-encoding``,
     ``ablations/few_shot-pair_encoding-*.json``) against the recipe that reads them in one sequence, SetFit and
     TF-IDF on the same draws (the same rows: a draw is fixed by its seed), those taken from the set's curve file."""
     import bench_few_shot
@@ -1172,7 +1172,7 @@ def _few_shot_pair_encoding() -> list[str]:
         for x in peers + r["runs"]:
             scores.setdefault((bench_few_shot.label(x), x["n"]), {})[x["seed"]] = x["macro_f1"]
         for column, n in sorted(
-            {(bench_few_shot.label(x), x["n"]) for x in r["runs"] if x.get("pair_encoding") == "bi"}
+            {(bench_few_shot.label(x), x["n"]) for x in r["runs"] if x.get("pair_encoding", "cross") != "cross"}
         ):
             ours = scores[(column, n)]
             seeds = sorted(ours)
@@ -1196,7 +1196,11 @@ def _few_shot_pair_encoding() -> list[str]:
     return [
         "The claim read apart from the article (`model.pair_encoding: bi`: the claim in a window of its own, each "
         "article window read beside it as `[v, u, |v - u|, v * u, cos(u, v)]`; `+heads-only`: the encoder kept as "
-        "pretrained, `+chunks/<k>/max`: up to k windows over the whole article, the best window's logits kept), "
+        "pretrained, `+chunks/<k>/<pooling>`: up to k windows over the whole article, their logits pooled: `max` "
+        "keeps the best window's, `mean` averages them; `+similarity`: `pair_encoding: similarity`, the claim apart "
+        "as with `bi` but the head reading four numbers per window, its cosine to the claim and the largest, the mean "
+        "and the first of the article's cosines; `+<k>steps`: k few-shot steps instead of 100, 1 keeping the head's "
+        "nearest-centroid start all but as it is), "
         "against the same recipe reading claim and article in one sequence (`few_shot`): "
         + "; ".join(parts)
         + ". Commands: "

@@ -734,7 +734,7 @@ class NewsClassifier:
     def _window_views(self, article: EncodedArticle, paired: bool) -> list[WindowView]:
         t = self._windower.template
         windows = article.input_ids
-        if paired and self.config.model.pair_encoding == "bi":  # the claim's window first, then the article's
+        if paired and self.config.model.claim_apart:  # the claim's window first, then the article's
             start, end, windows = len(t.single_prefix), len(t.single_suffix), windows[1:]
         elif paired:
             kept_pair = min(article.n_tokens - article.text_tokens, self._windower.pair_max_length)

@@ -227,7 +227,11 @@ class ModelConfig:
             claim and the article's windows encoded apart, as a sentence-embedding encoder was trained to read
             a query and a passage; each window's head reads ``[v, u, |v - u|, v * u, cos(u, v)]``, ``u`` the
             claim's pooled state and ``v`` the window's, and the windows' logits are pooled per article).
-            ``bi`` runs in torch (precision fp32, bf16, fp16) and cannot be exported to a transformers model.
+            ``similarity``: encoded apart as with ``bi``, but the head reads only how close the claim is to the
+            article: ``[cos(u, v), max, mean, first]``, the window's cosine and, over the article's windows, their
+            largest, their mean and the first window's (a head four wide; the evidence a stance set's few labelled
+            rows can fit, where the 1,537 numbers of ``bi`` are too many). ``bi`` and ``similarity`` run in torch
+            (precision fp32, bf16, fp16) and cannot be exported to a transformers model.
     """
 
     encoder: str = DEFAULT_ENCODER
@@ -240,7 +244,12 @@ class ModelConfig:
     pooling: Literal["cls", "mean"] = "cls"
     dropout: float = 0.1
     input_prefix: str = ""
-    pair_encoding: Literal["cross", "bi"] = "cross"
+    pair_encoding: Literal["cross", "bi", "similarity"] = "cross"
+
+    @property
+    def claim_apart(self) -> bool:
+        """Whether a target-conditioned task's claim is encoded apart from the article (``bi``, ``similarity``)."""
+        return self.pair_encoding != "cross"
 
     def check(self) -> Problems:
         out: Problems = []
@@ -280,7 +289,7 @@ def window_problems(model: ModelConfig, paired: bool) -> Problems:
                 )
             )
             return out
-        if model.pair_encoding == "cross":  # bi: the claim has a window of its own
+        if not model.claim_apart:  # bi, similarity: the claim has a window of its own
             budgets["the article beside its target/claim"] = (
                 model.max_length - MAX_SPECIAL_TOKENS["pair"] - model.pair_max_length
             )

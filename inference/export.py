@@ -126,7 +126,8 @@ def export_task(model: NewsClassifier | str | Path, task: str, out_dir: str | Pa
     spec = clf.config.task(task)
     if clf.model.pairs_apart([task]):
         raise ExportError(
-            f"task {task!r} reads its {spec.pair_column!r} apart (model.pair_encoding: bi), beside each article "
+            f"task {task!r} reads its {spec.pair_column!r} apart (model.pair_encoding: "
+            f"{clf.config.model.pair_encoding}), beside each article "
             "window: a standard sequence-classification model reads one sequence; only pair_encoding: cross exports"
         )
     if clf.config.model.pooling != "cls":

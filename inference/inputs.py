@@ -16,7 +16,7 @@ way it was trained. Three long-document strategies:
   at most ``max_chunks``); the model pools the windows' logits per article.
 
 A target or claim goes into every window beside the article text (``pair_encoding: cross``), or, with
-``pair_encoding: bi``, into a window of its own, the article's first: the article's windows then hold
+``pair_encoding: bi`` or ``similarity``, into a window of its own, the article's first: the article's windows then hold
 article text alone, and the model compares each of them with it.
 
 Every article reports how many tokens it had and how many were dropped, so truncation is never silent.
@@ -167,8 +167,8 @@ class ArticleWindower:
         max_chunks: for ``chunks``, the most windows per article.
         pair_max_length: the most tokens kept of a pair text (target or claim).
         input_prefix: text whose tokens start every window, after its leading special tokens (``query: ``).
-        pair_encoding: ``cross`` (the pair text in every window, before the article's) or ``bi`` (the pair text
-            alone in the article's first window).
+        pair_encoding: ``cross`` (the pair text in every window, before the article's) or ``bi`` / ``similarity``
+            (the pair text alone in the article's first window).
     """
 
     def __init__(
@@ -296,7 +296,7 @@ class ArticleWindower:
         if len(pairs) != len(texts):
             raise ValueError(f"got {len(texts)} texts but {len(pairs)} pair texts")
         pair_ids, _ = self._tokenize(pairs)
-        if self.pair_encoding == "bi":
+        if self.pair_encoding != "cross":  # bi, similarity
             return self._encode_apart(text_ids, pair_ids, removed)
         for ids, p_ids, chars in zip(text_ids, pair_ids, removed, strict=True):
             kept_pair = p_ids[: self.pair_max_length]

@@ -17,7 +17,9 @@ With ``pair_encoding: bi`` a target-conditioned task's claim is encoded apart, i
 (:class:`~aranews.inference.inputs.ArticleWindower`), and its head reads each article window ``v`` beside the
 claim ``u`` as ``[v, u, |v - u|, v * u, cos(u, v)]`` (the sentence-pair features of Conneau et al., 2017 and
 Reimers and Gurevych, 2019, with the cosine a sentence-embedding encoder was trained to rank by): a head
-``4 * hidden + 1`` wide, which no transformers sequence-classification model has.
+``4 * hidden + 1`` wide, which no transformers sequence-classification model has. With ``pair_encoding:
+similarity`` the head reads only the claim's closeness to the article, four numbers per window
+(:func:`similarity_features`).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ __all__ = [
     "MultiTaskOutput",
     "claim_windows",
     "pair_features",
+    "similarity_features",
 ]
 
 WEIGHTS_NAME = "model.safetensors"
@@ -117,6 +120,29 @@ def pair_features(pooled: torch.Tensor, article_index: torch.Tensor) -> tuple[to
     return torch.cat([v, u, (v - u).abs(), v * u, cosine], dim=-1), owners
 
 
+def similarity_features(pooled: torch.Tensor, article_index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``pair_encoding: similarity``: each article's first window is its claim ``u``; every other window ``v`` becomes
+    ``[cos(u, v), max, mean, first]``: its own cosine and, over the article's windows, the largest, the mean and
+    the first window's (the lead). Returns those rows and the article of each, as :func:`pair_features`."""
+    first = claim_windows(article_index)
+    owners = article_index[~first]
+    cosine = nn.functional.cosine_similarity(pooled[~first], pooled[first][owners], dim=-1, eps=1e-6).unsqueeze(-1)
+    n_articles = int(first.sum())
+    index = owners.unsqueeze(-1)
+    largest = cosine.new_zeros((n_articles, 1)).scatter_reduce(0, index, cosine, reduce="amax", include_self=False)
+    mean = cosine.new_zeros((n_articles, 1)).scatter_reduce(0, index, cosine, reduce="mean", include_self=False)
+    lead = torch.ones_like(owners, dtype=torch.bool)
+    lead[1:] = owners[1:] != owners[:-1]
+    return torch.cat([cosine, largest[owners], mean[owners], cosine[lead][owners]], dim=-1), owners
+
+
+PAIR_HEADS = {"bi": pair_features, "similarity": similarity_features}
+
+
+def _head_width(pair_encoding: str, hidden: int) -> int:
+    return {"bi": 4 * hidden + 1, "similarity": 4}.get(pair_encoding, hidden)
+
+
 def _weights_problems(path: Path, config: ClassifierConfig, model: nn.Module) -> list[str]:
     """Compare a weights file's tensor names and shapes with the model its config describes."""
     try:
@@ -160,7 +186,9 @@ class MultiTaskClassifier(nn.Module):
         self.heads = nn.ModuleDict(
             {
                 t.name: ClassificationHead(
-                    4 * hidden + 1 if self.pairs_apart([t.name]) else hidden, len(t.labels), config.model.dropout
+                    _head_width(config.model.pair_encoding, hidden) if self.pairs_apart([t.name]) else hidden,
+                    len(t.labels),
+                    config.model.dropout,
                 )
                 for t in config.tasks
             }
@@ -234,8 +262,8 @@ class MultiTaskClassifier(nn.Module):
 
     def pairs_apart(self, tasks: list[str] | None = None) -> bool:
         """Whether ``tasks`` (default: all; one input group) read their claim encoded apart (``pair_encoding:
-        bi``), so that a window's logits need its article's claim window (:meth:`head_features`)."""
-        if self.config.model.pair_encoding != "bi":
+        bi`` or ``similarity``), so that a window's logits need its article's claim window (:meth:`head_features`)."""
+        if not self.config.model.claim_apart:
             return False
         paired = {self.config.task(name).pair_column is not None for name in tasks or list(self.heads)}
         if len(paired) > 1:
@@ -246,12 +274,14 @@ class MultiTaskClassifier(nn.Module):
         self, pooled: torch.Tensor, article_index: torch.Tensor | None, tasks: list[str] | None = None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """What the heads of ``tasks`` (one input group) read, one row per scored window, and the article of each
-        row: the windows' pooled states as they are, or with ``pair_encoding: bi`` :func:`pair_features`."""
+        row: the windows' pooled states as they are, or with ``pair_encoding: bi`` :func:`pair_features` (with
+        ``similarity`` :func:`similarity_features`)."""
         if not self.pairs_apart(tasks):
             return pooled, article_index
+        encoding = self.config.model.pair_encoding
         if article_index is None:
-            raise ValueError("pair_encoding: bi needs article_index: each article's first window is its claim")
-        return pair_features(pooled, article_index)
+            raise ValueError(f"pair_encoding: {encoding} needs article_index: each article's first window is its claim")
+        return PAIR_HEADS[encoding](pooled, article_index)
 
     def scored_windows(self, article_index: torch.Tensor, tasks: list[str] | None = None) -> torch.Tensor:
         """The article of each window the heads of ``tasks`` score: every window's, or with ``pair_encoding: bi``
@@ -268,7 +298,9 @@ class MultiTaskClassifier(nn.Module):
         """Per task, the logits of every window ``(windows, labels)``: encoder, token pooling, heads. Not for a
         ``pair_encoding: bi`` task, whose windows are scored beside their claim (:meth:`forward`)."""
         if self.pairs_apart(tasks):
-            raise ValueError("pair_encoding: bi scores a window beside its article's claim: call forward")
+            raise ValueError(
+                f"pair_encoding: {self.config.model.pair_encoding} scores a window beside its article's claim: call forward"
+            )
         pooled = self.window_features(input_ids, attention_mask, token_type_ids)
         return {name: self.heads[name](pooled) for name in tasks or list(self.heads)}
 

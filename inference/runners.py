@@ -150,14 +150,15 @@ def make_runner(mode: str, model: MultiTaskClassifier, device: torch.device, sou
     """The runner of a resolved precision mode (see :func:`aranews.inference.runtime.resolve_precision`).
 
     Raises:
-        ValueError: a model whose tasks read their claim apart (``pair_encoding: bi``) in a mode other than
+        ValueError: a model whose tasks read their claim apart (``pair_encoding: bi``, ``similarity``) in a mode other than
             torch's (``fp32``, ``bf16``, ``fp16``): the other backends export per-window logits.
     """
-    if mode not in TORCH_MODES and model.config.model.pair_encoding == "bi":
+    if mode not in TORCH_MODES and model.config.model.claim_apart:
         paired = [t.name for t in model.config.tasks if t.pair_column is not None]
         if paired:
             raise ValueError(
-                f"precision {mode}: tasks {paired} read their claim apart (model.pair_encoding: bi), which runs in "
+                f"precision {mode}: tasks {paired} read their claim apart (model.pair_encoding: "
+                f"{model.config.model.pair_encoding}), which runs in "
                 "torch only: use precision fp32 or bf16"
             )
     if mode == "int8":

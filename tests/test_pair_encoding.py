@@ -7,7 +7,7 @@ import torch
 
 from aranews.inference import load_classifier
 from aranews.inference.inputs import ArticleWindower, collate_articles
-from aranews.inference.modeling import claim_windows, pair_features
+from aranews.inference.modeling import claim_windows, pair_features, similarity_features
 from aranews.training.config import config_from_dict
 from aranews.training.trainer import Trainer
 from tests.helpers import experiment, write_jsonl
@@ -110,3 +110,53 @@ def test_a_bi_model_runs_in_torch_only_and_is_not_exported(bi_model, tmp_path):
     bf16 = load_classifier(result.model_dir, device="cpu", precision="bf16")
     texts = ["روسيا وتركيا توقعان اتفاقا للغاز في أنقرة"] * 2
     assert bf16.predict(texts, pairs={"claim": CLAIMS})[0]["stance"] is not None
+
+
+def test_similarity_features_are_each_windows_cosine_and_the_articles_largest_mean_and_first():
+    pooled = torch.randn(6, 5)
+    index = torch.tensor([0, 0, 0, 0, 1, 1])  # article 0: claim + 3 windows; article 1: claim + 1 window
+    features, owners = similarity_features(pooled, index)
+    assert owners.tolist() == [0, 0, 0, 1] and features.shape == (4, 4)
+    cos = torch.stack([torch.cosine_similarity(pooled[0], pooled[i], dim=0) for i in (1, 2, 3)])
+    for row in range(3):
+        torch.testing.assert_close(features[row], torch.stack([cos[row], cos.max(), cos.mean(), cos[0]]))
+    alone = torch.cosine_similarity(pooled[4], pooled[5], dim=0)
+    torch.testing.assert_close(features[3], alone.repeat(4))
+
+
+def test_a_similarity_model_reads_four_cosines_skips_the_pair_stage_and_runs_in_torch_only(
+    tmp_path, tiny_backbone, sample_rows
+):
+    from aranews.inference.export import ExportError, export_task
+
+    rows = {k: [{**r, "claim": CLAIMS[i % 2]} for i, r in enumerate(v)] for k, v in sample_rows.items()}
+    data = {name: str(write_jsonl(tmp_path / f"{name}.jsonl", rows[name])) for name in ("train", "dev")}
+    model = {"pair_encoding": "similarity", "pair_max_length": 24, "pooling": "mean",
+             "long_document": {"strategy": "chunks", "stride": 8}}  # fmt: skip
+    training = {"recipe": "few_shot", "few_shot_steps": 8, "few_shot_contrastive_steps": 6}
+    tasks = [{"name": "stance", "pair_column": "claim"}]
+    result = Trainer(config_from_dict(experiment(tmp_path, tiny_backbone, data=data, tasks=tasks, model=model,
+                                                 training=training))).train()  # fmt: skip
+    recipe = result.metrics["recipe"]
+    assert recipe["contrastive"]["steps"] == 0 and "similarity head makes none" in recipe["contrastive"]["why"]
+    assert recipe["train_encoder"] is False  # the heads read the pretrained encoder's cosines
+    clf = load_classifier(result.model_dir, device="cpu", precision="fp32")
+    assert clf.model.heads["stance"].dense.in_features == 4
+    dev = rows["dev"][:4]
+    texts, claims = [r["text"] for r in dev], [r["claim"] for r in dev]
+    probs = clf.predict_proba(texts, pairs={"claim": claims})["stance"]
+    windower, net = clf.windower, clf.model
+    with torch.no_grad():
+        for i, (article, claim) in enumerate(zip(windower.encode(texts), windower.encode(claims), strict=True)):
+            states = []
+            for encoded in (claim, article):
+                batch = collate_articles([encoded], windower.pad_token_id)
+                batch.pop("article_index")
+                states.append(net.window_features(**batch))
+            pooled = torch.cat(states)
+            features, _ = similarity_features(pooled, torch.zeros(len(pooled), dtype=torch.long))
+            logits = clf.config.task("stance").calibrated_logits(net.heads["stance"](features).mean(0).numpy()[None])
+            torch.testing.assert_close(torch.as_tensor(probs[i]), torch.softmax(torch.as_tensor(logits[0]), -1),
+                                       rtol=1e-4, atol=1e-5)  # fmt: skip
+    with pytest.raises(ExportError, match="pair_encoding: similarity"):
+        export_task(clf, "stance", tmp_path / "exported")

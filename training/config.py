@@ -208,7 +208,8 @@ class TrainingConfig:
             itself included, against every different-label pair, each side of a pair encoded on its own).
         few_shot_train_encoder: whether the few-shot steps train the encoder too; ``null`` (the default): not after
             a contrastive stage (the pairs tuned it; the steps then train the heads, at ``head_learning_rate`` or
-            1e-3), yes without one.
+            1e-3) nor when every task reads its claim by ``pair_encoding: similarity`` (four cosines of the
+            pretrained encoder, the way it was measured), yes otherwise.
     """
 
     output_dir: str = "runs/default"

@@ -454,10 +454,14 @@ def _article_embeddings(
 def _task_samplers(
     model: Any, data: Any, tasks: Sequence[TaskSpec], generator: torch.Generator, pair_set: str, budget: int
 ) -> list[tuple[Any, Any, list[str]]]:
-    """``(input column, pair sampler, [task])`` for each task that can make pairs, in the model's order of tasks."""
+    """``(input column, pair sampler, [task])`` for each task that can make pairs, in the model's order of tasks.
+    A task with ``pair_encoding: similarity`` makes none: its head reads four cosines to its claim, not an embedding
+    that pairs could pull together or apart."""
     samplers = []
     for column, names in model.config.input_groups().items():
         for name in names:
+            if model.config.model.pair_encoding == "similarity" and model.pairs_apart([name]):
+                continue
             task = next(t for t in tasks if t.name == name)
             sampler = _pair_sampler(task, data.labels[name].numpy(), generator, pair_set, budget=budget)
             if sampler is not None:
@@ -495,7 +499,8 @@ def contrastive_stage(
     generator = torch.Generator().manual_seed(seed)
     samplers = _task_samplers(model, data, tasks, generator, pair_set, budget=max(1, steps) * batch_size)
     if not samplers or steps <= 0:
-        return {"steps": 0}
+        why = "no task with pairs of rows of the same and of different labels (a similarity head makes none)"
+        return {"steps": 0, **({"why": why} if steps > 0 else {})}
     parameters = [p for n, p in model.encoder.named_parameters() if p.requires_grad and not skip_parameters(n)]
     optimizer = torch.optim.AdamW(parameters, lr=learning_rate, weight_decay=0.01)
     warmup = max(1, steps // 10)

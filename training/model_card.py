@@ -251,11 +251,16 @@ def _introduction(run: _Run) -> list[str]:
         "([aranews-classifier](https://github.com/aranews-classifier/aranews-classifier)).",
         *(
             [
-                "A task with a target or claim reads it encoded apart from the article (`pair_encoding: bi`): its head "
-                "reads each article window beside the claim, `[v, u, |v - u|, v * u, cos(u, v)]`; it runs in torch "
-                "only and cannot be exported to a transformers model."
+                f"A task with a target or claim reads it encoded apart from the article (`pair_encoding: "
+                f"{m.pair_encoding}`): its head reads each article window beside the claim, "
+                + (
+                    "`[v, u, |v - u|, v * u, cos(u, v)]`"
+                    if m.pair_encoding == "bi"
+                    else "its cosine to the claim and, over the article's windows, their largest, mean and first"
+                )
+                + "; it runs in torch only and cannot be exported to a transformers model."
             ]
-            if m.pair_encoding == "bi" and any(t.pair_column for t in run.config.tasks)
+            if m.claim_apart and any(t.pair_column for t in run.config.tasks)
             else []
         ),
         "",

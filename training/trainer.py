@@ -634,10 +634,12 @@ class Trainer:
                 autocast=accelerator.autocast,
                 pair_set=tcfg.few_shot_pairs,
             )
-        # after a contrastive stage the pairs have tuned the encoder: the labels tune the heads
+        # after a contrastive stage the pairs have tuned the encoder: the labels tune the heads; so they do when
+        # every head reads the pretrained encoder's cosines to a claim (pair_encoding: similarity, measured so)
         contrastive = bool(recipe.get("contrastive", {}).get("steps"))
+        cosines_only = self.config.model.pair_encoding == "similarity" and all(s.pair_column for s in specs)
         train_encoder = tcfg.few_shot_train_encoder
-        recipe["train_encoder"] = not contrastive if train_encoder is None else train_encoder
+        recipe["train_encoder"] = not (contrastive or cosines_only) if train_encoder is None else train_encoder
         fresh = {spec.name for spec in specs} - set(changes)  # every task when not retraining, else the new ones
         if tcfg.init_from:
             recipe["heads"] = "kept from training.init_from"

@@ -145,11 +145,13 @@ def build_zero_shot_model(config: Any, encoder: str, out: str | Path, convention
 
     check_descriptions(config.tasks)
     paired = [t.name for t in config.tasks if t.pair_column is not None]
-    if paired and config.model.pair_encoding == "bi":
+    if paired and config.model.claim_apart:
         raise ConfigError(
             [
                 problem(
-                    "model.pair_encoding", "bi", f"cross for a zero-shot start of tasks {paired} (bi heads are trained)"
+                    "model.pair_encoding",
+                    config.model.pair_encoding,
+                    f"cross for a zero-shot start of tasks {paired} (heads that read the claim apart are trained)",
                 )
             ]
         )
