@@ -294,8 +294,11 @@ def _scoring_table(r: dict) -> list[str]:
     profile = r.get("profile")
     if profile:
         top = ", ".join(f"{o['name']} {o['self_cpu_share']:.0%}" for o in profile["operators"][:6])
-        lines += ["", f"Profile of `{profile['mode']}` on {profile['articles']} articles (`--profile`, torch.profiler's "
-                  f"self CPU time): {top}."]  # fmt: skip
+        source = profile.get("source", "torch.profiler's self CPU time")
+        lines += [
+            "",
+            f"Profile of `{profile['mode']}` on {profile['articles']} articles (`--profile`, {source}): {top}.",
+        ]
     return lines
 
 
@@ -340,7 +343,44 @@ def _scoring() -> list[str]:
             "kind of CPU `auto` scores with OpenVINO anyway: the library does not compile.",
             "",
         ]
-    return lines
+    return lines + _scoring_without_bf16()
+
+
+def _scoring_without_bf16() -> list[str]:
+    """bench_scoring on a CPU without bfloat16 instructions (``runtime.cpu_kind() == "other"``)."""
+    r = _load("scoring-avx2.json")
+    if r is None:
+        return []
+    s = r["summary"]
+    best = max((m for m in s if m != "pipelines"), key=lambda m: s[m]["articles_per_second_median"])
+    share = r["bound"]["share_of_bound"]
+    check = _load("agreement/demo_zen3-ant_multisource.json") or {"rows": []}
+    rows = [x for x in check["rows"] if x["mode"] == "int8"]
+    int8_agreement = (
+        " and ".join(f"{x['agreement']:.1%}" for x in rows)
+        + f" of {rows[0]['articles']} ANT articles' labels unchanged against {check['min_agreement']:.0%} to pass, "
+        f"{rows[0]['articles_per_second'] / check['fp32_articles_per_second']:.2f}x fp32 in that check"
+        if rows
+        else "not checked"
+    )
+    return [
+        f"On a CPU without bfloat16 instructions (`runtime.cpu_kind()` `other`; `{r['command']}` on {r['cpu']}, "
+        f"family 25 model 1, AMD Zen 3, {r['threads']} threads; {', '.join(r['cpu_flags'])} and no AVX-512, "
+        f"{r['date']}; {r['articles']} articles, median {r['tokens_per_article']['median']} tokens):",
+        "",
+        *_scoring_table(r),
+        "",
+        f"Here the machine's bound is fp32's, and torch's fp32 reaches {share['fp32']:.0%} of it "
+        f"(OpenVINO fp32 {share.get('openvino-fp32', 0):.0%}): issue 24's 75% is met by the mode `auto` picks on this "
+        f"kind, `fp32`. The fastest mode is `{best}` ({s[best]['articles_per_second_median']:.2f} articles/s, "
+        f"{s[best]['articles_per_second_median'] / s['fp32']['articles_per_second_median']:.2f}x fp32), and it "
+        f"fails agreement here too (the agreement table's `demo_zen3`: {int8_agreement}), at "
+        f"{s['int8']['peak_rss_mb_max'] / s['fp32']['peak_rss_mb_max']:.1f}x fp32's memory; OpenVINO fp32 is within the "
+        f"rounds' spread of torch's ({s['openvino-fp32']['articles_per_second_median']:.2f} against "
+        f"{s['fp32']['articles_per_second_median']:.2f}) with {s['openvino-fp32']['peak_rss_mb_max']:.0f} MB against "
+        f"{s['fp32']['peak_rss_mb_max']:.0f}. So `auto` stays `fp32` on this kind.",
+        "",
+    ]
 
 
 AGREEMENT_MODELS = {
@@ -355,6 +395,8 @@ AGREEMENT_MODELS = {
     "mawqifcal": "the Mawqif stance model of the calibration section (`mawqif_stance-cpu-for-calibration`)",
     "anscal": "the ANS stance model of the calibration section (`ans_stance-ans-cpu-bf16-frozen-3ep-calibrated`)",
     "arastancecal": "the AraStance model of the calibration section (`arabic_fc_stance-cpu-for-calibration`)",
+    "demo_zen3": "the `make demo` model as trained and checked on an AMD Zen 3 CPU (avx2, no AVX-512, no bf16; the "
+    "`other` kind), 2026-12-04: the int8 and OpenVINO kernels of a CPU without VNNI or bf16",
 }
 
 

@@ -218,7 +218,7 @@ class NewsClassifier:
         self.source = source
         self._precision = resolve_precision(precision, self._device)
         if precision in (None, "auto") and self._precision not in TORCH_MODES and self._reads_claims_apart():
-            self._precision = auto_precision(self._device)  # pair_encoding: bi runs in torch only
+            self._precision = auto_precision(self._device)  # pair_encoding: bi, similarity: torch only
         self._runner = make_runner(self._precision, self._model, self._device, source)
 
     def _reads_claims_apart(self) -> bool:
