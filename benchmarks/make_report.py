@@ -1219,7 +1219,12 @@ def _few_shot_pair_encoding() -> list[str]:
             ours = scores[(column, n)]
             seeds = sorted(ours)
             compared = []
-            for peer in ("few_shot", "setfit", "tfidf"):
+            for peer in (
+                "few_shot",
+                f"few_shot_contrastive/{bench_few_shot._library_contrastive_steps()}",
+                "setfit",
+                "tfidf",
+            ):
                 theirs = scores.get((peer, n), {})
                 if set(seeds) <= set(theirs):
                     gaps = [ours[s] - theirs[s] for s in seeds]
