@@ -34,6 +34,7 @@ from safetensors.torch import load_model, save_model
 from torch import nn
 
 from aranews.inference.config import ClassifierConfig, ModelConfig, TaskSpec, library_versions
+from aranews.inference.inputs import mean_per_article
 from aranews.inference.schema import ConfigError
 
 __all__ = [
@@ -128,19 +129,16 @@ def similarity_features(pooled: torch.Tensor, article_index: torch.Tensor) -> tu
     owners = article_index[~first]
     cosine = nn.functional.cosine_similarity(pooled[~first], pooled[first][owners], dim=-1, eps=1e-6).unsqueeze(-1)
     n_articles = int(first.sum())
-    index = owners.unsqueeze(-1)
-    largest = cosine.new_zeros((n_articles, 1)).scatter_reduce(0, index, cosine, reduce="amax", include_self=False)
-    mean = cosine.new_zeros((n_articles, 1)).scatter_reduce(0, index, cosine, reduce="mean", include_self=False)
-    lead = torch.ones_like(owners, dtype=torch.bool)
-    lead[1:] = owners[1:] != owners[:-1]
-    return torch.cat([cosine, largest[owners], mean[owners], cosine[lead][owners]], dim=-1), owners
+    largest = cosine.new_zeros((n_articles, 1)).scatter_reduce(
+        0, owners.unsqueeze(-1), cosine, reduce="amax", include_self=False
+    )
+    mean = mean_per_article(cosine, owners, n_articles)
+    lead = cosine[claim_windows(owners)]  # each article's first scored window
+    return torch.cat([cosine, largest[owners], mean[owners], lead[owners]], dim=-1), owners
 
 
-PAIR_HEADS = {"bi": pair_features, "similarity": similarity_features}
-
-
-def _head_width(pair_encoding: str, hidden: int) -> int:
-    return {"bi": 4 * hidden + 1, "similarity": 4}.get(pair_encoding, hidden)
+# pair_encoding -> (what the head reads, its width for an encoder of hidden size h)
+PAIR_HEADS = {"bi": (pair_features, lambda h: 4 * h + 1), "similarity": (similarity_features, lambda h: 4)}
 
 
 def _weights_problems(path: Path, config: ClassifierConfig, model: nn.Module) -> list[str]:
@@ -186,7 +184,7 @@ class MultiTaskClassifier(nn.Module):
         self.heads = nn.ModuleDict(
             {
                 t.name: ClassificationHead(
-                    _head_width(config.model.pair_encoding, hidden) if self.pairs_apart([t.name]) else hidden,
+                    PAIR_HEADS[config.model.pair_encoding][1](hidden) if self.pairs_apart([t.name]) else hidden,
                     len(t.labels),
                     config.model.dropout,
                 )
@@ -281,7 +279,7 @@ class MultiTaskClassifier(nn.Module):
         encoding = self.config.model.pair_encoding
         if article_index is None:
             raise ValueError(f"pair_encoding: {encoding} needs article_index: each article's first window is its claim")
-        return PAIR_HEADS[encoding](pooled, article_index)
+        return PAIR_HEADS[encoding][0](pooled, article_index)
 
     def scored_windows(self, article_index: torch.Tensor, tasks: list[str] | None = None) -> torch.Tensor:
         """The article of each window the heads of ``tasks`` score: every window's, or with ``pair_encoding: bi``
