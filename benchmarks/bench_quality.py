@@ -109,8 +109,10 @@ def _config(tmp: Path, args: argparse.Namespace) -> dict[str, Any]:
             "ema_decay": args.ema_decay,
             "warmup_ratio": args.warmup_ratio,
             "mixed_precision": args.mixed_precision,
-            "seed": args.seed,
-            "resume": False,
+            "seed": args.seeds[0] if args.seeds else args.seed,
+            "seeds": args.seeds,
+            "seed_selection": "best" if args.seed_selection == "best" else "soup",
+            "resume": bool(args.seeds),  # a fresh folder; with seeds, the second selection reuses the runs
             "early_stopping_patience": args.early_stopping,
             "progress": False,
             "device": args.device,
@@ -121,12 +123,13 @@ def _config(tmp: Path, args: argparse.Namespace) -> dict[str, Any]:
 def _hardware() -> dict[str, Any]:
     import torch
 
-    from aranews.inference.runtime import cpu_name
+    from aranews.inference.runtime import cpu_flags, cpu_name
 
     cpu = cpu_name()
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     return {
         "cpu": cpu,
+        "cpu_flags": sorted(f for f in cpu_flags() if f.startswith(("avx2", "avx512", "amx"))),
         "cpu_count": os.cpu_count(),
         "gpu": gpu,
         "torch": torch.__version__,
@@ -280,6 +283,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        help="the seed lottery (training.seeds): one run per seed from the first seed's initial weights, one kept",
+    )
+    parser.add_argument(
+        "--seed-selection",
+        default="soup",
+        choices=["soup", "best", "both"],
+        help="with --seeds: the model kept (training.seed_selection); both: the soup, then the best run, "
+        "from the same runs (trained once)",
+    )
+    parser.add_argument(
         "--fusion", action="store_true", help="also report the transformer averaged with TF-IDF, fitted on dev"
     )
     parser.add_argument("--keep-model", help="copy the fine-tuned model directory here")
@@ -302,7 +318,8 @@ def main() -> None:
         tmp = Path(tmp_name)
         sizes = _prepare(dataset, tmp, args)
         started = time.perf_counter()
-        result = Trainer(config_from_dict(_config(tmp, args))).train()
+        config = _config(tmp, args)
+        result = Trainer(config_from_dict(config)).train()
         seconds = time.perf_counter() - started
         report = json.loads((result.output_dir / "report" / "report.json").read_text(encoding="utf-8"))
         test = _evaluate_test(result, tmp, args) if args.test else None
@@ -311,6 +328,7 @@ def main() -> None:
             import shutil
 
             shutil.copytree(result.model_dir, args.keep_model, dirs_exist_ok=True)
+        lottery = _lottery(result, config, args) if args.seeds else None  # last: "both" rewrites the run's folder
     record = {
         "dataset": str(dataset),
         "task": args.task,
@@ -323,7 +341,8 @@ def main() -> None:
         "long_document": args.long_document,
         "epochs": args.epochs,
         "best_epoch": result.metrics["best_epoch"],
-        "seed": args.seed,
+        "seed": args.seeds[0] if args.seeds else args.seed,
+        "seeds": lottery,
         "transformer": _figures(report["tasks"][args.task]),
         "baseline": {"name": report["baseline"]["name"]} | _figures(report["baseline"]["tasks"][args.task]),
         "test": test,
@@ -354,10 +373,28 @@ def main() -> None:
     _print_record(name, record, args, out)
 
 
+def _lottery(result: Any, config: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    """The seed lottery's runs (each one's dev score and best epoch) and the dev figures of what was kept; with
+    ``--seed-selection both``, the best run too, kept from the same finished runs (nothing trained again)."""
+    from aranews.training.config import config_from_dict
+    from aranews.training.trainer import Trainer
+
+    def kept(outcome: Any) -> dict[str, Any]:
+        report = json.loads((outcome.output_dir / "report" / "report.json").read_text(encoding="utf-8"))
+        return {"kept": outcome.metrics["recipe"]["seeds"]["kept"]} | _figures(report["tasks"][args.task])
+
+    summary = dict(result.metrics["recipe"]["seeds"])
+    selections = {config["training"]["seed_selection"]: kept(result)}
+    if args.seed_selection == "both":
+        config["training"]["seed_selection"] = "best"
+        selections["best"] = kept(Trainer(config_from_dict(config)).train())
+    return {"runs": summary["runs"], "dev_score_mean": summary["dev_score_mean"], "selections": selections}
+
+
 def _command_line(args: argparse.Namespace) -> str:
     """The command that reproduces this run (its options as given)."""
     return "python benchmarks/bench_quality.py " + " ".join(
-        f"--{k.replace('_', '-')} {' '.join(v) if isinstance(v, list) else v}"
+        f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}"
         if not isinstance(v, bool)
         else f"--{k.replace('_', '-')}"
         for k, v in vars(args).items()

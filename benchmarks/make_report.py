@@ -1372,6 +1372,36 @@ def _few_shot() -> list[str]:
     return lines
 
 
+def _seed_lottery() -> list[str]:
+    """The seed lottery on whole training splits (``bench_quality.py --seeds``): each run, the soup, the best."""
+    lines = []
+    for path in sorted((ROOT / "benchmarks" / "results").glob("seed_lottery-*.json")):
+        r = json.loads(path.read_text(encoding="utf-8"))
+        lottery, tfidf = r["seeds"], r["baseline"]["macro_f1"]
+        runs = [run["dev_score"] for run in lottery["runs"]]
+        kept = lottery["selections"]
+        hardware = r["hardware"]
+        lines += [
+            f"Seed lottery on the whole training split ({Path(r['dataset']).name}, {r['n_train']} training and "
+            f"{r['n_dev']} dev rows, {_recipe(r)}, {r['epochs']} epochs; `training.seeds: "
+            f"{[run['seed'] for run in lottery['runs']]}`, every run from the first seed's initial weights; "
+            f"{hardware['cpu']} ({', '.join(hardware.get('cpu_flags', [])) or 'flags not recorded'}), "
+            f"{r['train_seconds']:.0f} s in all): the runs alone "
+            + ", ".join(f"seed {run['seed']} {run['dev_score']:.3f} (best epoch {run['best_epoch']})" for run in lottery["runs"])
+            + f" (mean {sum(runs) / len(runs):.3f}, spread {max(runs) - min(runs):.3f}); "
+            + "; ".join(
+                f"kept by `seed_selection: {name}`: {k['macro_f1']:.3f}"
+                + (" (the run chosen on the dev split it is scored on: optimistic)" if name == "best" else "")
+                for name, k in kept.items()
+            )
+            + f". TF-IDF on the same split {tfidf:.3f}: "
+            + ", ".join(f"{name} {k['macro_f1'] - tfidf:+.3f}" for name, k in kept.items())
+            + f", the runs alone {sum(runs) / len(runs) - tfidf:+.3f} on average. Command: `{r['command']}`.",
+            "",
+        ]  # fmt: skip
+    return lines
+
+
 def main() -> None:
     recipes, best = _rows()
     lines = [INTRO, "## Results (dev)", ""]
@@ -1427,6 +1457,7 @@ def main() -> None:
         + _select_proxy()
         + _calibration()
         + _few_shot()
+        + _seed_lottery()
         + _training()
         + TRAINING_NOTES
     )

@@ -381,6 +381,14 @@ def test_the_best_seed_is_kept_and_every_seed_starts_from_the_same_weights(tmp_p
     for key, value in _weights(run).items():
         torch.testing.assert_close(value, _weights(run / "seeds" / f"seed-{best}")[key], rtol=0, atol=0)
     assert metrics["best_dev_score"] == pytest.approx(runs[best], abs=1e-4)
+    # keeping the soup of the same lottery afterwards trains nothing again: it averages the finished runs
+    trained = {seed: (run / "seeds" / f"seed-{seed}" / "metrics.json").read_bytes() for seed in runs}
+    soup = Trainer(_lottery(tmp_path, tiny_backbone, "best", seed_selection="soup", resume=True)).train().metrics
+    assert "soup" in soup["recipe"]["seeds"]["kept"]
+    assert {seed: (run / "seeds" / f"seed-{seed}" / "metrics.json").read_bytes() for seed in runs} == trained
+    a, b, kept = _weights(run / "seeds" / "seed-3"), _weights(run / "seeds" / "seed-4"), _weights(run)
+    for key in kept:
+        torch.testing.assert_close(kept[key], (a[key].double() + b[key].double()).div(2).to(a[key].dtype))
     # the initial weights come from init_seed, whatever the seed: with no learning, two seeds' heads are equal
     still = {"epochs": 1, "learning_rate": 1e-12, "head_learning_rate": 1e-12, "init_seed": 7, "seeds": None}
     heads = []

@@ -22,6 +22,7 @@ removed once it has finished (the optimiser's state is twice the model's size).
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import logging
 import shutil
@@ -47,10 +48,13 @@ WEIGHTS = "model.safetensors"
 
 def seed_config(config: Any, seed: int) -> Any:
     """The experiment of one seed's run: that seed, the first seed's initial weights, its own folder, and none
-    of the once-per-experiment extras (the report and the baseline are made for the kept model only)."""
+    of the once-per-experiment extras (the report and the baseline are made for the kept model only). Nor the
+    choice of the kept model: a run is the same whatever is kept from the lottery, so changing
+    ``seed_selection`` afterwards reuses the finished runs instead of training them again."""
     tcfg = config.training
     sub = copy.deepcopy(config)
     sub.training.seed, sub.training.init_seed, sub.training.seeds = seed, tcfg.seeds[0], None
+    sub.training.seed_selection = next(f.default for f in dataclasses.fields(tcfg) if f.name == "seed_selection")
     sub.training.output_dir = str(Path(tcfg.output_dir) / "seeds" / f"seed-{seed}")
     sub.training.report = sub.training.baseline = False
     return sub
