@@ -158,7 +158,7 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from sklearn.metrics import f1_score
 
-    from aranews.inference.runtime import cpu_flags, cpu_name
+    from aranews.inference.runtime import cpu_name, speed_flags
 
     started = time.perf_counter()
     if args.cache and Path(args.cache).exists():
@@ -183,7 +183,7 @@ def main() -> None:
         "mixes": 2 * args.splits * args.mixes_per_half,
         "replicates": args.replicates,
         "cpu": cpu_name(),
-        "cpu_flags": sorted(f for f in cpu_flags() if f.startswith(("avx512", "amx"))),
+        "cpu_flags": speed_flags(),
         "seconds": round(time.perf_counter() - started, 1),
         "command": " ".join(["python benchmarks/bench_calibration.py", *sys.argv[1:]]),
     }

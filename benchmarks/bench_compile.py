@@ -46,7 +46,7 @@ def main() -> None:
     from transformers import AutoTokenizer
 
     from aranews.inference import load_classifier
-    from aranews.inference.runtime import cpu_flags, cpu_name
+    from aranews.inference.runtime import cpu_name, speed_flags
 
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
@@ -84,7 +84,7 @@ def main() -> None:
         "largest_probability_difference": {task: float(np.abs(a[task] - b[task]).max()) for task in a},
         "versions": {"torch": torch.__version__},
         "cpu": cpu_name(),
-        "cpu_flags": sorted(f for f in cpu_flags() if f.startswith(("avx512", "amx"))),
+        "cpu_flags": speed_flags(),
         "command": "python benchmarks/bench_compile.py " + " ".join(sys.argv[1:]),
     }
     write_result(args.out, record)

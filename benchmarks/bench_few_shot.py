@@ -426,7 +426,7 @@ def summary(runs: list[dict]) -> dict[str, Any]:
 def _save(out: Path, runs: list[dict], dev_rows: list[dict], train_rows: list[dict], args) -> None:
     import importlib.metadata
 
-    from aranews.inference.runtime import cpu_flags, cpu_name
+    from aranews.inference.runtime import cpu_name, speed_flags
 
     record = {
         "what": "dev macro-F1 with n training rows per label, per contender and seed",
@@ -442,7 +442,7 @@ def _save(out: Path, runs: list[dict], dev_rows: list[dict], train_rows: list[di
             p: importlib.metadata.version(p) for p in ("setfit", "sentence-transformers", "transformers", "torch")
         },
         "cpu": cpu_name(),
-        "cpu_flags": sorted(f for f in cpu_flags() if f.startswith(("avx512_bf16", "amx"))),
+        "cpu_flags": speed_flags(),
         "commands": [*args.earlier_commands, "python benchmarks/bench_few_shot.py " + " ".join(sys.argv[1:])],
     }
     write_result(out, record)

@@ -129,7 +129,7 @@ def main() -> None:
     args = build_parser().parse_args()
     logging.basicConfig(level=logging.WARNING)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from aranews.inference.runtime import cpu_flags, cpu_name
+    from aranews.inference.runtime import cpu_name, speed_flags
 
     dataset = Path(args.dataset)
     train_rows, dev_rows = train_and_dev(dataset, args.pair_column)
@@ -169,7 +169,7 @@ def main() -> None:
                     "seeds": len(runs),
                 },
                 "cpu": cpu_name(),
-                "cpu_flags": sorted(f for f in cpu_flags() if f.startswith(("avx512_bf16", "amx"))),
+                "cpu_flags": speed_flags(),
                 "command": "python benchmarks/bench_new_label.py " + " ".join(sys.argv[1:]),
             },
         )

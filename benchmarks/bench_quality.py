@@ -123,13 +123,13 @@ def _config(tmp: Path, args: argparse.Namespace) -> dict[str, Any]:
 def _hardware() -> dict[str, Any]:
     import torch
 
-    from aranews.inference.runtime import cpu_flags, cpu_name
+    from aranews.inference.runtime import cpu_name, speed_flags
 
     cpu = cpu_name()
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     return {
         "cpu": cpu,
-        "cpu_flags": sorted(f for f in cpu_flags() if f.startswith(("avx2", "avx512", "amx"))),
+        "cpu_flags": speed_flags(),
         "cpu_count": os.cpu_count(),
         "gpu": gpu,
         "torch": torch.__version__,

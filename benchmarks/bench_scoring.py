@@ -313,7 +313,7 @@ def main() -> None:
     from aranews.inference.classifier import load_classifier
     from aranews.inference.export import export_task
     from aranews.inference.openvino_session import openvino_available
-    from aranews.inference.runtime import cpu_flags, cpu_name, cpu_supports_bf16, onnxruntime_available
+    from aranews.inference.runtime import cpu_name, cpu_supports_bf16, onnxruntime_available, speed_flags
 
     if args.device.startswith("cuda"):
         default_modes = ["fp32", "bf16", "fp16"]
@@ -351,7 +351,7 @@ def main() -> None:
         }
         for name in names
     }
-    flags = sorted(f for f in cpu_flags() if f.startswith(("avx512", "amx", "avx_vnni", "avx2")))
+    flags = speed_flags()
     record = {
         "what": "articles/s of the whole command (model load included) on a synthetic archive, AraBERT-base size",
         "articles": args.articles,

@@ -119,13 +119,13 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "select.json"))
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from aranews.inference.runtime import cpu_flags, cpu_name
+    from aranews.inference.runtime import cpu_name, speed_flags
 
     result: dict = {
         "what": "aranews select: time and peak RSS against N (pool = 10 x N), AraBERT-base size",
         "command": " ".join(["python benchmarks/bench_select.py", *sys.argv[1:]]),
         "cpu": cpu_name(),
-        "cpu_flags": sorted(f for f in cpu_flags() if f.startswith(("avx", "amx"))),
+        "cpu_flags": speed_flags(),
         "threads": args.threads,
         "picking": [],
         "end_to_end": [],

@@ -228,7 +228,7 @@ def _data(args, labels: list[str], train: list[dict], dev: list[dict]) -> dict[s
 def main() -> None:
     args = build_parser().parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from aranews.inference.runtime import cpu_flags, cpu_name
+    from aranews.inference.runtime import cpu_name, speed_flags
 
     dataset = Path(args.dataset)
     train, dev = train_and_dev(dataset, args.pair_column)
@@ -279,7 +279,7 @@ def main() -> None:
         "curves": curves,
         "embedding_seconds": round(embedded, 1),
         "cpu": cpu_name(),
-        "cpu_flags": sorted(f for f in cpu_flags() if f.startswith(("avx512_bf16", "amx"))),
+        "cpu_flags": speed_flags(),
         "command": "python benchmarks/bench_select_proxy.py " + " ".join(sys.argv[1:]),
     }
     out = Path(args.out or ROOT / "benchmarks" / "results" / f"select_proxy-{dataset.name}-{args.task}.json")

@@ -88,7 +88,7 @@ def main() -> None:
     from aranews.inference.config import LongDocumentConfig, ModelConfig, TaskSpec
     from aranews.inference.inputs import ArticleWindower
     from aranews.inference.modeling import MultiTaskClassifier
-    from aranews.inference.runtime import cpu_flags, cpu_name, cpu_supports_bf16
+    from aranews.inference.runtime import cpu_name, cpu_supports_bf16, speed_flags
     from aranews.training.trainer import _EpochSampler
 
     with open(args.data, encoding="utf-8") as handle:
@@ -145,7 +145,7 @@ def main() -> None:
         "mean_tokens": sum(lengths) / len(lengths),
         "results": results,
         "cpu": cpu_name(),
-        "cpu_flags": sorted(f for f in cpu_flags() if f.startswith(("avx512", "amx"))),
+        "cpu_flags": speed_flags(),
         "threads": torch.get_num_threads(),
         "command": "python benchmarks/bench_training.py " + " ".join(sys.argv[1:]),
     }

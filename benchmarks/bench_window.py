@@ -188,7 +188,7 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
 
-    from aranews.inference.runtime import cpu_flags, cpu_name
+    from aranews.inference.runtime import cpu_name, speed_flags
 
     torch.set_num_threads(args.threads)
     dataset = Path(args.dataset)
@@ -211,7 +211,7 @@ def main() -> None:
         "lengths": {},
         "threads": args.threads,
         "cpu": cpu_name(),
-        "cpu_flags": sorted(f for f in cpu_flags() if f.startswith(("avx512", "amx", "avx_vnni", "avx2"))),
+        "cpu_flags": speed_flags(),
         "platform": platform.platform(),
         "command": "python benchmarks/bench_window.py " + " ".join(sys.argv[1:]),
         "date": time.strftime("%Y-%m-%d"),

@@ -57,6 +57,7 @@ __all__ = [
     "cpu_kind",
     "model_fingerprint",
     "resolve_precision",
+    "speed_flags",
     "token_budget_batches",
 ]
 
@@ -80,6 +81,15 @@ def cpu_flags() -> frozenset[str]:
     except OSError:
         pass
     return frozenset()
+
+
+SPEED_FLAG_PREFIXES = ("avx2", "avx512", "avx_vnni", "amx")
+
+
+def speed_flags() -> list[str]:
+    """The processor's flags that decide which matrix kernels run (AVX2, AVX-512 and its bf16/VNNI parts, AMX),
+    sorted: what a benchmark records beside every timing, so that a figure names the kind of machine it is from."""
+    return sorted(f for f in cpu_flags() if f.startswith(SPEED_FLAG_PREFIXES))
 
 
 def cpu_name() -> str:

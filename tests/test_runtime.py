@@ -79,6 +79,15 @@ def test_auto_follows_the_cpu_and_the_install(monkeypatch, flags, openvino, expe
     assert runtime_module.auto_precision(torch.device("cpu")) in ("bf16", "fp32")  # training's: torch only
 
 
+def test_benchmarks_record_the_flags_that_pick_kernels_on_every_kind(monkeypatch):
+    zen3 = {"fpu", "sse4_2", "avx", "avx2", "fma", "bmi2"}
+    xeon = {"avx2", "avx512f", "avx512_bf16", "avx512_fp16", "avx_vnni", "amx_bf16", "amx_int8", "amx_tile", "sse2"}
+    monkeypatch.setattr(runtime_module, "cpu_flags", lambda: frozenset(zen3))
+    assert runtime_module.speed_flags() == ["avx2"]  # a machine without AVX-512 still says what it has
+    monkeypatch.setattr(runtime_module, "cpu_flags", lambda: frozenset(xeon))
+    assert runtime_module.speed_flags() == sorted(xeon - {"sse2"})
+
+
 def test_impossible_modes_are_refused_with_what_to_do(monkeypatch):
     with pytest.raises(PrecisionError, match="not one of"):
         resolve_precision("int4", torch.device("cpu"))
