@@ -910,7 +910,13 @@ def _calibration_goal(r: dict) -> str:
     missed = [name for name, ok in checks.items() if not ok]
     verdict = "goal met" if not missed else f"goal not met ({len(missed)} of {len(checks)} parts missed)"
     parts = [f"met: {'; '.join(met)}" if met else "", f"not met: {'; '.join(missed)}" if missed else ""]
-    return f"{Path(r['data']).parent.name}: {verdict}. " + ". ".join(p for p in parts if p) + "."
+    b = r["calibration"]["bias_corrected"]["ece_after_cross_fitted"]
+    opt_in = (
+        f"`calibration: bias_corrected` (opt-in) gives ECE {b:.3f}, which "
+        + ("meets" if b <= 0.05 and b <= raw / 3 else "misses")
+        + " the ECE part (it can change decisions, so the dev macro-F1 above is not that model's)"
+    )
+    return f"{Path(r['data']).parent.name}: {verdict}. " + ". ".join(p for p in [*parts, opt_in] if p) + "."
 
 
 def _calibration() -> list[str]:

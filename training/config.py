@@ -181,9 +181,11 @@ class TrainingConfig:
         device: ``auto``, ``cpu`` or ``cuda``.
         progress: show progress bars.
         calibration: after the best epoch, fit calibration per task on dev and save it with the model
-            (:mod:`aranews.training.calibration`): ``auto`` (temperature scaling, or its bias-corrected
-            variant where its cross-fitted NLL on dev is lower; per-label temperatures for multi-label),
-            ``temperature``, ``bias_corrected`` or ``none`` (the raw model's probabilities, as before).
+            (:mod:`aranews.training.calibration`): ``auto`` (temperature scaling, kept where its cross-fitted
+            NLL on dev beats the raw model's; per-label temperatures for multi-label), ``temperature``,
+            ``bias_corrected`` (temperature and one bias per label: opt-in, as it can change decisions; its
+            cross-fitted figures are reported beside temperature scaling's either way) or ``none`` (the raw
+            model's probabilities, as before).
         tune_thresholds: for multi-label tasks, pick each label's threshold on the dev split (max F1, after
             calibration) and save it with the model.
         report: after training, write the evaluation report (plots, calibration, mistakes) on dev.
