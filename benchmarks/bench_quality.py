@@ -290,7 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--seed-selection",
-        default="soup",
+        default="best",
         choices=["soup", "best", "both"],
         help="with --seeds: the model kept (training.seed_selection); both: the soup, then the best run, "
         "from the same runs (trained once)",

@@ -1263,6 +1263,18 @@ def _few_shot_pair_encoding() -> list[str]:
     ]
 
 
+def _new_label_seed(run: dict[str, Any]) -> str:
+    """One seed of ``bench_new_label.py``: the new label's figures, the kept labels' and what the guard flagged."""
+    flagged = ", ".join(
+        f"{label} {run['kept_labels'][label]['change']:+.3f} on {run['kept_labels'][label]['support']} dev rows"
+        for label in run["flagged"]
+    )
+    return (
+        f"seed {run['seed']} recall {run['new_label']['recall']:.3f}, F1 {run['new_label']['f1']:.3f}, kept labels "
+        f"{run['kept_labels_before']:.3f} to {run['kept_labels_after']:.3f}, flagged {flagged or 'none'}"
+    )
+
+
 def _few_shot() -> list[str]:
     import bench_few_shot
 
@@ -1348,19 +1360,25 @@ def _few_shot() -> list[str]:
         nl = json.loads(path.read_text(encoding="utf-8"))
         f, first = nl["summary"], nl["runs"][0]
         started = first.get("new_label_start")
+        precision = sum(r["new_label"]["precision"] for r in nl["runs"]) / len(nl["runs"])
         lines += [f"A new label retrained from `init_from` ({Path(nl['dataset']).name}, `benchmarks/bench_new_label.py`, "
-                  f"{f['seeds']} seed(s); {nl['cpu']}): {nl['what']}, {first['new_rows']} rows among "
-                  f"{first['old_rows'] + first['new_rows']}, its output row started fitted on its rows"
+                  f"{f['seeds']} seed(s); {nl['cpu']} ({', '.join(nl.get('cpu_flags', []))})): {nl['what']}, "
+                  f"{first['new_rows']} rows among {first['old_rows'] + first['new_rows']}, its output row started "
+                  "fitted on its rows"
                   + (f" (the started head gave it {started['train_recall_at_start']:.0%} of them)" if started else "")
-                  + f"; on dev ({nl['new_label_dev_rows']} rows of it) recall {f['new_label_recall']:.3f}, precision "
-                  f"{first['new_label']['precision']:.3f}, F1 {f['new_label_f1']:.3f}; the kept labels' mean F1 on the "
-                  f"old dev rows {f['kept_labels_before']:.3f} before and {f['kept_labels_after']:.3f} after, flagged "
-                  f"by the forgetting guard: {f['flagged'] or 'none'}. Command: `{nl['command']}`."]  # fmt: skip
+                  + f"; on dev ({nl['new_label_dev_rows']} rows of it), mean over seeds: recall "
+                  f"{f['new_label_recall']:.3f}, precision {precision:.3f}, F1 {f['new_label_f1']:.3f}; the kept labels' "
+                  f"mean F1 on the old dev rows {f['kept_labels_before']:.3f} before and {f['kept_labels_after']:.3f} "
+                  f"after, flagged by the forgetting guard (a kept label's F1 down by more than its tolerance, 0.05): "
+                  f"{', '.join(f['flagged']) or 'none'}. Per seed: "
+                  + "; ".join(_new_label_seed(r) for r in nl["runs"])
+                  + f". Command: `{nl['command']}`."]  # fmt: skip
         before = path.parent / "ablations" / path.name.replace("new_label-", "new_label-average_start-")
         if before.is_file():
             old = json.loads(before.read_text(encoding="utf-8"))
             g = old["summary"]
-            lines += ["", f"Before the fitted start ({old['note']}; the same rows and seed(s), the old model trained "
+            seeds = ", ".join(str(r["seed"]) for r in old["runs"])
+            lines += ["", f"Before the fitted start ({old['note']}; seed(s) {seeds}, the old model trained "
                       "before the pair stage encoded a repeated row once): recall "
                       f"{g['new_label_recall']:.3f}, precision {old['runs'][0]['new_label']['precision']:.3f}, F1 "
                       f"{g['new_label_f1']:.3f}; kept labels {g['kept_labels_before']:.3f} before and "

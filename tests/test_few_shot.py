@@ -347,7 +347,7 @@ def _weights(run_dir):
 def test_a_seed_soup_keeps_the_average_of_the_runs_refitted_and_resumes_after_a_kill(tmp_path, tiny_backbone):
     from aranews.inference import load_classifier
 
-    metrics = Trainer(_lottery(tmp_path, tiny_backbone, "soup")).train().metrics
+    metrics = Trainer(_lottery(tmp_path, tiny_backbone, "soup", seed_selection="soup")).train().metrics
     run = tmp_path / "soup" / "run"
     lottery = metrics["recipe"]["seeds"]
     assert [r["seed"] for r in lottery["runs"]] == [3, 4] and "soup" in lottery["kept"]
@@ -365,16 +365,18 @@ def test_a_seed_soup_keeps_the_average_of_the_runs_refitted_and_resumes_after_a_
     assert metrics["calibration"]["topic"]["method"] in {"temperature", "bias_corrected", "none"}
 
     # killed after the first epoch of the first seed, then resumed: the same kept model
-    first = Trainer(_lottery(tmp_path, tiny_backbone, "killed")).train(stop_after_epochs=1).metrics
+    first = (
+        Trainer(_lottery(tmp_path, tiny_backbone, "killed", seed_selection="soup")).train(stop_after_epochs=1).metrics
+    )
     assert first["completed"] is False and "seeds" not in (first["recipe"] or {})
-    Trainer(_lottery(tmp_path, tiny_backbone, "killed")).train()
+    Trainer(_lottery(tmp_path, tiny_backbone, "killed", seed_selection="soup")).train()
     resumed = _weights(tmp_path / "killed" / "run")
     for key in kept:
         torch.testing.assert_close(resumed[key], kept[key], rtol=0, atol=0)
 
 
 def test_the_best_seed_is_kept_and_every_seed_starts_from_the_same_weights(tmp_path, tiny_backbone):
-    metrics = Trainer(_lottery(tmp_path, tiny_backbone, "best", seed_selection="best")).train().metrics
+    metrics = Trainer(_lottery(tmp_path, tiny_backbone, "best")).train().metrics  # best is the default
     runs = {r["seed"]: r["dev_score"] for r in metrics["recipe"]["seeds"]["runs"]}
     best = max(runs, key=runs.get)
     run = tmp_path / "best" / "run"

@@ -7,13 +7,14 @@ a finished one is not trained again), every one from the same initial weights (`
 first seed's), so that only the batch order and dropout differ, and then keeps one model
 (``training.seed_selection``):
 
+* ``best`` (the default): the run with the best dev score (``training.selection_metric``). With a dev split of
+  a few rows per label this picks a lucky run as much as a good one, but it only ever keeps one of the runs, so
+  it does no worse than one run alone;
 * ``soup``: the uniform average of the runs' weights (a "model soup", Wortsman et al., 2022): where runs
   fine-tuned from one start stay in one basin of the loss, their average is as good as the better runs, at one
   model's inference cost and with no choice made on dev. Measured here: at 8 rows per label (Mawqif) the soups
   matched the runs (0.436 against 0.433); on the whole Mawqif split the soup fell below every run (0.557 against
-  0.560-0.599; ``BENCHMARKS.md``);
-* ``best``: the run with the best dev score (``training.selection_metric``). With a dev split of a few rows
-  per label this picks a lucky run as much as a good one.
+  0.560-0.599; ``BENCHMARKS.md``). That is why ``best`` is the default.
 
 The kept model is then calibrated, evaluated and described exactly as a single run's
 (:meth:`~aranews.training.trainer.Trainer.finish_combined`); ``metrics.json`` says which seeds ran, each run's
