@@ -8,8 +8,8 @@ first seed's), so that only the batch order and dropout differ, and then keeps o
 (``training.seed_selection``):
 
 * ``best`` (the default): the run with the best dev score (``training.selection_metric``). With a dev split of
-  a few rows per label this picks a lucky run as much as a good one, but it only ever keeps one of the runs, so
-  it does no worse than one run alone;
+  a few rows per label this picks a lucky run as much as a good one, but it only ever keeps one of the runs: at
+  worst the worst of them, where the soup below fell under all of them;
 * ``soup``: the uniform average of the runs' weights (a "model soup", Wortsman et al., 2022): where runs
   fine-tuned from one start stay in one basin of the loss, their average is as good as the better runs, at one
   model's inference cost and with no choice made on dev. Measured here: at 8 rows per label (Mawqif) the soups
