@@ -321,7 +321,7 @@ def main() -> None:
         config = _config(tmp, args)
         result = Trainer(config_from_dict(config)).train()
         seconds = time.perf_counter() - started
-        report = json.loads((result.output_dir / "report" / "report.json").read_text(encoding="utf-8"))
+        report = _report(result)
         test = _evaluate_test(result, tmp, args) if args.test else None
         fusion = _fusion(result, tmp, args) if args.fusion else None
         if args.keep_model:  # e.g. for aranews check-precision on this model
@@ -373,6 +373,11 @@ def main() -> None:
     _print_record(name, record, args, out)
 
 
+def _report(result: Any) -> dict[str, Any]:
+    """The evaluation report a training run wrote on dev."""
+    return json.loads((result.output_dir / "report" / "report.json").read_text(encoding="utf-8"))
+
+
 def _lottery(result: Any, config: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     """The seed lottery's runs (each one's dev score and best epoch) and the dev figures of what was kept; with
     ``--seed-selection both``, the best run too, kept from the same finished runs (nothing trained again)."""
@@ -380,8 +385,7 @@ def _lottery(result: Any, config: dict[str, Any], args: argparse.Namespace) -> d
     from aranews.training.trainer import Trainer
 
     def kept(outcome: Any) -> dict[str, Any]:
-        report = json.loads((outcome.output_dir / "report" / "report.json").read_text(encoding="utf-8"))
-        return {"kept": outcome.metrics["recipe"]["seeds"]["kept"]} | _figures(report["tasks"][args.task])
+        return {"kept": outcome.metrics["recipe"]["seeds"]["kept"]} | _figures(_report(outcome)["tasks"][args.task])
 
     summary = dict(result.metrics["recipe"]["seeds"])
     selections = {config["training"]["seed_selection"]: kept(result)}

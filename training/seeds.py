@@ -25,7 +25,6 @@ removed once it has finished (the optimiser's state is twice the model's size).
 from __future__ import annotations
 
 import copy
-import dataclasses
 import json
 import logging
 import shutil
@@ -57,7 +56,7 @@ def seed_config(config: Any, seed: int) -> Any:
     tcfg = config.training
     sub = copy.deepcopy(config)
     sub.training.seed, sub.training.init_seed, sub.training.seeds = seed, tcfg.seeds[0], None
-    sub.training.seed_selection = next(f.default for f in dataclasses.fields(tcfg) if f.name == "seed_selection")
+    sub.training.seed_selection = type(tcfg).seed_selection  # the dataclass default: one run keeps nothing
     sub.training.output_dir = str(Path(tcfg.output_dir) / "seeds" / f"seed-{seed}")
     sub.training.report = sub.training.baseline = False
     return sub
